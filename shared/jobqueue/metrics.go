@@ -1,0 +1,130 @@
+package jobqueue
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Outcomes of a job attempt, as counted in spool_jobs_processed_total.
+const (
+	OutcomeCompleted  = "completed"
+	OutcomeRetried    = "retried"
+	OutcomeDead       = "dead"
+	OutcomeCancelled  = "cancelled"
+	OutcomeSnoozed    = "snoozed"
+	OutcomeHandedBack = "handed_back"
+)
+
+// Metrics are the queue's Prometheus series. A nil *Metrics records nothing.
+type Metrics struct {
+	polls       *prometheus.CounterVec
+	claimed     prometheus.Histogram
+	processed   *prometheus.CounterVec
+	duration    *prometheus.HistogramVec
+	lag         *prometheus.HistogramVec
+	enqueuedCtr *prometheus.CounterVec
+	running     prometheus.Gauge
+	wakeups     prometheus.Counter
+	rescued     *prometheus.CounterVec
+}
+
+// NewMetrics creates the queue's series and registers them on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		polls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "spool_worker_polls_total",
+			Help: "Claim queries run by this worker, by result: jobs (claimed at least one), empty, error.",
+		}, []string{"result"}),
+		claimed: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "spool_worker_claimed_jobs",
+			Help:    "Jobs claimed per successful claim query.",
+			Buckets: []float64{0, 1, 2, 5, 10, 20, 50, 100, 200},
+		}),
+		processed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "spool_jobs_processed_total",
+			Help: "Job attempts finished by this worker, by type and outcome.",
+		}, []string{"type", "outcome"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "spool_job_duration_seconds",
+			Help:    "Time handlers ran, by job type.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 12),
+		}, []string{"type"}),
+		lag: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "spool_job_lag_seconds",
+			Help:    "Time from a job's run_at to its start, by queue.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 12),
+		}, []string{"queue"}),
+		enqueuedCtr: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "spool_jobs_enqueued_total",
+			Help: "Jobs written to the queue by this process, by type.",
+		}, []string{"type"}),
+		running: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "spool_worker_running_jobs",
+			Help: "Jobs this worker is running now.",
+		}),
+		wakeups: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "spool_worker_notify_wakeups_total",
+			Help: "LISTEN/NOTIFY notifications that woke this worker.",
+		}),
+		rescued: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "spool_jobs_rescued_total",
+			Help: "Running jobs of lost workers returned to the queue by this process's rescuer, by resulting status.",
+		}, []string{"status"}),
+	}
+	reg.MustRegister(m.polls, m.claimed, m.processed, m.duration, m.lag, m.enqueuedCtr, m.running, m.wakeups, m.rescued)
+	for _, r := range []string{"jobs", "empty", "error"} {
+		m.polls.WithLabelValues(r)
+	}
+	return m
+}
+
+func (m *Metrics) enqueued(typ string, n int) {
+	if m != nil {
+		m.enqueuedCtr.WithLabelValues(typ).Add(float64(n))
+	}
+}
+
+func (m *Metrics) poll(claimed int, err error) {
+	if m == nil {
+		return
+	}
+	switch {
+	case err != nil:
+		m.polls.WithLabelValues("error").Inc()
+	case claimed == 0:
+		m.polls.WithLabelValues("empty").Inc()
+	default:
+		m.polls.WithLabelValues("jobs").Inc()
+	}
+	if err == nil {
+		m.claimed.Observe(float64(claimed))
+	}
+}
+
+func (m *Metrics) started(j *Job) {
+	if m != nil {
+		m.running.Inc()
+		if j.StartedAt != nil {
+			m.lag.WithLabelValues(j.Queue).Observe(max(0, j.StartedAt.Sub(j.RunAt).Seconds()))
+		}
+	}
+}
+
+func (m *Metrics) finished(typ, outcome string, seconds float64) {
+	if m != nil {
+		m.running.Dec()
+		m.processed.WithLabelValues(typ, outcome).Inc()
+		m.duration.WithLabelValues(typ).Observe(seconds)
+	}
+}
+
+func (m *Metrics) wakeup() {
+	if m != nil {
+		m.wakeups.Inc()
+	}
+}
+
+func (m *Metrics) rescue(status Status) {
+	if m != nil {
+		m.rescued.WithLabelValues(string(status)).Inc()
+	}
+}

@@ -1,0 +1,130 @@
+package jobqueue
+
+import (
+	"context"
+	"time"
+)
+
+// The worker's queries, in one place. Every write that finishes an attempt is
+// guarded by worker_id and status, so a worker never overwrites a job that
+// was cancelled, rescued or handed to someone else meanwhile.
+
+const claimSQL = `WITH next AS (
+		SELECT id AS next_id FROM spool_jobs
+		WHERE queue = $1 AND status IN ('pending', 'retrying') AND run_at <= now() AND type = ANY($2)
+		ORDER BY priority DESC, run_at, id
+		LIMIT $3
+		FOR UPDATE SKIP LOCKED)
+	UPDATE spool_jobs SET status = 'running', attempts = attempts + 1, worker_id = $4,
+		started_at = now(), lease_until = now() + $5 * interval '1 millisecond'
+	FROM next WHERE id = next.next_id
+	RETURNING ` + jobColumns
+
+func claim(ctx context.Context, db DBTX, queue string, types []string, limit int, workerID string, lease time.Duration) ([]*Job, error) {
+	rows, err := db.Query(ctx, claimSQL, queue, types, limit, workerID, lease.Milliseconds())
+	if err != nil {
+		return nil, interpretError(err)
+	}
+	jobs, err := scanJobs(rows)
+	return jobs, interpretError(err)
+}
+
+func complete(ctx context.Context, db DBTX, id int64, workerID string) (bool, error) {
+	tag, err := db.Exec(ctx, `UPDATE spool_jobs SET status = 'completed', finished_at = now(), lease_until = NULL
+		WHERE id = $1 AND worker_id = $2 AND status = 'running'`, id, workerID)
+	return tag.RowsAffected() == 1, interpretError(err)
+}
+
+// fail records a failed attempt; status is retrying (run again after delay)
+// or dead.
+func fail(ctx context.Context, db DBTX, id int64, workerID string, status Status, delay time.Duration, msg string) (bool, error) {
+	tag, err := db.Exec(ctx, `UPDATE spool_jobs SET status = $3,
+			run_at = CASE WHEN $3 = 'retrying' THEN now() + $4 * interval '1 millisecond' ELSE run_at END,
+			finished_at = CASE WHEN $3 = 'dead' THEN now() END,
+			lease_until = NULL, last_error = $5,
+			errors = errors || jsonb_build_array(jsonb_build_object(
+				'attempt', attempts, 'error', $5::text, 'at', now(), 'worker_id', worker_id))
+		WHERE id = $1 AND worker_id = $2 AND status = 'running'`, id, workerID, string(status), delay.Milliseconds(), msg)
+	return tag.RowsAffected() == 1, interpretError(err)
+}
+
+// snooze puts a job back for later without spending the attempt.
+func snooze(ctx context.Context, db DBTX, id int64, workerID string, after time.Duration) (bool, error) {
+	tag, err := db.Exec(ctx, `UPDATE spool_jobs SET status = 'pending', attempts = attempts - 1,
+			run_at = now() + $3 * interval '1 millisecond', lease_until = NULL
+		WHERE id = $1 AND worker_id = $2 AND status = 'running'`, id, workerID, after.Milliseconds())
+	return tag.RowsAffected() == 1, interpretError(err)
+}
+
+// handBack returns an unfinished job to pending without counting the attempt
+// and wakes other workers, so a shutdown costs the job nothing.
+func handBack(ctx context.Context, db DBTX, id int64, workerID string) (bool, error) {
+	var n int
+	err := db.QueryRow(ctx, `WITH back AS (
+			UPDATE spool_jobs SET status = 'pending', attempts = greatest(attempts - 1, 0),
+				lease_until = NULL, worker_id = NULL, started_at = NULL
+			WHERE id = $1 AND worker_id = $2 AND status = 'running' RETURNING queue)
+		SELECT count(*) FROM back, LATERAL (SELECT pg_notify('spool_jobs', back.queue)) AS n`, id, workerID).Scan(&n)
+	return n == 1, interpretError(err)
+}
+
+// renewLeases extends the leases of the jobs this worker holds and returns
+// the ids it still owns.
+func renewLeases(ctx context.Context, db DBTX, ids []int64, workerID string, lease time.Duration) (map[int64]bool, error) {
+	rows, err := db.Query(ctx, `UPDATE spool_jobs SET lease_until = now() + $3 * interval '1 millisecond'
+		WHERE id = ANY($1) AND worker_id = $2 AND status = 'running' RETURNING id`, ids, workerID, lease.Milliseconds())
+	if err != nil {
+		return nil, interpretError(err)
+	}
+	defer rows.Close()
+	owned := make(map[int64]bool, len(ids))
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		owned[id] = true
+	}
+	return owned, interpretError(rows.Err())
+}
+
+// RescuedJob is a job whose worker's lease ran out.
+type RescuedJob struct {
+	ID       int64
+	Type     string
+	Status   Status
+	WorkerID string
+}
+
+const lostWorkerError = "worker lost: lease expired"
+
+// rescue moves running jobs whose lease expired back to retrying (counting
+// the attempt) or to dead after the last one. SKIP LOCKED makes it safe to
+// run in every replica at once.
+func rescue(ctx context.Context, db DBTX, limit int) ([]RescuedJob, error) {
+	rows, err := db.Query(ctx, `WITH lost AS (
+			SELECT id AS lost_id FROM spool_jobs
+			WHERE status = 'running' AND lease_until < now()
+			ORDER BY lease_until LIMIT $1 FOR UPDATE SKIP LOCKED)
+		UPDATE spool_jobs SET
+			status = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'retrying' END,
+			finished_at = CASE WHEN attempts >= max_attempts THEN now() END,
+			run_at = now(), lease_until = NULL, last_error = $2,
+			errors = errors || jsonb_build_array(jsonb_build_object(
+				'attempt', attempts, 'error', $2::text, 'at', now(), 'worker_id', worker_id))
+		FROM lost WHERE id = lost.lost_id
+		RETURNING id, type, status, coalesce(worker_id, '')`, limit, lostWorkerError)
+	if err != nil {
+		return nil, interpretError(err)
+	}
+	defer rows.Close()
+	var out []RescuedJob
+	for rows.Next() {
+		var r RescuedJob
+		if err := rows.Scan(&r.ID, &r.Type, &r.Status, &r.WorkerID); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, interpretError(rows.Err())
+}

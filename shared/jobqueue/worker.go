@@ -1,0 +1,484 @@
+package jobqueue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Causes a job's context can be cancelled with (context.Cause).
+var (
+	// ErrShutdown: the worker is stopping and the job ran past the shutdown
+	// timeout; it is handed back to the queue.
+	ErrShutdown = errors.New("worker shutting down")
+	// ErrJobTimeout: the job ran past its timeout; it fails and may retry.
+	ErrJobTimeout = errors.New("job timed out")
+	// ErrJobLost: the job is no longer this worker's (cancelled by a user, or
+	// rescued after a missed heartbeat); nothing is written for it.
+	ErrJobLost = errors.New("job no longer held by this worker")
+)
+
+// QueueConfig is one queue a worker serves and how many of its jobs it runs
+// at once.
+type QueueConfig struct {
+	Name        string
+	Concurrency int
+}
+
+// WorkerConfig configures a Worker. Zero durations take the defaults noted.
+type WorkerConfig struct {
+	ID              string        // unique per process; required
+	Queues          []QueueConfig // required
+	PollInterval    time.Duration // 1s: claim even if no notification arrives
+	ShutdownTimeout time.Duration // 25s: how long running jobs may finish after stop
+	LeaseDuration   time.Duration // 30s: a running job's lease, renewed every third of it
+	RescueInterval  time.Duration // 15s: how often to rescue jobs of lost workers; <0 disables
+	JobTimeout      time.Duration // 5m: default handler deadline
+	Backoff         Backoff       // DefaultBackoff
+	MaxClaim        int           // 100: most jobs one claim query takes
+	Logger          *slog.Logger
+	Metrics         *Metrics
+}
+
+func (c *WorkerConfig) setDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.PollInterval, time.Second)
+	def(&c.ShutdownTimeout, 25*time.Second)
+	def(&c.LeaseDuration, 30*time.Second)
+	def(&c.RescueInterval, 15*time.Second)
+	def(&c.JobTimeout, 5*time.Minute)
+	if c.Backoff == (Backoff{}) {
+		c.Backoff = DefaultBackoff
+	}
+	if c.MaxClaim <= 0 {
+		c.MaxClaim = 100
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// abandonGrace is how long a handler whose context was cancelled may take to
+// return before the worker stops waiting for it and frees its slot.
+const abandonGrace = 500 * time.Millisecond
+
+// Worker claims jobs from its queues and runs them.
+type Worker struct {
+	cfg   WorkerConfig
+	pool  *pgxpool.Pool
+	reg   *Registry
+	types []string
+	log   *slog.Logger
+
+	producers map[string]*producer
+
+	mu     sync.Mutex
+	active map[int64]*activeJob
+	jobsWG sync.WaitGroup
+}
+
+type activeJob struct {
+	job    *Job
+	cancel context.CancelCauseFunc
+}
+
+// NewWorker builds a worker; Run starts it.
+func NewWorker(pool *pgxpool.Pool, reg *Registry, cfg WorkerConfig) (*Worker, error) {
+	cfg.setDefaults()
+	if cfg.ID == "" {
+		return nil, errors.New("worker: ID is required")
+	}
+	if len(cfg.Queues) == 0 {
+		return nil, errors.New("worker: at least one queue is required")
+	}
+	w := &Worker{cfg: cfg, pool: pool, reg: reg, types: reg.Types(), producers: map[string]*producer{},
+		active: map[int64]*activeJob{}, log: cfg.Logger.With("worker_id", cfg.ID)}
+	for _, q := range cfg.Queues {
+		if q.Concurrency <= 0 {
+			return nil, fmt.Errorf("worker: queue %q: concurrency must be positive", q.Name)
+		}
+		w.producers[q.Name] = &producer{w: w, queue: q.Name, limit: q.Concurrency,
+			wake: make(chan struct{}, 1), freed: make(chan struct{}, 1)}
+	}
+	return w, nil
+}
+
+// Run works until ctx is cancelled, then shuts down: it stops claiming at
+// once, lets running jobs finish for up to ShutdownTimeout, then cancels them
+// and hands them back to the queue. It returns when no job is held.
+func (w *Worker) Run(ctx context.Context) error {
+	// Jobs and heartbeats must outlive ctx: they end under shutdown's control.
+	jobsCtx, cancelJobs := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer cancelJobs(ErrShutdown)
+	bgCtx, stopBg := context.WithCancel(context.WithoutCancel(ctx))
+	var bg sync.WaitGroup
+	bg.Go(func() { w.heartbeat(bgCtx) })
+
+	var loops sync.WaitGroup
+	loops.Go(func() { w.listen(ctx) })
+	if w.cfg.RescueInterval > 0 {
+		loops.Go(func() { w.rescueLoop(ctx) })
+	}
+	for _, p := range w.producers {
+		loops.Go(func() { p.loop(ctx, jobsCtx) })
+	}
+	w.log.Info("worker started", "queues", w.cfg.Queues, "types", w.types)
+	loops.Wait()
+
+	w.log.Info("worker stopping: no new jobs claimed", "running", w.running(), "shutdown_timeout", w.cfg.ShutdownTimeout)
+	if !w.waitIdle(w.cfg.ShutdownTimeout) {
+		w.log.Warn("shutdown timeout reached: cancelling running jobs and handing them back", "running", w.running())
+		cancelJobs(ErrShutdown)
+	}
+	w.jobsWG.Wait()
+	stopBg()
+	bg.Wait()
+	w.log.Info("worker stopped")
+	return nil
+}
+
+func (w *Worker) running() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.active)
+}
+
+// waitIdle waits until no job runs or d passes; it reports whether idle.
+func (w *Worker) waitIdle(d time.Duration) bool {
+	done := make(chan struct{})
+	go func() { w.jobsWG.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}
+
+// producer claims jobs of one queue into its free slots.
+type producer struct {
+	w     *Worker
+	queue string
+	limit int
+	wake  chan struct{} // a notification or reconnect: new work may be due
+	freed chan struct{} // a slot became free
+
+	mu   sync.Mutex
+	busy int
+}
+
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+func (p *producer) free() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.limit - p.busy
+}
+
+func (p *producer) loop(ctx, jobsCtx context.Context) {
+	tick := time.NewTicker(p.w.cfg.PollInterval)
+	defer tick.Stop()
+	more := true // something may be due; after an empty claim, only a signal says so
+	for ctx.Err() == nil {
+		if free := p.free(); more && free > 0 {
+			n, err := p.claimInto(ctx, jobsCtx, min(free, p.w.cfg.MaxClaim))
+			more = err == nil && n == min(free, p.w.cfg.MaxClaim)
+			if more {
+				continue
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-p.wake:
+			more = true
+		case <-tick.C:
+			more = true
+		case <-p.freed:
+		}
+	}
+}
+
+func (p *producer) claimInto(ctx, jobsCtx context.Context, n int) (int, error) {
+	w := p.w
+	jobs, err := claim(ctx, w.pool, p.queue, w.types, n, w.cfg.ID, w.cfg.LeaseDuration)
+	w.cfg.Metrics.poll(len(jobs), err)
+	if err != nil {
+		if ctx.Err() == nil {
+			w.log.Warn("claim failed", "queue", p.queue, "error", err)
+		}
+		return 0, err
+	}
+	for _, job := range jobs {
+		p.mu.Lock()
+		p.busy++
+		p.mu.Unlock()
+		w.start(jobsCtx, p, job)
+	}
+	return len(jobs), nil
+}
+
+func (p *producer) release() {
+	p.mu.Lock()
+	p.busy--
+	p.mu.Unlock()
+	signal(p.freed)
+}
+
+func (w *Worker) start(jobsCtx context.Context, p *producer, job *Job) {
+	h := w.reg.handlers[job.Type] // claim only takes registered types
+	timeout := w.cfg.JobTimeout
+	if h.opts.Timeout > 0 {
+		timeout = h.opts.Timeout
+	}
+	if job.Timeout != nil {
+		timeout = time.Duration(*job.Timeout)
+	}
+	ctx, cancel := context.WithCancelCause(jobsCtx)
+	w.mu.Lock()
+	w.active[job.ID] = &activeJob{job: job, cancel: cancel}
+	w.mu.Unlock()
+	w.cfg.Metrics.started(job)
+	w.jobsWG.Go(func() {
+		defer p.release()
+		defer w.forget(job.ID)
+		defer cancel(nil)
+		w.execute(ctx, h, job, timeout)
+	})
+}
+
+func (w *Worker) forget(id int64) {
+	w.mu.Lock()
+	delete(w.active, id)
+	w.mu.Unlock()
+}
+
+// execute runs one attempt and records its outcome.
+func (w *Worker) execute(ctx context.Context, h handler, job *Job, timeout time.Duration) {
+	log := w.log.With("job_id", job.ID, "type", job.Type, "queue", job.Queue, "attempt", job.Attempts)
+	log.Debug("job started")
+	ctx, cancel := context.WithTimeoutCause(ctx, timeout, ErrJobTimeout)
+	defer cancel()
+	begin := time.Now()
+	err := callHandler(ctx, h.fn, job)
+	elapsed := time.Since(begin)
+	backoff := w.cfg.Backoff
+	if h.opts.Backoff != nil {
+		backoff = *h.opts.Backoff
+	}
+	outcome := w.record(ctx, job, err, context.Cause(ctx), backoff, log)
+	w.cfg.Metrics.finished(job.Type, outcome, elapsed.Seconds())
+}
+
+// callHandler runs fn, turning a panic into an error, and stops waiting
+// abandonGrace after ctx ends: a handler that ignores its context keeps its
+// goroutine (Go cannot kill it) but no longer holds the slot or the job.
+func callHandler(ctx context.Context, fn HandlerFunc, job *Job) error {
+	done := make(chan error, 1)
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				done <- fmt.Errorf("handler panic: %v\n%s", r, debug.Stack())
+			}
+		}()
+		done <- fn(ctx, job)
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(abandonGrace):
+		return fmt.Errorf("handler did not return %s after its context ended: %w", abandonGrace, context.Cause(ctx))
+	}
+}
+
+// record writes an attempt's outcome and returns it for metrics.
+func (w *Worker) record(ctx context.Context, job *Job, err, cause error, backoff Backoff, log *slog.Logger) string {
+	wctx := context.WithoutCancel(ctx)
+	var snz *snoozeError
+	switch {
+	case err == nil:
+		w.write(wctx, log, "complete", func(ctx context.Context) (bool, error) { return complete(ctx, w.pool, job.ID, w.cfg.ID) })
+		log.Debug("job completed")
+		return OutcomeCompleted
+	case errors.Is(cause, ErrJobLost):
+		log.Info("job was taken away while running (cancelled or rescued); outcome discarded")
+		return OutcomeCancelled
+	case errors.Is(cause, ErrShutdown):
+		w.write(wctx, log, "hand back", func(ctx context.Context) (bool, error) { return handBack(ctx, w.pool, job.ID, w.cfg.ID) })
+		log.Info("job handed back on shutdown")
+		return OutcomeHandedBack
+	case errors.As(err, &snz):
+		w.write(wctx, log, "snooze", func(ctx context.Context) (bool, error) { return snooze(ctx, w.pool, job.ID, w.cfg.ID, snz.after) })
+		log.Info("job snoozed", "for", snz.after)
+		return OutcomeSnoozed
+	}
+	if errors.Is(cause, ErrJobTimeout) && !errors.Is(err, ErrJobTimeout) {
+		err = fmt.Errorf("%w: %w", ErrJobTimeout, err)
+	}
+	var perm *permanentError
+	status, delay := StatusRetrying, backoff.Delay(job.Attempts)
+	if errors.As(err, &perm) || job.Attempts >= job.MaxAttempts {
+		status, delay = StatusDead, 0
+	}
+	msg := err.Error()
+	w.write(wctx, log, "fail", func(ctx context.Context) (bool, error) {
+		return fail(ctx, w.pool, job.ID, w.cfg.ID, status, delay, msg)
+	})
+	if status == StatusDead {
+		log.Error("job dead", "error", msg, "max_attempts", job.MaxAttempts)
+		return OutcomeDead
+	}
+	log.Warn("job failed, will retry", "error", msg, "retry_in", delay)
+	return OutcomeRetried
+}
+
+// write retries an outcome write through a database outage for up to one
+// lease: after that the lease has run out and the rescuer owns the job.
+func (w *Worker) write(ctx context.Context, log *slog.Logger, what string, fn func(context.Context) (bool, error)) {
+	deadline := time.Now().Add(w.cfg.LeaseDuration)
+	pause := 50 * time.Millisecond
+	for {
+		ok, err := fn(ctx)
+		if err == nil {
+			if !ok {
+				log.Info("outcome not written: job no longer held by this worker", "write", what)
+			}
+			return
+		}
+		if !errors.Is(err, ErrUnavailable) || time.Now().After(deadline) {
+			log.Error("outcome not written; the job will be rescued when its lease expires", "write", what, "error", err)
+			return
+		}
+		time.Sleep(pause)
+		pause = min(pause*2, 2*time.Second)
+	}
+}
+
+// heartbeat renews the leases of held jobs and cancels those the worker no
+// longer owns.
+func (w *Worker) heartbeat(ctx context.Context) {
+	tick := time.NewTicker(w.cfg.LeaseDuration / 3)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		w.mu.Lock()
+		ids := make([]int64, 0, len(w.active))
+		for id := range w.active {
+			ids = append(ids, id)
+		}
+		w.mu.Unlock()
+		if len(ids) == 0 {
+			continue
+		}
+		owned, err := renewLeases(ctx, w.pool, ids, w.cfg.ID, w.cfg.LeaseDuration)
+		if err != nil {
+			w.log.Warn("lease renewal failed", "error", err)
+			continue
+		}
+		w.mu.Lock()
+		for _, id := range ids {
+			if a, ok := w.active[id]; ok && !owned[id] {
+				a.cancel(ErrJobLost)
+			}
+		}
+		w.mu.Unlock()
+	}
+}
+
+// rescueLoop returns jobs of crashed workers to the queue.
+func (w *Worker) rescueLoop(ctx context.Context) {
+	tick := time.NewTicker(w.cfg.RescueInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		jobs, err := rescue(ctx, w.pool, 1000)
+		if err != nil {
+			if ctx.Err() == nil {
+				w.log.Warn("rescue failed", "error", err)
+			}
+			continue
+		}
+		for _, j := range jobs {
+			w.cfg.Metrics.rescue(j.Status)
+			w.log.Warn("rescued job of lost worker", "job_id", j.ID, "type", j.Type, "lost_worker_id", j.WorkerID, "status", j.Status)
+		}
+		if len(jobs) > 0 {
+			w.wakeAll()
+		}
+	}
+}
+
+func (w *Worker) wakeAll() {
+	for _, p := range w.producers {
+		signal(p.wake)
+	}
+}
+
+// listen wakes producers on insert notifications, on a connection of its own
+// (LISTEN needs a session; PgBouncer must be in session mode for it). Lost
+// notifications cost at most one poll interval.
+func (w *Worker) listen(ctx context.Context) {
+	pause := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		err := w.listenOnce(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		w.log.Warn("notification listener lost its connection; retrying", "error", err, "in", pause)
+		select {
+		case <-ctx.Done():
+		case <-time.After(pause):
+		}
+		pause = min(pause*2, 5*time.Second)
+	}
+}
+
+func (w *Worker) listenOnce(ctx context.Context) error {
+	conn, err := pgx.ConnectConfig(ctx, w.pool.Config().ConnConfig.Copy())
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, `LISTEN spool_jobs`); err != nil {
+		return err
+	}
+	w.wakeAll() // anything inserted while we were not listening
+	for {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		if p, ok := w.producers[n.Payload]; ok {
+			w.cfg.Metrics.wakeup()
+			signal(p.wake)
+		}
+	}
+}

@@ -1,0 +1,170 @@
+// Package jobs holds one payload struct per job type, with its stable type
+// name. The worker's handlers receive these; the API validates enqueue
+// requests against them, so a typo fails at enqueue, not in a worker later.
+package jobs
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/mail"
+	"sort"
+	"strings"
+)
+
+// Payload is a job type's arguments.
+type Payload interface {
+	// Kind is the stable type name stored in the queue.
+	Kind() string
+	// Validate reports what is wrong with a decoded payload.
+	Validate() error
+}
+
+// Noop does nothing; for smoke tests and benchmarks.
+type Noop struct {
+	Seq int64 `json:"seq,omitempty"`
+}
+
+// Sleep waits Ms milliseconds (or until cancelled); for tests of timeouts
+// and shutdown.
+type Sleep struct {
+	Ms int `json:"ms"`
+}
+
+// Fail always fails with Message; for tests of retries and dead jobs.
+type Fail struct {
+	Message string `json:"message"`
+}
+
+// SendEmail sends one email through the (simulated) mail service.
+type SendEmail struct {
+	To      string `json:"to"`
+	Subject string `json:"subject"`
+	Body    string `json:"body"`
+}
+
+// GenerateInvoice renders an invoice for an order (simulated).
+type GenerateInvoice struct {
+	OrderID     int64 `json:"order_id"`
+	AmountCents int64 `json:"amount_cents"`
+}
+
+// SyncInventory pushes a stock change for one SKU to the (simulated)
+// inventory system.
+type SyncInventory struct {
+	SKU   string `json:"sku"`
+	Delta int    `json:"delta"`
+}
+
+func (Noop) Kind() string            { return "noop" }
+func (Sleep) Kind() string           { return "sleep" }
+func (Fail) Kind() string            { return "fail" }
+func (SendEmail) Kind() string       { return "send_email" }
+func (GenerateInvoice) Kind() string { return "generate_invoice" }
+func (SyncInventory) Kind() string   { return "sync_inventory" }
+
+// MaxSleepMs bounds a sleep job to one hour.
+const MaxSleepMs = 3_600_000
+
+func (Noop) Validate() error { return nil }
+
+func (s Sleep) Validate() error {
+	if s.Ms < 0 || s.Ms > MaxSleepMs {
+		return fmt.Errorf("ms must be between 0 and %d", MaxSleepMs)
+	}
+	return nil
+}
+
+func (Fail) Validate() error { return nil }
+
+func (e SendEmail) Validate() error {
+	if _, err := mail.ParseAddress(e.To); err != nil {
+		return fmt.Errorf("to: not an email address")
+	}
+	if strings.TrimSpace(e.Subject) == "" {
+		return errors.New("subject is required")
+	}
+	return nil
+}
+
+func (g GenerateInvoice) Validate() error {
+	if g.OrderID <= 0 {
+		return errors.New("order_id must be positive")
+	}
+	if g.AmountCents < 0 {
+		return errors.New("amount_cents must not be negative")
+	}
+	return nil
+}
+
+func (s SyncInventory) Validate() error {
+	if strings.TrimSpace(s.SKU) == "" {
+		return errors.New("sku is required")
+	}
+	return nil
+}
+
+// Diagnostic types exist for tests and benchmarks and can be switched off.
+var Diagnostic = map[string]bool{"noop": true, "sleep": true, "fail": true}
+
+type decoder func(json.RawMessage) (json.RawMessage, error)
+
+var known = map[string]decoder{}
+
+func register[T Payload]() {
+	var zero T
+	known[zero.Kind()] = func(raw json.RawMessage) (json.RawMessage, error) {
+		var p T
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&p); err != nil {
+			return nil, fmt.Errorf("payload does not match %s: %s", zero.Kind(), strings.TrimPrefix(err.Error(), "json: "))
+		}
+		if dec.More() {
+			return nil, errors.New("payload has trailing data")
+		}
+		if err := p.Validate(); err != nil {
+			return nil, fmt.Errorf("payload of %s: %w", zero.Kind(), err)
+		}
+		return json.Marshal(p)
+	}
+}
+
+func init() {
+	register[Noop]()
+	register[Sleep]()
+	register[Fail]()
+	register[SendEmail]()
+	register[GenerateInvoice]()
+	register[SyncInventory]()
+}
+
+// ErrUnknownType is returned for a type no handler exists for.
+var ErrUnknownType = errors.New("unknown job type")
+
+// Types lists the known job types, sorted.
+func Types() []string {
+	out := make([]string, 0, len(known))
+	for t := range known {
+		out = append(out, t)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Known reports whether typ is a job type.
+func Known(typ string) bool { _, ok := known[typ]; return ok }
+
+// Normalize decodes raw strictly into typ's payload struct, validates it and
+// returns its canonical encoding. An absent payload is an empty object.
+func Normalize(typ string, raw json.RawMessage) (json.RawMessage, error) {
+	dec, ok := known[typ]
+	if !ok {
+		return nil, fmt.Errorf("%w %q", ErrUnknownType, typ)
+	}
+	if len(bytes.TrimSpace(raw)) == 0 || bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
+		raw = json.RawMessage(`{}`)
+	}
+	return dec(raw)
+}
