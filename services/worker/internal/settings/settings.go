@@ -1,0 +1,103 @@
+// Package settings reads the worker's configuration from the environment.
+package settings
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spoolq/spool/shared/config"
+	"github.com/spoolq/spool/shared/jobqueue"
+)
+
+// Worker is the worker service's configuration.
+type Worker struct {
+	config.Common
+	WorkerID         string        `envconfig:"WORKER_ID" desc:"unique name of this process in the queue (default: hostname plus a random suffix)"`
+	Concurrency      int           `envconfig:"CONCURRENCY" default:"10" desc:"jobs run at once when SPOOL_QUEUES names no concurrency"`
+	Queues           string        `envconfig:"QUEUES" default:"default" desc:"queues to serve, each with its own concurrency: default:10,emails:5"`
+	PollInterval     time.Duration `envconfig:"POLL_INTERVAL" default:"1s" desc:"claim this often even without a notification"`
+	ShutdownTimeout  time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"25s" desc:"after SIGTERM, how long running jobs may finish before they are cancelled and handed back"`
+	LeaseDuration    time.Duration `envconfig:"LEASE_DURATION" default:"30s" desc:"lease on a running job, renewed every third of it; a crashed worker's jobs are rescued after it runs out"`
+	RescueInterval   time.Duration `envconfig:"RESCUE_INTERVAL" default:"15s" desc:"how often to return jobs with expired leases to the queue"`
+	JobTimeout       time.Duration `envconfig:"JOB_TIMEOUT" default:"5m" desc:"default handler deadline (per type and per job overrides win)"`
+	BackoffBase      time.Duration `envconfig:"BACKOFF_BASE" default:"1s" desc:"first retry delay ceiling; doubles per attempt"`
+	BackoffMax       time.Duration `envconfig:"BACKOFF_MAX" default:"1h" desc:"largest retry delay"`
+	DiagnosticJobs   bool          `envconfig:"DIAGNOSTIC_JOBS" default:"true" desc:"run the noop, sleep and fail job types"`
+	SimLatency       time.Duration `envconfig:"SIM_LATENCY" default:"20ms" desc:"latency of the simulated email, invoice and inventory services"`
+	SimEmailFailure  float64       `envconfig:"SIM_EMAIL_FAILURE_RATE" default:"0.1" desc:"share of send_email attempts that fail (0..1)"`
+	SimInvoiceFail   float64       `envconfig:"SIM_INVOICE_FAILURE_RATE" default:"0" desc:"share of generate_invoice attempts that fail (0..1)"`
+	SimInventoryFail float64       `envconfig:"SIM_INVENTORY_FAILURE_RATE" default:"0" desc:"share of sync_inventory attempts that fail (0..1)"`
+}
+
+// Load reads and checks the configuration; see config.Load for -h.
+func Load(args []string, out io.Writer) (*Worker, []jobqueue.QueueConfig, error) {
+	var c Worker
+	if err := config.Load(&c, args, out); err != nil {
+		return nil, nil, err
+	}
+	if c.WorkerID == "" {
+		host, _ := os.Hostname()
+		c.WorkerID = fmt.Sprintf("%s-%d", host, time.Now().UnixNano()%1_000_000)
+	}
+	queues, err := ParseQueues(c.Queues, c.Concurrency)
+	if err != nil {
+		return nil, nil, fmt.Errorf("configuration: SPOOL_QUEUES: %w", err)
+	}
+	return &c, queues, c.check()
+}
+
+func (c *Worker) check() error {
+	var errs []error
+	positive := map[string]time.Duration{"SPOOL_POLL_INTERVAL": c.PollInterval, "SPOOL_SHUTDOWN_TIMEOUT": c.ShutdownTimeout,
+		"SPOOL_LEASE_DURATION": c.LeaseDuration, "SPOOL_JOB_TIMEOUT": c.JobTimeout, "SPOOL_BACKOFF_BASE": c.BackoffBase, "SPOOL_BACKOFF_MAX": c.BackoffMax}
+	for name, d := range positive {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("configuration: %s must be positive", name))
+		}
+	}
+	rates := map[string]float64{"SPOOL_SIM_EMAIL_FAILURE_RATE": c.SimEmailFailure, "SPOOL_SIM_INVOICE_FAILURE_RATE": c.SimInvoiceFail,
+		"SPOOL_SIM_INVENTORY_FAILURE_RATE": c.SimInventoryFail}
+	for name, r := range rates {
+		if r < 0 || r > 1 {
+			errs = append(errs, fmt.Errorf("configuration: %s must be between 0 and 1", name))
+		}
+	}
+	if c.Concurrency <= 0 {
+		errs = append(errs, errors.New("configuration: SPOOL_CONCURRENCY must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+var queueName = regexp.MustCompile(`^[a-z0-9_.-]{1,64}$`)
+
+// ParseQueues reads "default:10,emails:5"; a queue without ":n" gets def.
+func ParseQueues(s string, def int) ([]jobqueue.QueueConfig, error) {
+	var out []jobqueue.QueueConfig
+	seen := map[string]bool{}
+	for part := range strings.SplitSeq(s, ",") {
+		name, n, hasN := strings.Cut(strings.TrimSpace(part), ":")
+		q := jobqueue.QueueConfig{Name: name, Concurrency: def}
+		if hasN {
+			v, err := strconv.Atoi(n)
+			if err != nil || v <= 0 {
+				return nil, fmt.Errorf("queue %q: concurrency %q is not a positive number", name, n)
+			}
+			q.Concurrency = v
+		}
+		if !queueName.MatchString(name) {
+			return nil, fmt.Errorf("queue name %q: use 1-64 of a-z 0-9 _ . -", name)
+		}
+		if seen[name] {
+			return nil, fmt.Errorf("queue %q listed twice", name)
+		}
+		seen[name] = true
+		out = append(out, q)
+	}
+	return out, nil
+}

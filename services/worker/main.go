@@ -1,0 +1,86 @@
+// Command spool-worker claims jobs from the Spool queue and runs them.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spoolq/spool/services/worker/internal/handlers"
+	"github.com/spoolq/spool/services/worker/internal/settings"
+	"github.com/spoolq/spool/shared/config"
+	"github.com/spoolq/spool/shared/jobqueue"
+	"github.com/spoolq/spool/shared/postgres"
+	"github.com/spoolq/spool/shared/telemetry"
+)
+
+func main() {
+	if err := run(); err != nil {
+		if errors.Is(err, config.ErrHelp) {
+			return
+		}
+		fmt.Fprintln(os.Stderr, "spool-worker:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	cfg, queues, err := settings.Load(os.Args[1:], os.Stdout)
+	if err != nil {
+		return err
+	}
+	log, err := telemetry.NewLogger(os.Stdout, cfg.LogFormat, cfg.LogLevel)
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	log = log.With("service", "worker")
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	pool, err := postgres.Connect(ctx, cfg.DatabaseURL, &postgres.PoolOpts{MaxConns: cfg.DBMaxConns, AppName: "spool-worker"})
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := postgres.WaitForSchema(ctx, pool, log); err != nil {
+		return err
+	}
+
+	reg := telemetry.NewRegistry("worker")
+	metrics := jobqueue.NewMetrics(reg)
+	handlerReg := jobqueue.NewRegistry()
+	handlers.Register(handlerReg, handlers.Options{
+		Diagnostic: cfg.DiagnosticJobs, Latency: cfg.SimLatency, Logger: log,
+		EmailFailure: cfg.SimEmailFailure, InvoiceFailure: cfg.SimInvoiceFail, InventoryFailure: cfg.SimInventoryFail,
+	})
+	worker, err := jobqueue.NewWorker(pool, handlerReg, jobqueue.WorkerConfig{
+		ID: cfg.WorkerID, Queues: queues, PollInterval: cfg.PollInterval, ShutdownTimeout: cfg.ShutdownTimeout,
+		LeaseDuration: cfg.LeaseDuration, RescueInterval: cfg.RescueInterval, JobTimeout: cfg.JobTimeout,
+		Backoff: jobqueue.Backoff{Base: cfg.BackoffBase, Max: cfg.BackoffMax}, Logger: log, Metrics: metrics,
+	})
+	if err != nil {
+		return err
+	}
+
+	adminCtx, stopAdmin := context.WithCancel(context.WithoutCancel(ctx))
+	adminErr := make(chan error, 1)
+	go func() {
+		adminErr <- telemetry.Serve(adminCtx, cfg.AdminAddr, telemetry.AdminHandler(reg, func(ctx context.Context) error {
+			return postgres.CheckSchema(ctx, pool)
+		}), 2*time.Second)
+	}()
+	log.Info("spool-worker starting", "version", telemetry.Version, "worker_id", cfg.WorkerID, "admin_addr", cfg.AdminAddr)
+
+	runErr := worker.Run(ctx)
+	stopAdmin()
+	if err := <-adminErr; err != nil {
+		log.Error("admin listener", "error", err)
+	}
+	log.Info("spool-worker exiting", slog.Bool("clean", runErr == nil))
+	return runErr
+}
