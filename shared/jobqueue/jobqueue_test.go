@@ -1,0 +1,342 @@
+package jobqueue
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/spoolq/spool/shared/pgtest"
+)
+
+type bundle struct {
+	db     *pgtest.DB
+	client *Client
+}
+
+func setup(t *testing.T) *bundle {
+	t.Helper()
+	t.Parallel()
+	db := pgtest.New(t)
+	return &bundle{db: db, client: NewClient(db.Pool, nil)}
+}
+
+// runWorker starts an in-process worker and stops it at cleanup.
+func (b *bundle) runWorker(t testing.TB, reg *Registry, cfg WorkerConfig) {
+	t.Helper()
+	if cfg.ID == "" {
+		cfg.ID = "test-worker"
+	}
+	if cfg.Queues == nil {
+		cfg.Queues = []QueueConfig{{Name: DefaultQueue, Concurrency: 4}}
+	}
+	if cfg.PollInterval == 0 {
+		cfg.PollInterval = 100 * time.Millisecond
+	}
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	w, err := NewWorker(b.db.Pool, reg, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = w.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+func (b *bundle) waitStatus(t *testing.T, id int64, want Status) *Job {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		j, err := b.client.Get(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j.Status == want {
+			return j
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job %d is %s, want %s", id, j.Status, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestEnqueueTxIsVisibleOnlyAfterCommit(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	ran := make(chan int64, 4)
+	reg := NewRegistry()
+	reg.Handle("tx_job", func(_ context.Context, j *Job) error { ran <- j.ID; return nil }, nil)
+	b.runWorker(t, reg, WorkerConfig{PollInterval: time.Hour}) // only a notification can wake it
+
+	tx, err := b.db.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.client.EnqueueTx(ctx, tx, EnqueueParams{Type: "tx_job"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := b.db.Pool.QueryRow(ctx, `SELECT count(*) FROM spool_jobs`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("after rollback: %d jobs (err %v), want 0", n, err)
+	}
+
+	var committed int64
+	err = pgx.BeginFunc(ctx, b.db.Pool, func(tx pgx.Tx) error {
+		res, err := b.client.EnqueueTx(ctx, tx, EnqueueParams{Type: "tx_job"})
+		committed = res.Job.ID
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case id := <-ran:
+		if id != committed {
+			t.Fatalf("worker ran job %d, want %d", id, committed)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("committed job not picked up (the insert notification did not wake the worker)")
+	}
+	b.waitStatus(t, committed, StatusCompleted)
+}
+
+func TestClaimOrdersByPriorityThenRunAtThenID(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	past := time.Now().Add(-time.Minute)
+	var want []int64
+	for _, p := range []EnqueueParams{
+		{Type: "t", Priority: 0},
+		{Type: "t", Priority: 5},
+		{Type: "t", Priority: 5, RunAt: past},
+		{Type: "t", Priority: -1},
+		{Type: "t", Priority: 0},
+		{Type: "t", Priority: 9, RunAt: time.Now().Add(time.Hour)}, // not due
+	} {
+		res, err := b.client.Enqueue(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, res.Job.ID)
+	}
+	jobs, err := claim(ctx, b.db.Pool, DefaultQueue, []string{"t"}, 10, "w", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	order := []int64{want[2], want[1], want[0], want[4], want[3]}
+	if len(jobs) != len(order) {
+		t.Fatalf("claimed %d jobs, want %d (the future job must not be claimed)", len(jobs), len(order))
+	}
+	for i, j := range jobs {
+		if j.ID != order[i] || j.Status != StatusRunning || j.Attempts != 1 || j.LeaseUntil == nil {
+			t.Errorf("claim[%d] = id %d %s attempt %d, want id %d running attempt 1 with a lease", i, j.ID, j.Status, j.Attempts, order[i])
+		}
+	}
+}
+
+func TestClaimSkipsUnregisteredTypesAndOtherQueues(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	for _, p := range []EnqueueParams{{Type: "other"}, {Type: "t", Queue: "emails"}} {
+		if _, err := b.client.Enqueue(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	jobs, err := claim(ctx, b.db.Pool, DefaultQueue, []string{"t"}, 10, "w", time.Minute)
+	if err != nil || len(jobs) != 0 {
+		t.Fatalf("claimed %d jobs (err %v), want none", len(jobs), err)
+	}
+}
+
+func TestBackoffStaysWithinDocumentedBounds(t *testing.T) {
+	t.Parallel()
+	b := Backoff{Base: time.Second, Max: 10 * time.Second}
+	for _, tc := range []struct {
+		retry   int
+		ceiling time.Duration
+	}{{1, time.Second}, {2, 2 * time.Second}, {3, 4 * time.Second}, {4, 8 * time.Second}, {5, 10 * time.Second}, {40, 10 * time.Second}} {
+		if got := b.Ceiling(tc.retry); got != tc.ceiling {
+			t.Errorf("Ceiling(%d) = %s, want %s", tc.retry, got, tc.ceiling)
+		}
+		for range 200 {
+			if d := b.Delay(tc.retry); d < tc.ceiling/2 || d > tc.ceiling {
+				t.Fatalf("Delay(%d) = %s, want within [%s, %s]", tc.retry, d, tc.ceiling/2, tc.ceiling)
+			}
+		}
+	}
+}
+
+func TestTimeoutFailsJobEvenIfHandlerIgnoresContext(t *testing.T) {
+	b := setup(t)
+	release := make(chan struct{})
+	defer close(release)
+	reg := NewRegistry()
+	reg.Handle("stuck", func(context.Context, *Job) error { <-release; return nil }, &HandlerOpts{Timeout: 100 * time.Millisecond})
+	reg.Handle("quick", func(context.Context, *Job) error { return nil }, nil)
+	b.runWorker(t, reg, WorkerConfig{Queues: []QueueConfig{{Name: DefaultQueue, Concurrency: 1}}})
+
+	res, err := b.client.Enqueue(context.Background(), EnqueueParams{Type: "stuck", MaxAttempts: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := b.waitStatus(t, res.Job.ID, StatusDead)
+	if len(dead.Errors) != 1 || !strings.Contains(dead.Errors[0].Error, "job timed out") {
+		t.Fatalf("errors = %+v, want one timeout error", dead.Errors)
+	}
+	// The single slot must be free again although the handler never returned.
+	quick, err := b.client.Enqueue(context.Background(), EnqueueParams{Type: "quick"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.waitStatus(t, quick.Job.ID, StatusCompleted)
+}
+
+func TestCancelStopsRunningJobThroughHeartbeat(t *testing.T) {
+	b := setup(t)
+	cause := make(chan error, 1)
+	reg := NewRegistry()
+	reg.Handle("long", func(ctx context.Context, _ *Job) error {
+		<-ctx.Done()
+		cause <- context.Cause(ctx)
+		return ctx.Err()
+	}, nil)
+	b.runWorker(t, reg, WorkerConfig{LeaseDuration: 300 * time.Millisecond})
+	res, err := b.client.Enqueue(context.Background(), EnqueueParams{Type: "long"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.waitStatus(t, res.Job.ID, StatusRunning)
+	if _, err := b.client.Cancel(context.Background(), res.Job.ID); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-cause:
+		if !errors.Is(err, ErrJobLost) {
+			t.Fatalf("handler context cause = %v, want ErrJobLost", err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("cancelled job's handler was not stopped")
+	}
+	if j := b.waitStatus(t, res.Job.ID, StatusCancelled); j.LastError != nil {
+		t.Fatalf("cancelled job got an error written: %v", *j.LastError)
+	}
+}
+
+func TestRescueReturnsJobsWithExpiredLeases(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	for _, attempts := range []int{3, 1} {
+		if _, err := b.client.Enqueue(ctx, EnqueueParams{Type: "t", MaxAttempts: attempts}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	claimed, err := claim(ctx, b.db.Pool, DefaultQueue, []string{"t"}, 10, "crashed", time.Millisecond)
+	if err != nil || len(claimed) != 2 {
+		t.Fatalf("claimed %d (err %v), want 2", len(claimed), err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	rescued, err := rescue(ctx, b.db.Pool, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[int64]Status{}
+	for _, r := range rescued {
+		got[r.ID] = r.Status
+		if r.WorkerID != "crashed" {
+			t.Errorf("rescued job %d lost worker = %q, want crashed", r.ID, r.WorkerID)
+		}
+	}
+	want := map[int64]Status{claimed[0].ID: StatusRetrying, claimed[1].ID: StatusDead}
+	for id, st := range want {
+		if got[id] != st {
+			t.Errorf("job %d rescued as %q, want %q", id, got[id], st)
+		}
+		j, _ := b.client.Get(ctx, id)
+		if len(j.Errors) != 1 || j.Errors[0].Error != lostWorkerError || j.Errors[0].WorkerID != "crashed" {
+			t.Errorf("job %d history = %+v, want one worker-lost entry", id, j.Errors)
+		}
+	}
+	again, err := rescue(ctx, b.db.Pool, 10)
+	if err != nil || len(again) != 0 {
+		t.Fatalf("second rescue returned %d jobs (err %v), want 0", len(again), err)
+	}
+}
+
+func TestSnoozeDoesNotSpendAnAttempt(t *testing.T) {
+	b := setup(t)
+	var mu sync.Mutex
+	calls := 0
+	reg := NewRegistry()
+	reg.Handle("snoozy", func(context.Context, *Job) error {
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		if calls < 3 {
+			return Snooze(50 * time.Millisecond)
+		}
+		return nil
+	}, nil)
+	b.runWorker(t, reg, WorkerConfig{})
+	res, err := b.client.Enqueue(context.Background(), EnqueueParams{Type: "snoozy", MaxAttempts: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := b.waitStatus(t, res.Job.ID, StatusCompleted)
+	if j.Attempts != 1 || len(j.Errors) != 0 {
+		t.Fatalf("attempts = %d, errors = %d; want 1 and 0 after two snoozes", j.Attempts, len(j.Errors))
+	}
+}
+
+func TestPermanentErrorGoesStraightToDead(t *testing.T) {
+	b := setup(t)
+	reg := NewRegistry()
+	reg.Handle("declined", func(context.Context, *Job) error { return Permanent(errors.New("card declined")) }, nil)
+	b.runWorker(t, reg, WorkerConfig{})
+	res, err := b.client.Enqueue(context.Background(), EnqueueParams{Type: "declined", MaxAttempts: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j := b.waitStatus(t, res.Job.ID, StatusDead); j.Attempts != 1 {
+		t.Fatalf("attempts = %d, want 1", j.Attempts)
+	}
+}
+
+func TestBatchEnqueueMapsResultsToInputOrder(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	first, err := b.client.Enqueue(ctx, EnqueueParams{Type: "t", IdempotencyKey: "k-old"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := b.client.EnqueueMany(ctx, []EnqueueParams{
+		{Type: "a"}, {Type: "b", IdempotencyKey: "k-old"}, {Type: "c", IdempotencyKey: "k-new"}, {Type: "d"}, {Type: "e", IdempotencyKey: "k-new"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantDup := []bool{false, true, false, false, true}
+	for i, r := range res {
+		if r.Duplicate != wantDup[i] {
+			t.Errorf("result %d duplicate = %v, want %v", i, r.Duplicate, wantDup[i])
+		}
+	}
+	if res[1].Job.ID != first.Job.ID || res[4].Job.ID != res[2].Job.ID {
+		t.Errorf("duplicates point at %d and %d, want %d and %d", res[1].Job.ID, res[4].Job.ID, first.Job.ID, res[2].Job.ID)
+	}
+	for i, typ := range map[int]string{0: "a", 2: "c", 3: "d"} {
+		j, err := b.client.Get(ctx, res[i].Job.ID)
+		if err != nil || j.Type != typ {
+			t.Errorf("result %d is job of type %q (err %v), want %q", i, j.Type, err, typ)
+		}
+	}
+}
