@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/spoolq/spool/shared/pgtest"
 )
@@ -337,6 +339,32 @@ func TestBatchEnqueueMapsResultsToInputOrder(t *testing.T) {
 		j, err := b.client.Get(ctx, res[i].Job.ID)
 		if err != nil || j.Type != typ {
 			t.Errorf("result %d is job of type %q (err %v), want %q", i, j.Type, err, typ)
+		}
+	}
+}
+
+func TestQueueGaugesReflectTable(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	for _, q := range []string{"default", "default", "emails"} {
+		if _, err := b.client.Enqueue(ctx, EnqueueParams{Type: "t", Queue: q, RunAt: time.Now().Add(-time.Minute)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reg := prometheus.NewRegistry()
+	g := NewQueueGauges(b.client, reg)
+	if err := g.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		queue string
+		want  float64
+	}{{"default", 2}, {"emails", 1}} {
+		if got := testutil.ToFloat64(g.jobs.WithLabelValues(tc.queue, "pending")); got != tc.want {
+			t.Errorf("spool_queue_jobs{queue=%q,status=pending} = %v, want %v", tc.queue, got, tc.want)
+		}
+		if age := testutil.ToFloat64(g.age.WithLabelValues(tc.queue)); age < 59 {
+			t.Errorf("oldest due age of %s = %v, want about 60s", tc.queue, age)
 		}
 	}
 }
