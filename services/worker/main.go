@@ -55,13 +55,15 @@ func run() error {
 	metrics := jobqueue.NewMetrics(reg)
 	handlerReg := jobqueue.NewRegistry()
 	handlers.Register(handlerReg, handlers.Options{
-		Diagnostic: cfg.DiagnosticJobs, Latency: cfg.SimLatency, Logger: log,
+		Pool: pool, Diagnostic: cfg.DiagnosticJobs, Latency: cfg.SimLatency, Logger: log,
 		EmailFailure: cfg.SimEmailFailure, InvoiceFailure: cfg.SimInvoiceFail, InventoryFailure: cfg.SimInventoryFail,
 	})
 	worker, err := jobqueue.NewWorker(pool, handlerReg, jobqueue.WorkerConfig{
 		ID: cfg.WorkerID, Queues: queues, PollInterval: cfg.PollInterval, ShutdownTimeout: cfg.ShutdownTimeout,
-		LeaseDuration: cfg.LeaseDuration, RescueInterval: cfg.RescueInterval, JobTimeout: cfg.JobTimeout,
+		LeaseDuration: cfg.LeaseDuration, RescueInterval: offIfZero(cfg.RescueInterval), JobTimeout: cfg.JobTimeout,
 		Backoff: jobqueue.Backoff{Base: cfg.BackoffBase, Max: cfg.BackoffMax}, Logger: log, Metrics: metrics,
+		PruneInterval: offIfZero(cfg.PruneInterval), Retention: &jobqueue.Retention{Completed: cfg.RetainCompleted,
+			Cancelled: cfg.RetainCancelled, Dead: cfg.RetainDead, Effects: cfg.RetainEffects},
 	})
 	if err != nil {
 		return err
@@ -83,4 +85,13 @@ func run() error {
 	}
 	log.Info("spool-worker exiting", slog.Bool("clean", runErr == nil))
 	return runErr
+}
+
+// offIfZero maps the documented "0 turns it off" to the runtime's negative
+// value (its zero means "default").
+func offIfZero(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }

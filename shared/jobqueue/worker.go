@@ -43,6 +43,8 @@ type WorkerConfig struct {
 	JobTimeout      time.Duration // 5m: default handler deadline
 	Backoff         Backoff       // DefaultBackoff
 	MaxClaim        int           // 100: most jobs one claim query takes
+	PruneInterval   time.Duration // 1m: how often finished jobs past retention are deleted; <0 disables
+	Retention       *Retention    // DefaultRetention
 	Logger          *slog.Logger
 	Metrics         *Metrics
 }
@@ -60,6 +62,10 @@ func (c *WorkerConfig) setDefaults() {
 	def(&c.JobTimeout, 5*time.Minute)
 	if c.Backoff == (Backoff{}) {
 		c.Backoff = DefaultBackoff
+	}
+	def(&c.PruneInterval, time.Minute)
+	if c.Retention == nil {
+		c.Retention = &DefaultRetention
 	}
 	if c.MaxClaim <= 0 {
 		c.MaxClaim = 100
@@ -128,7 +134,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	var loops sync.WaitGroup
 	loops.Go(func() { w.listen(ctx) })
 	if w.cfg.RescueInterval > 0 {
-		loops.Go(func() { w.rescueLoop(ctx) })
+		loops.Go(func() { w.every(ctx, w.cfg.RescueInterval, w.rescueOnce) })
+	}
+	if w.cfg.PruneInterval > 0 {
+		loops.Go(func() { w.every(ctx, w.cfg.PruneInterval, w.pruneOnce) })
 	}
 	for _, p := range w.producers {
 		loops.Go(func() { p.loop(ctx, jobsCtx) })
@@ -277,12 +286,23 @@ func (w *Worker) execute(ctx context.Context, h handler, job *Job, timeout time.
 	begin := time.Now()
 	err := callHandler(ctx, h.fn, job)
 	elapsed := time.Since(begin)
-	backoff := w.cfg.Backoff
-	if h.opts.Backoff != nil {
-		backoff = *h.opts.Backoff
-	}
-	outcome := w.record(ctx, job, err, context.Cause(ctx), backoff, log)
+	outcome := w.record(ctx, job, err, context.Cause(ctx), w.backoffFor(h, job), log)
 	w.cfg.Metrics.finished(job.Type, outcome, elapsed.Seconds())
+}
+
+// backoffFor picks the job's own backoff, else its type's, else the worker's.
+func (w *Worker) backoffFor(h handler, job *Job) Backoff {
+	b := w.cfg.Backoff
+	if h.opts.Backoff != nil {
+		b = *h.opts.Backoff
+	}
+	if job.BackoffBase != nil {
+		b.Base = time.Duration(*job.BackoffBase)
+	}
+	if job.BackoffMax != nil {
+		b.Max = time.Duration(*job.BackoffMax)
+	}
+	return b
 }
 
 // callHandler runs fn, turning a panic into an error, and stops waiting
@@ -409,30 +429,42 @@ func (w *Worker) heartbeat(ctx context.Context) {
 	}
 }
 
-// rescueLoop returns jobs of crashed workers to the queue.
-func (w *Worker) rescueLoop(ctx context.Context) {
-	tick := time.NewTicker(w.cfg.RescueInterval)
+// every runs fn every interval until ctx ends.
+func (w *Worker) every(ctx context.Context, interval time.Duration, fn func(context.Context)) {
+	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+			fn(ctx)
 		}
-		jobs, err := rescue(ctx, w.pool, 1000)
-		if err != nil {
-			if ctx.Err() == nil {
-				w.log.Warn("rescue failed", "error", err)
-			}
-			continue
+	}
+}
+
+// rescueOnce returns jobs of crashed workers to the queue.
+func (w *Worker) rescueOnce(ctx context.Context) {
+	jobs, err := rescue(ctx, w.pool, 1000)
+	if err != nil {
+		if ctx.Err() == nil {
+			w.log.Warn("rescue failed", "error", err)
 		}
-		for _, j := range jobs {
-			w.cfg.Metrics.rescue(j.Status)
-			w.log.Warn("rescued job of lost worker", "job_id", j.ID, "type", j.Type, "lost_worker_id", j.WorkerID, "status", j.Status)
-		}
-		if len(jobs) > 0 {
-			w.wakeAll()
-		}
+		return
+	}
+	for _, j := range jobs {
+		w.cfg.Metrics.rescue(j.Status)
+		w.log.Warn("rescued job of lost worker", "job_id", j.ID, "type", j.Type, "lost_worker_id", j.WorkerID, "status", j.Status)
+	}
+	if len(jobs) > 0 {
+		w.wakeAll()
+	}
+}
+
+// pruneOnce deletes finished jobs past their retention.
+func (w *Worker) pruneOnce(ctx context.Context) {
+	if n := pruneOnce(ctx, w.pool, *w.cfg.Retention, w.log); n > 0 {
+		w.log.Info("pruned finished jobs", "deleted", n)
 	}
 }
 

@@ -32,9 +32,11 @@ type Sleep struct {
 	Ms int `json:"ms"`
 }
 
-// Fail always fails with Message; for tests of retries and dead jobs.
+// Fail fails with Message: on every attempt, or only on the first Times
+// attempts when Times > 0; for tests of retries and dead jobs.
 type Fail struct {
 	Message string `json:"message"`
+	Times   int    `json:"times,omitempty"`
 }
 
 // SendEmail sends one email through the (simulated) mail service.
@@ -76,7 +78,12 @@ func (s Sleep) Validate() error {
 	return nil
 }
 
-func (Fail) Validate() error { return nil }
+func (f Fail) Validate() error {
+	if f.Times < 0 {
+		return errors.New("times must not be negative")
+	}
+	return nil
+}
 
 func (e SendEmail) Validate() error {
 	if _, err := mail.ParseAddress(e.To); err != nil {

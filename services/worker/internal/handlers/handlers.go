@@ -10,12 +10,16 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/spoolq/spool/shared/jobqueue"
 	"github.com/spoolq/spool/shared/jobs"
 )
 
 // Options configures the handlers.
 type Options struct {
+	Pool       *pgxpool.Pool
 	Diagnostic bool          // register noop, sleep and fail
 	Latency    time.Duration // of each simulated service call
 	// Failure rates of the simulated services, 0..1.
@@ -23,23 +27,40 @@ type Options struct {
 	Logger                                         *slog.Logger
 }
 
-// Register adds every handler to reg.
+// Register adds every handler to reg, each with its type's policy.
 func Register(reg *jobqueue.Registry, o Options) {
 	if o.Diagnostic {
-		jobqueue.Register(reg, noop, nil)
-		jobqueue.Register(reg, sleep, nil)
-		jobqueue.Register(reg, failJob, nil)
+		register(reg, noop)
+		register(reg, sleep)
+		register(reg, failJob)
 	}
-	sim := simulator{latency: o.Latency, log: o.Logger}
-	jobqueue.Register(reg, func(ctx context.Context, job *jobqueue.Job, e jobs.SendEmail) error {
-		return sim.call(ctx, job, o.EmailFailure, "mail service", "to", e.To)
-	}, nil)
-	jobqueue.Register(reg, func(ctx context.Context, job *jobqueue.Job, g jobs.GenerateInvoice) error {
+	sim := simulator{pool: o.Pool, latency: o.Latency, log: o.Logger}
+	register(reg, func(ctx context.Context, job *jobqueue.Job, e jobs.SendEmail) error {
+		return sim.sendEmail(ctx, job, e, o.EmailFailure)
+	})
+	register(reg, func(ctx context.Context, job *jobqueue.Job, g jobs.GenerateInvoice) error {
 		return sim.call(ctx, job, o.InvoiceFailure, "invoice service", "order_id", g.OrderID)
-	}, nil)
-	jobqueue.Register(reg, func(ctx context.Context, job *jobqueue.Job, s jobs.SyncInventory) error {
+	})
+	register(reg, func(ctx context.Context, job *jobqueue.Job, s jobs.SyncInventory) error {
 		return sim.call(ctx, job, o.InventoryFailure, "inventory service", "sku", s.SKU)
-	}, nil)
+	})
+}
+
+func register[T jobs.Payload](reg *jobqueue.Registry, fn func(context.Context, *jobqueue.Job, T) error) {
+	var zero T
+	p := jobs.PolicyOf(zero.Kind())
+	opts := &jobqueue.HandlerOpts{Timeout: p.Timeout}
+	if p.BackoffBase > 0 || p.BackoffMax > 0 {
+		b := jobqueue.DefaultBackoff
+		if p.BackoffBase > 0 {
+			b.Base = p.BackoffBase
+		}
+		if p.BackoffMax > 0 {
+			b.Max = p.BackoffMax
+		}
+		opts.Backoff = &b
+	}
+	jobqueue.Register(reg, fn, opts)
 }
 
 func noop(context.Context, *jobqueue.Job, jobs.Noop) error { return nil }
@@ -48,7 +69,10 @@ func sleep(ctx context.Context, _ *jobqueue.Job, s jobs.Sleep) error {
 	return wait(ctx, time.Duration(s.Ms)*time.Millisecond)
 }
 
-func failJob(_ context.Context, _ *jobqueue.Job, f jobs.Fail) error {
+func failJob(_ context.Context, job *jobqueue.Job, f jobs.Fail) error {
+	if f.Times > 0 && job.Attempts > f.Times {
+		return nil
+	}
 	msg := f.Message
 	if msg == "" {
 		msg = "fail job failed, as asked"
@@ -68,9 +92,10 @@ func wait(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// simulator stands in for an external service: it takes time and fails at a
-// given rate, as a real mail or payment provider does.
+// simulator stands in for outside services: calls take time and fail at a
+// given rate, as a real mail or payment provider's do.
 type simulator struct {
+	pool    *pgxpool.Pool
 	latency time.Duration
 	log     *slog.Logger
 }
@@ -84,4 +109,26 @@ func (s simulator) call(ctx context.Context, job *jobqueue.Job, failureRate floa
 	}
 	s.log.Debug(service+" call succeeded", append([]any{"job_id", job.ID}, attrs...)...)
 	return nil
+}
+
+// sendEmail puts the email in the provider's outbox through the effect
+// ledger, so however often the job runs, the email is sent once. The
+// provider's failures happen before sending; its acknowledgement takes
+// SPOOL_SIM_LATENCY after it, the window in which a crash makes the job run
+// again.
+func (s simulator) sendEmail(ctx context.Context, job *jobqueue.Job, e jobs.SendEmail, failureRate float64) error {
+	if rand.Float64() < failureRate {
+		return errors.New("mail service unavailable (simulated failure)")
+	}
+	key := jobqueue.EffectKey(job, "email")
+	sent, err := jobqueue.Once(ctx, s.pool, key, job.ID, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO sim_emails (effect_key, job_id, recipient, subject) VALUES ($1, $2, $3, $4)`,
+			key, job.ID, e.To, e.Subject)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	s.log.Info("email sent", "job_id", job.ID, "to", e.To, "effect_key", key, "already_sent", !sent)
+	return wait(ctx, s.latency)
 }

@@ -24,10 +24,15 @@ type Worker struct {
 	PollInterval     time.Duration `envconfig:"POLL_INTERVAL" default:"1s" desc:"claim this often even without a notification"`
 	ShutdownTimeout  time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"25s" desc:"after SIGTERM, how long running jobs may finish before they are cancelled and handed back"`
 	LeaseDuration    time.Duration `envconfig:"LEASE_DURATION" default:"30s" desc:"lease on a running job, renewed every third of it; a crashed worker's jobs are rescued after it runs out"`
-	RescueInterval   time.Duration `envconfig:"RESCUE_INTERVAL" default:"15s" desc:"how often to return jobs with expired leases to the queue"`
+	RescueInterval   time.Duration `envconfig:"RESCUE_INTERVAL" default:"15s" desc:"how often to return jobs with expired leases to the queue (0 turns the rescuer off in this process)"`
 	JobTimeout       time.Duration `envconfig:"JOB_TIMEOUT" default:"5m" desc:"default handler deadline (per type and per job overrides win)"`
 	BackoffBase      time.Duration `envconfig:"BACKOFF_BASE" default:"1s" desc:"first retry delay ceiling; doubles per attempt"`
 	BackoffMax       time.Duration `envconfig:"BACKOFF_MAX" default:"1h" desc:"largest retry delay"`
+	PruneInterval    time.Duration `envconfig:"PRUNE_INTERVAL" default:"1m" desc:"how often finished jobs past retention are deleted, in batches of 1000 (0 turns pruning off)"`
+	RetainCompleted  time.Duration `envconfig:"RETENTION_COMPLETED" default:"24h" desc:"how long completed jobs are kept (0: forever)"`
+	RetainCancelled  time.Duration `envconfig:"RETENTION_CANCELLED" default:"24h" desc:"how long cancelled jobs are kept (0: forever)"`
+	RetainDead       time.Duration `envconfig:"RETENTION_DEAD" default:"168h" desc:"how long dead jobs are kept (0: forever)"`
+	RetainEffects    time.Duration `envconfig:"RETENTION_EFFECTS" default:"168h" desc:"how long effect-ledger entries are kept (0: forever)"`
 	DiagnosticJobs   bool          `envconfig:"DIAGNOSTIC_JOBS" default:"true" desc:"run the noop, sleep and fail job types"`
 	SimLatency       time.Duration `envconfig:"SIM_LATENCY" default:"20ms" desc:"latency of the simulated email, invoice and inventory services"`
 	SimEmailFailure  float64       `envconfig:"SIM_EMAIL_FAILURE_RATE" default:"0.1" desc:"share of send_email attempts that fail (0..1)"`
