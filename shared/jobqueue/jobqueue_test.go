@@ -368,3 +368,119 @@ func TestQueueGaugesReflectTable(t *testing.T) {
 		}
 	}
 }
+
+func TestPruneDeletesOnlyJobsPastRetention(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	// Finished an hour ago: completed, cancelled, dead; and a fresh completed one.
+	_, err := b.db.Pool.Exec(ctx, `INSERT INTO spool_jobs (type, status, finished_at)
+		SELECT 't', s, now() - interval '1 hour' FROM unnest(ARRAY['completed','cancelled','dead']) s
+		UNION ALL SELECT 't', 'completed', now()
+		UNION ALL SELECT 't', 'pending', NULL`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.db.Pool.Exec(ctx, `INSERT INTO spool_effects (key, created_at) VALUES ('old', now() - interval '2 hours'), ('new', now())`); err != nil {
+		t.Fatal(err)
+	}
+	r := Retention{Completed: 30 * time.Minute, Cancelled: 30 * time.Minute, Dead: 2 * time.Hour, Effects: time.Hour}
+	if n := pruneOnce(ctx, b.db.Pool, r, slog.New(slog.DiscardHandler)); n != 3 {
+		t.Errorf("pruned %d rows, want 3 (old completed, old cancelled, old effect)", n)
+	}
+	rows, err := b.db.Pool.Query(ctx, `SELECT status FROM spool_jobs ORDER BY status`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	left, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(left, ",") != "completed,dead,pending" {
+		t.Errorf("jobs left = %v, want the fresh completed, the dead (kept longer) and the pending one", left)
+	}
+}
+
+func TestPruneWorksInBatches(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	if _, err := b.db.Pool.Exec(ctx, `INSERT INTO spool_jobs (type, status, finished_at)
+		SELECT 't', 'completed', now() - interval '2 days' FROM generate_series(1, 2500)`); err != nil {
+		t.Fatal(err)
+	}
+	n, err := prune(ctx, b.db.Pool, StatusCompleted, 24*time.Hour)
+	if err != nil || n != pruneBatch {
+		t.Fatalf("one prune call deleted %d (err %v), want one batch of %d", n, err, pruneBatch)
+	}
+	if total := pruneOnce(ctx, b.db.Pool, DefaultRetention, slog.New(slog.DiscardHandler)); total != 1500 {
+		t.Fatalf("pruneOnce deleted %d, want the remaining 1500", total)
+	}
+}
+
+func TestRetryAndDeleteDeadByFilter(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	_, err := b.db.Pool.Exec(ctx, `INSERT INTO spool_jobs (type, queue, status, attempts, finished_at, errors)
+		VALUES ('a', 'default', 'dead', 3, now(), '[{"attempt":3,"error":"x"}]'),
+		       ('a', 'emails', 'dead', 3, now(), '[]'),
+		       ('b', 'default', 'dead', 3, now(), '[]'),
+		       ('a', 'default', 'completed', 1, now(), '[]')`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := b.client.RetryDead(ctx, DeadFilter{Type: "a", Queue: "default"})
+	if err != nil || n != 1 {
+		t.Fatalf("RetryDead = %d (err %v), want 1", n, err)
+	}
+	jobs, err := b.client.List(ctx, ListParams{Status: StatusPending, Limit: 10})
+	if err != nil || len(jobs) != 1 || jobs[0].Attempts != 0 || len(jobs[0].Errors) != 1 {
+		t.Fatalf("retried jobs = %+v (err %v), want one pending with attempts reset and history kept", jobs, err)
+	}
+	n, err = b.client.DeleteDead(ctx, DeadFilter{Type: "a"})
+	if err != nil || n != 1 {
+		t.Fatalf("DeleteDead(type a) = %d (err %v), want 1 (the emails one)", n, err)
+	}
+	n, err = b.client.DeleteDead(ctx, DeadFilter{})
+	if err != nil || n != 1 {
+		t.Fatalf("DeleteDead(all) = %d (err %v), want 1", n, err)
+	}
+}
+
+func TestOnceRunsEffectOnlyOnce(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	ran := make(chan bool, 10)
+	for range 10 {
+		wg.Go(func() {
+			did, err := Once(ctx, b.db.Pool, "email:1", 1, func(tx pgx.Tx) error {
+				_, err := tx.Exec(ctx, `INSERT INTO sim_emails (effect_key, job_id, recipient, subject) VALUES ('email:1', 1, 'a@b.c', 's')`)
+				return err
+			})
+			if err != nil {
+				t.Error(err)
+			}
+			ran <- did
+		})
+	}
+	wg.Wait()
+	close(ran)
+	count := 0
+	for did := range ran {
+		if did {
+			count++
+		}
+	}
+	var emails int
+	_ = b.db.Pool.QueryRow(ctx, `SELECT count(*) FROM sim_emails`).Scan(&emails)
+	if count != 1 || emails != 1 {
+		t.Fatalf("effect ran %d times, %d emails recorded; want 1 and 1", count, emails)
+	}
+	// A failing effect leaves no ledger entry, so a retry can still do it.
+	if _, err := Once(ctx, b.db.Pool, "email:2", 2, func(pgx.Tx) error { return errors.New("smtp down") }); err == nil {
+		t.Fatal("Once returned no error for a failing effect")
+	}
+	did, err := Once(ctx, b.db.Pool, "email:2", 2, func(pgx.Tx) error { return nil })
+	if err != nil || !did {
+		t.Fatalf("retry after a failed effect ran = %v (err %v), want true", did, err)
+	}
+}
