@@ -16,6 +16,7 @@ import (
 	"github.com/spoolq/spool/shared/config"
 	"github.com/spoolq/spool/shared/jobqueue"
 	"github.com/spoolq/spool/shared/postgres"
+	"github.com/spoolq/spool/shared/schedule"
 	"github.com/spoolq/spool/shared/telemetry"
 )
 
@@ -67,6 +68,21 @@ func run() error {
 	})
 	if err != nil {
 		return err
+	}
+
+	schedules := schedule.NewStore(pool, jobqueue.NewClient(pool, metrics))
+	if cfg.SchedulesFile != "" {
+		list, err := schedule.LoadFile(cfg.SchedulesFile)
+		if err != nil {
+			return err
+		}
+		if err := schedules.Sync(ctx, list); err != nil {
+			return fmt.Errorf("schedules file: %w", err)
+		}
+		log.Info("schedules loaded", "file", cfg.SchedulesFile, "count", len(list))
+	}
+	if cfg.ScheduleInterval > 0 {
+		go schedules.Run(ctx, cfg.ScheduleInterval, log)
 	}
 
 	adminCtx, stopAdmin := context.WithCancel(context.WithoutCancel(ctx))

@@ -25,6 +25,7 @@ type Metrics struct {
 	running     prometheus.Gauge
 	wakeups     prometheus.Counter
 	rescued     *prometheus.CounterVec
+	throttled   *prometheus.CounterVec
 }
 
 // NewMetrics creates the queue's series and registers them on reg.
@@ -70,7 +71,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Running jobs of lost workers returned to the queue by this process's rescuer, by resulting status.",
 		}, []string{"status"}),
 	}
-	reg.MustRegister(m.polls, m.claimed, m.processed, m.duration, m.lag, m.enqueuedCtr, m.running, m.wakeups, m.rescued)
+	m.throttled = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "spool_worker_throttled_claims_total",
+		Help: "Claims that a cluster-wide concurrency or rate limit held back entirely, by limit scope and name.",
+	}, []string{"scope", "name"})
+	reg.MustRegister(m.polls, m.claimed, m.processed, m.duration, m.lag, m.enqueuedCtr, m.running, m.wakeups, m.rescued, m.throttled)
 	for _, r := range []string{"jobs", "empty", "error"} {
 		m.polls.WithLabelValues(r)
 	}
@@ -126,5 +131,13 @@ func (m *Metrics) wakeup() {
 func (m *Metrics) rescue(status Status) {
 	if m != nil {
 		m.rescued.WithLabelValues(string(status)).Inc()
+	}
+}
+
+func (m *Metrics) throttle(limits []*Limit) {
+	if m != nil {
+		for _, l := range limits {
+			m.throttled.WithLabelValues(l.Scope, l.Name).Inc()
+		}
 	}
 }

@@ -9,24 +9,50 @@ import (
 // guarded by worker_id and status, so a worker never overwrites a job that
 // was cancelled, rescued or handed to someone else meanwhile.
 
-const claimSQL = `WITH next AS (
+// claimSQLFor builds the claim statement. Paused queues yield nothing.
+// Limited claims stamp start and lease with clock_timestamp(): they run
+// after waiting for a lock, and the transaction's start time would be stale.
+func claimSQLFor(clock string) string {
+	return `WITH next AS (
 		SELECT id AS next_id FROM spool_jobs
-		WHERE queue = $1 AND status IN ('pending', 'retrying') AND run_at <= now() AND type = ANY($2)
+		WHERE queue = $1 AND status IN ('pending', 'retrying') AND run_at <= ` + clock + ` AND type = ANY($2)
+			AND NOT EXISTS (SELECT 1 FROM spool_queues q WHERE q.name = $1 AND q.paused)
 		ORDER BY priority DESC, run_at, id
 		LIMIT $3
 		FOR UPDATE SKIP LOCKED)
 	UPDATE spool_jobs SET status = 'running', attempts = attempts + 1, worker_id = $4,
-		started_at = now(), lease_until = now() + $5 * interval '1 millisecond'
+		started_at = ` + clock + `, lease_until = ` + clock + ` + $5 * interval '1 millisecond'
 	FROM next WHERE id = next.next_id
 	RETURNING ` + jobColumns
+}
+
+var (
+	claimSQL        = claimSQLFor("now()")
+	claimPreciseSQL = claimSQLFor("clock_timestamp()")
+)
 
 func claim(ctx context.Context, db DBTX, queue string, types []string, limit int, workerID string, lease time.Duration) ([]*Job, error) {
-	rows, err := db.Query(ctx, claimSQL, queue, types, limit, workerID, lease.Milliseconds())
+	return claimTx(ctx, db, claimSQL, queue, types, limit, workerID, lease)
+}
+
+func claimTx(ctx context.Context, db DBTX, sql, queue string, types []string, limit int, workerID string, lease time.Duration) ([]*Job, error) {
+	rows, err := db.Query(ctx, sql, queue, types, limit, workerID, lease.Milliseconds())
 	if err != nil {
 		return nil, interpretError(err)
 	}
 	jobs, err := scanJobs(rows)
 	return jobs, interpretError(err)
+}
+
+// nextDue is when the queue's next not-yet-due job becomes due (zero: none).
+func nextDue(ctx context.Context, db DBTX, queue string) (time.Time, error) {
+	var t *time.Time
+	err := db.QueryRow(ctx, `SELECT min(run_at) FROM spool_jobs
+		WHERE queue = $1 AND status IN ('pending', 'retrying') AND run_at > now()`, queue).Scan(&t)
+	if t == nil {
+		return time.Time{}, interpretError(err)
+	}
+	return *t, interpretError(err)
 }
 
 func complete(ctx context.Context, db DBTX, id int64, workerID string) (bool, error) {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -88,6 +89,7 @@ type Worker struct {
 	log   *slog.Logger
 
 	producers map[string]*producer
+	limits    atomic.Pointer[limitSet]
 
 	mu     sync.Mutex
 	active map[int64]*activeJob
@@ -130,12 +132,14 @@ func (w *Worker) Run(ctx context.Context) error {
 	bgCtx, stopBg := context.WithCancel(context.WithoutCancel(ctx))
 	var bg sync.WaitGroup
 	bg.Go(func() { w.heartbeat(bgCtx) })
+	w.loadLimits(ctx)
 
 	var loops sync.WaitGroup
 	loops.Go(func() { w.listen(ctx) })
 	if w.cfg.RescueInterval > 0 {
 		loops.Go(func() { w.every(ctx, w.cfg.RescueInterval, w.rescueOnce) })
 	}
+	loops.Go(func() { w.every(ctx, limitsRefresh, w.loadLimits) })
 	if w.cfg.PruneInterval > 0 {
 		loops.Go(func() { w.every(ctx, w.cfg.PruneInterval, w.pruneOnce) })
 	}
@@ -201,37 +205,114 @@ func (p *producer) free() int {
 }
 
 func (p *producer) loop(ctx, jobsCtx context.Context) {
-	tick := time.NewTicker(p.w.cfg.PollInterval)
-	defer tick.Stop()
-	more := true // something may be due; after an empty claim, only a signal says so
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	var pollAt, wakeAt time.Time
+	more := true // something may be due; after a short claim, only a signal says so
 	for ctx.Err() == nil {
-		if free := p.free(); more && free > 0 {
-			n, err := p.claimInto(ctx, jobsCtx, min(free, p.w.cfg.MaxClaim))
-			more = err == nil && n == min(free, p.w.cfg.MaxClaim)
+		if more && p.free() > 0 {
+			more, wakeAt = p.claimRound(ctx, jobsCtx)
 			if more {
 				continue
 			}
+			pollAt = time.Now().Add(p.w.cfg.PollInterval)
+			if due := p.nextDue(ctx); !due.IsZero() && (wakeAt.IsZero() || due.Before(wakeAt)) {
+				wakeAt = due
+			}
 		}
+		at := pollAt
+		if !wakeAt.IsZero() && wakeAt.Before(at) {
+			at = wakeAt
+		}
+		timer.Reset(max(time.Until(at), 2*time.Millisecond))
 		select {
 		case <-ctx.Done():
 		case <-p.wake:
 			more = true
-		case <-tick.C:
+		case <-timer.C:
 			more = true
 		case <-p.freed:
 		}
 	}
 }
 
-func (p *producer) claimInto(ctx, jobsCtx context.Context, n int) (int, error) {
+// claimRound fills free slots: unlimited job types in one claim, each
+// limited type in a claim of its own under its limits. It reports whether
+// more may be due now, and when a rate limit's next token arrives.
+func (p *producer) claimRound(ctx, jobsCtx context.Context) (more bool, nextToken time.Time) {
 	w := p.w
-	jobs, err := claim(ctx, w.pool, p.queue, w.types, n, w.cfg.ID, w.cfg.LeaseDuration)
+	limits := w.limits.Load()
+	queueLimit := limits.queues[p.queue]
+	var free, limited []string
+	for _, t := range w.types {
+		if limits.types[t] != nil {
+			limited = append(limited, t)
+		} else {
+			free = append(free, t)
+		}
+	}
+	groups := make([]claimGroup, 0, 1+len(limited))
+	if len(free) > 0 {
+		groups = append(groups, claimGroup{types: free, limits: nonNil(queueLimit)})
+	}
+	for _, t := range limited {
+		groups = append(groups, claimGroup{types: []string{t}, limits: nonNil(queueLimit, limits.types[t])})
+	}
+	for _, g := range groups {
+		want := min(p.free(), w.cfg.MaxClaim)
+		if want == 0 {
+			return true, nextToken
+		}
+		n, wait, err := p.claimGroup(ctx, jobsCtx, g, want)
+		if err != nil {
+			return false, nextToken
+		}
+		more = more || n == want
+		if !wait.IsZero() && (nextToken.IsZero() || wait.Before(nextToken)) {
+			nextToken = wait
+		}
+	}
+	return more, nextToken
+}
+
+// claimGroup is some job types claimed together, under the same limits.
+type claimGroup struct {
+	types  []string
+	limits []*Limit
+}
+
+func nonNil(ls ...*Limit) []*Limit {
+	var out []*Limit
+	for _, l := range ls {
+		if l != nil {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func (p *producer) claimGroup(ctx, jobsCtx context.Context, g claimGroup, n int) (int, time.Time, error) {
+	w := p.w
+	var (
+		jobs      []*Job
+		nextToken time.Time
+		err       error
+	)
+	if len(g.limits) == 0 {
+		jobs, err = claim(ctx, w.pool, p.queue, g.types, n, w.cfg.ID, w.cfg.LeaseDuration)
+	} else {
+		var throttled bool
+		jobs, nextToken, throttled, err = claimLimited(ctx, w.pool, p.queue, g.types, n, w.cfg.ID, w.cfg.LeaseDuration, g.limits)
+		if throttled {
+			w.cfg.Metrics.throttle(g.limits)
+		}
+	}
 	w.cfg.Metrics.poll(len(jobs), err)
 	if err != nil {
 		if ctx.Err() == nil {
 			w.log.Warn("claim failed", "queue", p.queue, "error", err)
 		}
-		return 0, err
+		return 0, time.Time{}, err
 	}
 	for _, job := range jobs {
 		p.mu.Lock()
@@ -239,7 +320,17 @@ func (p *producer) claimInto(ctx, jobsCtx context.Context, n int) (int, error) {
 		p.mu.Unlock()
 		w.start(jobsCtx, p, job)
 	}
-	return len(jobs), nil
+	return len(jobs), nextToken, nil
+}
+
+// nextDue asks when the queue's next delayed job becomes due, so an idle
+// worker wakes for it on time rather than on the next poll.
+func (p *producer) nextDue(ctx context.Context) time.Time {
+	t, err := nextDue(ctx, p.w.pool, p.queue)
+	if err != nil && ctx.Err() == nil {
+		p.w.log.Warn("next due time unknown", "queue", p.queue, "error", err)
+	}
+	return t
 }
 
 func (p *producer) release() {
@@ -459,6 +550,24 @@ func (w *Worker) rescueOnce(ctx context.Context) {
 	if len(jobs) > 0 {
 		w.wakeAll()
 	}
+}
+
+// limitsRefresh is how soon a changed limit reaches every worker.
+const limitsRefresh = 2 * time.Second
+
+// loadLimits refreshes the cached limits; on error the old ones stay.
+func (w *Worker) loadLimits(ctx context.Context) {
+	ls, err := loadLimits(ctx, w.pool)
+	if err != nil {
+		if w.limits.Load() == nil {
+			w.limits.Store(newLimitSet(nil))
+		}
+		if ctx.Err() == nil {
+			w.log.Warn("limits not refreshed", "error", err)
+		}
+		return
+	}
+	w.limits.Store(newLimitSet(ls))
 }
 
 // pruneOnce deletes finished jobs past their retention.

@@ -33,6 +33,8 @@ type Worker struct {
 	RetainCancelled  time.Duration `envconfig:"RETENTION_CANCELLED" default:"24h" desc:"how long cancelled jobs are kept (0: forever)"`
 	RetainDead       time.Duration `envconfig:"RETENTION_DEAD" default:"168h" desc:"how long dead jobs are kept (0: forever)"`
 	RetainEffects    time.Duration `envconfig:"RETENTION_EFFECTS" default:"168h" desc:"how long effect-ledger entries are kept (0: forever)"`
+	SchedulesFile    string        `envconfig:"SCHEDULES_FILE" desc:"JSON file of recurring jobs, e.g. mounted from a ConfigMap; synced into the database at start"`
+	ScheduleInterval time.Duration `envconfig:"SCHEDULE_INTERVAL" default:"1s" desc:"how often schedules are checked for due ticks (0 turns the scheduler off in this process)"`
 	DiagnosticJobs   bool          `envconfig:"DIAGNOSTIC_JOBS" default:"true" desc:"run the noop, sleep and fail job types"`
 	SimLatency       time.Duration `envconfig:"SIM_LATENCY" default:"20ms" desc:"latency of the simulated email, invoice and inventory services"`
 	SimEmailFailure  float64       `envconfig:"SIM_EMAIL_FAILURE_RATE" default:"0.1" desc:"share of send_email attempts that fail (0..1)"`

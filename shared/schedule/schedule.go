@@ -1,0 +1,223 @@
+// Package schedule runs recurring jobs. Schedules live in spool_schedules;
+// every worker checks them, and each tick is claimed with a compare-and-set
+// on last_tick in the same transaction as its job's enqueue, so exactly one
+// job is enqueued per tick however many workers run, with no leader.
+package schedule
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/robfig/cron/v3"
+
+	"github.com/spoolq/spool/shared/jobqueue"
+	"github.com/spoolq/spool/shared/jobs"
+)
+
+// Schedule is one recurring job.
+type Schedule struct {
+	Name     string          `json:"name"`
+	Spec     string          `json:"spec"`               // 5-field cron, or @every 1m, @daily, @hourly…
+	Timezone string          `json:"timezone,omitempty"` // IANA name; UTC by default
+	Type     string          `json:"type"`
+	Payload  json.RawMessage `json:"payload,omitempty"`
+	Queue    string          `json:"queue,omitempty"`
+	Priority int             `json:"priority,omitempty"`
+	// CatchUp runs one job for ticks missed while no worker ran (for longer
+	// than Grace); by default they are skipped.
+	CatchUp  bool       `json:"catch_up,omitempty"`
+	Source   string     `json:"source,omitempty"` // api or file
+	LastTick *time.Time `json:"last_tick,omitempty"`
+	NextRun  *time.Time `json:"next_run,omitempty"` // computed, not stored
+	Created  time.Time  `json:"created_at"`
+}
+
+// Grace is how late a tick may be enqueued and still count as on time;
+// ticks later than that were missed (downtime) and are skipped unless the
+// schedule catches up.
+const Grace = time.Minute
+
+// ErrInvalid wraps every validation failure.
+var ErrInvalid = errors.New("invalid schedule")
+
+var (
+	parser   = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+	nameRE   = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,128}$`)
+	queueRE  = regexp.MustCompile(`^[a-z0-9_.-]{1,64}$`)
+	maxSpecN = 256
+)
+
+// Parse checks a spec and time zone and returns the cron schedule in it.
+func Parse(spec, tz string) (cron.Schedule, error) {
+	if len(spec) == 0 || len(spec) > maxSpecN {
+		return nil, fmt.Errorf("%w: spec must be 1-%d characters", ErrInvalid, maxSpecN)
+	}
+	loc, err := location(tz)
+	if err != nil {
+		return nil, err
+	}
+	s, err := parser.Parse(spec)
+	if err != nil {
+		return nil, fmt.Errorf("%w: spec %q: %v", ErrInvalid, spec, err)
+	}
+	// cron rounds a shorter @every up to 1s silently; say so instead.
+	if d, ok := strings.CutPrefix(spec, "@every "); ok {
+		if v, err := time.ParseDuration(d); err != nil || v < time.Second {
+			return nil, fmt.Errorf("%w: @every takes a duration of at least 1s", ErrInvalid)
+		}
+	}
+	return inZone{s, loc}, nil
+}
+
+func location(tz string) (*time.Location, error) {
+	if tz == "" {
+		return time.UTC, nil
+	}
+	if len(tz) > 64 {
+		return nil, fmt.Errorf("%w: unknown time zone", ErrInvalid)
+	}
+	loc, err := time.LoadLocation(tz)
+	if err != nil {
+		return nil, fmt.Errorf("%w: unknown time zone %q", ErrInvalid, tz)
+	}
+	return loc, nil
+}
+
+// inZone evaluates a cron schedule in a time zone.
+type inZone struct {
+	cron.Schedule
+	loc *time.Location
+}
+
+func (z inZone) Next(t time.Time) time.Time { return z.Schedule.Next(t.In(z.loc)) }
+
+// Validate checks everything a user can get wrong and normalises the rest:
+// the payload against its job type, like an enqueue.
+func (s *Schedule) Validate() error {
+	if !nameRE.MatchString(s.Name) {
+		return fmt.Errorf("%w: name must be 1-128 of a-z A-Z 0-9 _ . -", ErrInvalid)
+	}
+	if _, err := Parse(s.Spec, s.Timezone); err != nil {
+		return err
+	}
+	if s.Timezone == "" {
+		s.Timezone = "UTC"
+	}
+	if s.Queue == "" {
+		s.Queue = jobqueue.DefaultQueue
+	}
+	if !queueRE.MatchString(s.Queue) {
+		return fmt.Errorf("%w: queue must be 1-64 of a-z 0-9 _ . -", ErrInvalid)
+	}
+	if s.Priority < -1000 || s.Priority > 1000 {
+		return fmt.Errorf("%w: priority must be between -1000 and 1000", ErrInvalid)
+	}
+	payload, err := jobs.Normalize(s.Type, s.Payload)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	s.Payload = payload
+	return nil
+}
+
+// due returns the latest tick at or before now that follows last (or the
+// schedule's creation), and whether there is one.
+func due(c cron.Schedule, from, now time.Time) (time.Time, bool) {
+	next := c.Next(from)
+	if next.IsZero() || next.After(now) {
+		return time.Time{}, false
+	}
+	latest := next
+	for range 100_000 { // a long outage of a frequent schedule: stop counting, take the last tick found
+		n := c.Next(latest)
+		if n.IsZero() || n.After(now) {
+			break
+		}
+		latest = n
+	}
+	return latest, true
+}
+
+// Store reads and writes schedules.
+type Store struct {
+	pool   *pgxpool.Pool
+	client *jobqueue.Client
+}
+
+// NewStore returns a store on pool; client enqueues the ticks' jobs.
+func NewStore(pool *pgxpool.Pool, client *jobqueue.Client) *Store {
+	return &Store{pool: pool, client: client}
+}
+
+const scheduleColumns = `name, spec, timezone, type, payload, queue, priority, catch_up, source, last_tick, created_at`
+
+func scan(row pgx.Row) (*Schedule, error) {
+	var s Schedule
+	var payload []byte
+	err := row.Scan(&s.Name, &s.Spec, &s.Timezone, &s.Type, &payload, &s.Queue, &s.Priority, &s.CatchUp, &s.Source, &s.LastTick, &s.Created)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, jobqueue.ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.Payload = payload
+	if c, err := Parse(s.Spec, s.Timezone); err == nil {
+		from := s.Created
+		if s.LastTick != nil {
+			from = *s.LastTick
+		}
+		next := c.Next(from)
+		if now := time.Now(); next.Before(now) { // overdue: next after now
+			next = c.Next(now)
+		}
+		s.NextRun = &next
+	}
+	return &s, nil
+}
+
+// Put creates or replaces a schedule (validated first). Replacing keeps the
+// last tick, so an edit does not re-run a tick already run.
+func (st *Store) Put(ctx context.Context, s *Schedule) (*Schedule, error) {
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	if s.Source == "" {
+		s.Source = "api"
+	}
+	return scan(st.pool.QueryRow(ctx, `INSERT INTO spool_schedules (name, spec, timezone, type, payload, queue, priority, catch_up, source)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		ON CONFLICT (name) DO UPDATE SET spec = $2, timezone = $3, type = $4, payload = $5, queue = $6,
+			priority = $7, catch_up = $8, source = $9, updated_at = now()
+		RETURNING `+scheduleColumns, s.Name, s.Spec, s.Timezone, s.Type, s.Payload, s.Queue, s.Priority, s.CatchUp, s.Source))
+}
+
+// Get returns one schedule.
+func (st *Store) Get(ctx context.Context, name string) (*Schedule, error) {
+	return scan(st.pool.QueryRow(ctx, `SELECT `+scheduleColumns+` FROM spool_schedules WHERE name = $1`, name))
+}
+
+// Delete removes a schedule; jobs it already enqueued stay.
+func (st *Store) Delete(ctx context.Context, name string) error {
+	tag, err := st.pool.Exec(ctx, `DELETE FROM spool_schedules WHERE name = $1`, name)
+	if err == nil && tag.RowsAffected() == 0 {
+		return jobqueue.ErrNotFound
+	}
+	return err
+}
+
+// List returns every schedule with its next run time, by name.
+func (st *Store) List(ctx context.Context) ([]*Schedule, error) {
+	rows, err := st.pool.Query(ctx, `SELECT `+scheduleColumns+` FROM spool_schedules ORDER BY name`)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Schedule, error) { return scan(r) })
+}
