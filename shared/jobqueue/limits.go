@@ -60,9 +60,9 @@ func (c *Client) SetLimit(ctx context.Context, l Limit) (Limit, error) {
 		return Limit{}, err
 	}
 	_, err := c.pool.Exec(ctx, `INSERT INTO spool_limits (scope, name, max_running, rate_per_second, burst, tokens)
-		VALUES ($1, $2, $3, $4, $5, $5)
-		ON CONFLICT (scope, name) DO UPDATE SET max_running = $3, rate_per_second = $4, burst = $5,
-			tokens = least(spool_limits.tokens, $5), updated_at = now()`, l.Scope, l.Name, l.MaxRunning, l.RatePerSecond, l.Burst)
+		VALUES ($1, $2, $3, $4, $5::int, $5::int)
+		ON CONFLICT (scope, name) DO UPDATE SET max_running = $3, rate_per_second = $4, burst = $5::int,
+			tokens = least(spool_limits.tokens, $5::int), updated_at = now()`, l.Scope, l.Name, l.MaxRunning, l.RatePerSecond, l.Burst)
 	return l, interpretError(err)
 }
 
@@ -212,8 +212,8 @@ func claimLimited(ctx context.Context, db Beginner, queue string, types []string
 
 // allowance locks the limits and works out how many jobs may start now. It
 // returns each rate limit's refilled bucket for debit.
-func allowance(ctx context.Context, tx pgx.Tx, n int, limits []*Limit) (int, map[*Limit]float64, error) {
-	refills := map[*Limit]float64{}
+func allowance(ctx context.Context, tx pgx.Tx, n int, limits []*Limit) (int, map[*Limit]bucket, error) {
+	refills := map[*Limit]bucket{}
 	for _, l := range limits {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('spool_limit:' || $1 || ':' || $2, 0))`, l.Scope, l.Name); err != nil {
 			return 0, nil, err
@@ -229,30 +229,38 @@ func allowance(ctx context.Context, tx pgx.Tx, n int, limits []*Limit) (int, map
 			n = min(n, max(0, *l.MaxRunning-running))
 		}
 		if l.RatePerSecond != nil {
-			var tokens float64
-			err := tx.QueryRow(ctx, `SELECT least(burst, tokens + rate_per_second * extract(epoch FROM clock_timestamp() - tokens_at))
-				FROM spool_limits WHERE scope = $1 AND name = $2`, l.Scope, l.Name).Scan(&tokens)
+			var b bucket
+			err := tx.QueryRow(ctx, `SELECT least(burst, tokens + rate_per_second * extract(epoch FROM t.now - tokens_at)), t.now
+				FROM spool_limits, (SELECT clock_timestamp() AS now) AS t WHERE scope = $1 AND name = $2`, l.Scope, l.Name).Scan(&b.tokens, &b.at)
 			if errors.Is(err, pgx.ErrNoRows) {
 				continue // deleted since we loaded it
 			}
 			if err != nil {
 				return 0, nil, err
 			}
-			refills[l] = tokens
-			n = min(n, int(math.Floor(tokens+1e-9)))
+			refills[l] = b
+			n = min(n, int(math.Floor(b.tokens+1e-9)))
 		}
 	}
 	return max(n, 0), refills, nil
 }
 
+// bucket is a rate limit's token count at a moment.
+type bucket struct {
+	tokens float64
+	at     time.Time
+}
+
 // debit takes the claimed jobs' tokens out of each rate limit's bucket and
 // returns how long until every bucket holds a whole token again.
-func debit(ctx context.Context, tx pgx.Tx, refills map[*Limit]float64, used int) (time.Duration, error) {
+func debit(ctx context.Context, tx pgx.Tx, refills map[*Limit]bucket, used int) (time.Duration, error) {
 	var wait time.Duration
-	for l, tokens := range refills {
-		left := tokens - float64(used)
-		if _, err := tx.Exec(ctx, `UPDATE spool_limits SET tokens = $3, tokens_at = clock_timestamp() WHERE scope = $1 AND name = $2`,
-			l.Scope, l.Name, left); err != nil {
+	for l, b := range refills {
+		left := b.tokens - float64(used)
+		// Stamped with the time the tokens were counted, not now: the
+		// refill during this transaction belongs to the next claimer.
+		if _, err := tx.Exec(ctx, `UPDATE spool_limits SET tokens = $3, tokens_at = $4 WHERE scope = $1 AND name = $2`,
+			l.Scope, l.Name, left, b.at); err != nil {
 			return 0, err
 		}
 		if left < 1 {

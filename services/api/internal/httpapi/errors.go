@@ -1,0 +1,81 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/spoolq/spool/shared/jobqueue"
+)
+
+// retryAfterSeconds is what a 503 asks clients to wait: long enough for a
+// database failover, short enough not to stall a queue producer.
+const retryAfterSeconds = 5
+
+// apiError is a client-facing error with its status; everything else that
+// reaches writeError is mapped from the queue's errors or becomes a 500.
+type apiError struct {
+	Status  int
+	Message string
+	Field   string // the request field at fault, if one is
+	Index   *int   // the batch element at fault, if any
+	// JobStatus is the job's current status, for a 409.
+	JobStatus  jobqueue.Status
+	KnownTypes []string // for an unknown job type
+}
+
+func (e *apiError) Error() string { return e.Message }
+
+// errorBody is the one shape of every error response.
+type errorBody struct {
+	Error      string          `json:"error"`
+	Field      string          `json:"field,omitempty"`
+	Index      *int            `json:"index,omitempty"`
+	Status     jobqueue.Status `json:"status,omitempty"`
+	KnownTypes []string        `json:"known_types,omitempty"`
+	RequestID  string          `json:"request_id,omitempty"`
+}
+
+// writeError answers with err's status and the common error body. Errors
+// that are not the client's are recorded for the request's log line and not
+// shown to the client.
+func writeError(w http.ResponseWriter, r *http.Request, err error) {
+	ae := toAPIError(err)
+	if ae.Status >= 500 {
+		noteError(r.Context(), err)
+	}
+	if ae.Status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds))
+	}
+	if ae.Status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="spool"`)
+	}
+	writeJSON(w, ae.Status, errorBody{Error: ae.Message, Field: ae.Field, Index: ae.Index,
+		Status: ae.JobStatus, KnownTypes: ae.KnownTypes, RequestID: requestID(r.Context())})
+}
+
+func toAPIError(err error) *apiError {
+	var ae *apiError
+	switch {
+	case errors.As(err, &ae):
+		return ae
+	case errors.Is(err, jobqueue.ErrNotFound):
+		return &apiError{Status: http.StatusNotFound, Message: "job not found"}
+	case errors.Is(err, jobqueue.ErrInvalidState):
+		return &apiError{Status: http.StatusConflict, Message: err.Error()}
+	case errors.Is(err, jobqueue.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		// The request deadline covers pool waits and queries alike: past it
+		// the database is, for this client, unavailable.
+		return &apiError{Status: http.StatusServiceUnavailable, Message: "database unavailable; retry later"}
+	}
+	return &apiError{Status: http.StatusInternalServerError, Message: "internal error"}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v) // a failed write means the client left
+}

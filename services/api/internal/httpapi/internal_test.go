@@ -1,0 +1,115 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/spoolq/spool/shared/pgtest"
+)
+
+func TestRecoverPanics(t *testing.T) {
+	t.Parallel()
+	boom := http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom") })
+	h := observe(newHTTPMetrics(nil), slog.New(slog.DiscardHandler), recoverPanics(boom))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/v1/stats", nil))
+	var body errorBody
+	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || rec.Code != 500 || body.Error == "" {
+		t.Fatalf("panic answered %d %s, want 500 with a JSON error", rec.Code, rec.Body)
+	}
+	if body.Error != "internal error" {
+		t.Errorf("error = %q, want the panic value kept out of the response", body.Error)
+	}
+}
+
+func TestHasNUL(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		in   string
+		want bool
+	}{
+		{`{"a":"x"}`, false},
+		{`{"a":"\u0000"}`, true},
+		{`{"a":"\\u0000"}`, false},   // an escaped backslash, then text
+		{`{"a":"\\\u0000"}`, true},   // a backslash, then NUL
+		{`{"\u0000":1}`, true},       // keys too
+		{`{"a":"\u00001"}`, true},    // NUL followed by a digit
+		{`{"a":"\\\\u0000"}`, false}, // two backslashes, then text
+	}
+	for _, tc := range cases {
+		if got := hasNUL([]byte(tc.in)); got != tc.want {
+			t.Errorf("hasNUL(%s) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestParseTokens(t *testing.T) {
+	t.Parallel()
+	good, err := ParseTokens(" a1:rw, b:c:ro ,")
+	if err != nil || len(good) != 2 || good[0] != (Token{"a1", ScopeWrite}) || good[1] != (Token{"b:c", ScopeRead}) {
+		t.Fatalf("ParseTokens = %v, %v; want a1 rw and b:c ro", good, err)
+	}
+	if none, err := ParseTokens(""); err != nil || len(none) != 0 {
+		t.Fatalf("ParseTokens(\"\") = %v, %v; want none", none, err)
+	}
+	for _, bad := range []string{"secret", "secret:admin", ":rw", "a b:rw", "x:rw,x:ro"} {
+		if _, err := ParseTokens(bad); err == nil {
+			t.Errorf("ParseTokens(%q) succeeded, want an error", bad)
+		}
+	}
+	if s := (Token{"hunter2", ScopeRead}).String(); s != "token(ro)" {
+		t.Errorf("Token.String() = %q, want the secret hidden", s)
+	}
+}
+
+// TestServerDrain: once the context ends, Ready fails at once while the
+// listener keeps answering for the drain delay; then Run returns nil.
+func TestServerDrain(t *testing.T) {
+	t.Parallel()
+	db := pgtest.New(t)
+	ok := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(204) })
+	s := NewServer(ok, db.Pool, ServerConfig{DrainDelay: 500 * time.Millisecond, ShutdownTimeout: time.Second})
+	if err := s.Ready(context.Background()); err == nil {
+		t.Fatal("ready before serving")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, ln) }()
+	waitFor(t, func() bool { return s.Ready(context.Background()) == nil })
+
+	stopped := time.Now()
+	cancel()
+	waitFor(t, func() bool { return s.Ready(context.Background()) != nil })
+	res, err := http.Get("http://" + ln.Addr().String() + "/")
+	if err != nil || res.StatusCode != 204 {
+		t.Fatalf("request during drain: %v, %v; want it served", res, err)
+	}
+	res.Body.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("Run = %v, want nil", err)
+	}
+	if d := time.Since(stopped); d < 500*time.Millisecond || d > 3*time.Second {
+		t.Fatalf("Run returned %s after cancel, want after the 500ms drain delay and soon after", d)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -1,0 +1,122 @@
+// Package httpapi is the API service's HTTP surface: the /v1 routes, their
+// validation and error mapping, the middleware around them, and the server
+// lifecycle (readiness and draining).
+package httpapi
+
+import (
+	"log/slog"
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/spoolq/spool/shared/jobqueue"
+)
+
+// Opts configures the router; nil or zero fields take the defaults noted.
+type Opts struct {
+	MaxPayloadBytes int64         // 1 MiB: largest payload, and single-job body (plus envelopeBytes)
+	MaxBatch        int           // 1000: most jobs per batch
+	MaxBatchBytes   int64         // 8 MiB: largest batch body
+	RequestTimeout  time.Duration // 10s: deadline of a request's database work
+	// NoDiagnosticJobs refuses noop, sleep and fail like unknown types.
+	NoDiagnosticJobs bool
+	// Tokens, when any, are required as bearer tokens on every /v1 route;
+	// none means authentication is off (the caller decided that is allowed).
+	Tokens   []Token
+	Logger   *slog.Logger          // discard
+	Registry prometheus.Registerer // nil: no HTTP metrics
+}
+
+func (o *Opts) withDefaults() Opts {
+	var c Opts
+	if o != nil {
+		c = *o
+	}
+	def64 := func(v *int64, d int64) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def64(&c.MaxPayloadBytes, 1<<20)
+	def64(&c.MaxBatchBytes, 8<<20)
+	if c.MaxBatch <= 0 {
+		c.MaxBatch = 1000
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// api holds what the handlers share.
+type api struct {
+	client *jobqueue.Client
+	opts   Opts
+	limits limits
+}
+
+// New returns the API's handler: the /v1 routes wrapped in request-id,
+// logging, metrics and panic recovery, which also cover unmatched requests.
+func New(client *jobqueue.Client, opts *Opts) http.Handler {
+	o := opts.withDefaults()
+	a := &api{client: client, opts: o, limits: limits{
+		maxPayload: o.MaxPayloadBytes, diagnostic: !o.NoDiagnosticJobs, maxBatch: o.MaxBatch,
+	}}
+	r := mux.NewRouter()
+	r.Use(recordRoute, authenticate(o.Tokens), withTimeout(o.RequestTimeout))
+	// Full paths rather than a /v1 subrouter: the route label and logs then
+	// carry the whole template, and 404/405 handling stays in one router.
+	r.HandleFunc("/v1/jobs", a.enqueue).Methods(http.MethodPost)
+	r.HandleFunc("/v1/jobs", a.list).Methods(http.MethodGet)
+	r.HandleFunc("/v1/jobs/batch", a.enqueueBatch).Methods(http.MethodPost)
+	r.HandleFunc("/v1/jobs/{id}", a.get).Methods(http.MethodGet)
+	r.HandleFunc("/v1/jobs/{id}/cancel", a.cancel).Methods(http.MethodPost)
+	r.HandleFunc("/v1/jobs/{id}/retry", a.retry).Methods(http.MethodPost)
+	r.HandleFunc("/v1/stats", a.stats).Methods(http.MethodGet)
+	r.HandleFunc("/v1/job-types", a.jobTypes).Methods(http.MethodGet)
+
+	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, r, &apiError{Status: http.StatusNotFound, Message: "no such route: " + r.URL.Path})
+	})
+	r.MethodNotAllowedHandler = methodNotAllowed(r)
+	return observe(newHTTPMetrics(o.Registry), o.Logger, recoverPanics(r))
+}
+
+// methodNotAllowed answers 405 with the Allow header listing the methods the
+// path does accept; mux knows the path matched but not which methods would.
+func methodNotAllowed(r *mux.Router) http.Handler {
+	type pathRoute struct {
+		re      *regexp.Regexp
+		methods []string
+	}
+	var routes []pathRoute
+	_ = r.Walk(func(route *mux.Route, _ *mux.Router, _ []*mux.Route) error {
+		re, err1 := route.GetPathRegexp()
+		methods, err2 := route.GetMethods()
+		if err1 == nil && err2 == nil {
+			routes = append(routes, pathRoute{regexp.MustCompile(re), methods})
+		}
+		return nil
+	})
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		var allow []string
+		for _, pr := range routes {
+			if pr.re.MatchString(req.URL.Path) {
+				allow = append(allow, pr.methods...)
+			}
+		}
+		slices.Sort(allow)
+		allow = slices.Compact(allow)
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		writeError(w, req, &apiError{Status: http.StatusMethodNotAllowed,
+			Message: "method " + req.Method + " not allowed here; allowed: " + strings.Join(allow, ", ")})
+	})
+}

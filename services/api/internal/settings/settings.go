@@ -1,0 +1,94 @@
+// Package settings reads the API service's configuration from the
+// environment.
+package settings
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/spoolq/spool/services/api/internal/httpapi"
+	"github.com/spoolq/spool/shared/config"
+)
+
+// Config is everything the API reads at start-up.
+type Config struct {
+	config.Common
+
+	HTTPAddr        string        `envconfig:"HTTP_ADDR" default:":8080" desc:"listen address of the API (/v1)"`
+	MaxPayloadBytes int64         `envconfig:"MAX_PAYLOAD_BYTES" default:"1048576" desc:"largest job payload (and single-job request body, plus 64 KiB for the other fields)"`
+	MaxBatch        int           `envconfig:"MAX_BATCH" default:"1000" desc:"most jobs in one POST /v1/jobs/batch"`
+	MaxBatchBytes   int64         `envconfig:"MAX_BATCH_BYTES" default:"8388608" desc:"largest POST /v1/jobs/batch request body"`
+	RequestTimeout  time.Duration `envconfig:"REQUEST_TIMEOUT" default:"10s" desc:"deadline of each request's database work; past it the request answers 503"`
+	DrainDelay      time.Duration `envconfig:"DRAIN_DELAY" default:"5s" desc:"on SIGTERM, how long /readyz fails before the listener closes, so load balancers stop sending requests"`
+	ShutdownTimeout time.Duration `envconfig:"HTTP_SHUTDOWN_TIMEOUT" default:"10s" desc:"after the drain delay, how long in-flight requests may finish"`
+	DiagnosticJobs  bool          `envconfig:"DIAGNOSTIC_JOBS" default:"true" desc:"accept the noop, sleep and fail job types"`
+	AuthDisabled    bool          `envconfig:"AUTH_DISABLED" default:"false" desc:"serve /v1 without authentication (local use only)"`
+	APITokens       string        `envconfig:"API_TOKENS" desc:"comma-separated bearer tokens as token:scope, scope ro or rw"`
+
+	// Tokens is APITokens parsed.
+	Tokens []httpapi.Token `ignored:"true"`
+}
+
+// ErrHelp is returned by Load after printing the variables for -h.
+var ErrHelp = config.ErrHelp
+
+// Load reads the environment into a Config and checks its values; errors
+// name the offending variable. With -h in args it prints every variable with
+// its default to out and returns ErrHelp.
+func Load(args []string, out io.Writer) (Config, error) {
+	var c Config
+	if err := config.Load(&c, args, out); err != nil {
+		return c, err
+	}
+	if err := c.validate(); err != nil {
+		return c, fmt.Errorf("configuration: %w", err)
+	}
+	return c, nil
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	positive := func(name string, ok bool) {
+		if !ok {
+			errs = append(errs, fmt.Errorf("%s_%s must be positive", config.Prefix, name))
+		}
+	}
+	positive("MAX_PAYLOAD_BYTES", c.MaxPayloadBytes > 0)
+	positive("MAX_BATCH", c.MaxBatch > 0)
+	positive("MAX_BATCH_BYTES", c.MaxBatchBytes > 0)
+	positive("REQUEST_TIMEOUT", c.RequestTimeout > 0)
+	positive("HTTP_SHUTDOWN_TIMEOUT", c.ShutdownTimeout > 0)
+	positive("DB_MAX_CONNS", c.DBMaxConns > 0)
+	if c.DrainDelay < 0 {
+		errs = append(errs, errors.New("SPOOL_DRAIN_DELAY must not be negative"))
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		errs = append(errs, fmt.Errorf("SPOOL_LOG_LEVEL %q: want debug, info, warn or error", c.LogLevel))
+	}
+	if f := strings.ToLower(c.LogFormat); f != "json" && f != "text" {
+		errs = append(errs, fmt.Errorf("SPOOL_LOG_FORMAT %q: want json or text", c.LogFormat))
+	}
+	tokens, err := httpapi.ParseTokens(c.APITokens)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("SPOOL_API_TOKENS: %w", err))
+	}
+	c.Tokens = tokens
+	return errors.Join(errs...)
+}
+
+// CheckAuth refuses an API that would be open by accident: serving needs
+// tokens, or an explicit SPOOL_AUTH_DISABLED=true. Migrating needs neither.
+func (c Config) CheckAuth() error {
+	switch {
+	case len(c.Tokens) == 0 && !c.AuthDisabled:
+		return errors.New("no API tokens: set SPOOL_API_TOKENS (token:rw,token:ro) or, for local use only, SPOOL_AUTH_DISABLED=true")
+	case len(c.Tokens) > 0 && c.AuthDisabled:
+		return errors.New("SPOOL_API_TOKENS and SPOOL_AUTH_DISABLED=true are both set: choose one")
+	}
+	return nil
+}

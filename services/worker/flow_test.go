@@ -1,0 +1,305 @@
+package main_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spoolq/spool/shared/jobqueue"
+	"github.com/spoolq/spool/shared/jobs"
+	"github.com/spoolq/spool/shared/proctest"
+)
+
+// Scheduling and flow control through real worker processes.
+
+func TestDelayedJobsStartOnTimeNeverEarly(t *testing.T) {
+	b := setup(t)
+	// Polling every 10s: only the next-due timer can start them on time.
+	w := b.startWorker(t, "SPOOL_POLL_INTERVAL=10s")
+	time.Sleep(500 * time.Millisecond)
+	var ids []int64
+	for i := range 10 {
+		runAt := time.Now().Add(700*time.Millisecond + time.Duration(i)*150*time.Millisecond)
+		ids = append(ids, b.enqueue(t, jobs.Noop{}, jobqueue.EnqueueParams{RunAt: runAt}).ID)
+	}
+	var lags []time.Duration
+	for _, id := range ids {
+		j := b.waitStatus(t, id, jobqueue.StatusCompleted, 10*time.Second)
+		lag := j.StartedAt.Sub(j.RunAt)
+		if lag < 0 {
+			t.Errorf("job %d started %s early", id, -lag)
+		}
+		if lag > 100*time.Millisecond {
+			t.Errorf("job %d started %s after its run_at, want within 100ms", id, lag)
+		}
+		lags = append(lags, lag)
+	}
+	sort.Slice(lags, func(i, j int) bool { return lags[i] < lags[j] })
+	t.Logf("start lag of 10 delayed jobs: min %s, median %s, max %s", lags[0], lags[5], lags[9])
+	stopClean(t, w, 5*time.Second)
+}
+
+func TestHigherPriorityRunsFirst(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	var low, high []jobqueue.EnqueueParams
+	for range 500 {
+		low = append(low, jobqueue.EnqueueParams{Type: "noop", Priority: 0})
+	}
+	for range 50 {
+		high = append(high, jobqueue.EnqueueParams{Type: "noop", Priority: 10})
+	}
+	for _, batch := range [][]jobqueue.EnqueueParams{low, high} {
+		if _, err := b.client.EnqueueMany(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := b.startWorker(t, "SPOOL_CONCURRENCY=1")
+	proctest.Eventually(t, 60*time.Second, "all 550 completed", func() bool {
+		var n int
+		_ = b.db.Pool.QueryRow(ctx, `SELECT count(*) FROM spool_jobs WHERE status = 'completed'`).Scan(&n)
+		return n == 550
+	})
+	stopClean(t, w, 5*time.Second)
+	var highInFirst50 int
+	if err := b.db.Pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE priority = 10) FROM
+		(SELECT priority FROM spool_jobs ORDER BY started_at, id LIMIT 50) AS first`).Scan(&highInFirst50); err != nil {
+		t.Fatal(err)
+	}
+	if highInFirst50 != 50 {
+		t.Fatalf("%d of the first 50 jobs run were high priority, want all 50", highInFirst50)
+	}
+}
+
+// maxOverlap is the largest number of [started_at, finished_at] intervals
+// that contain one instant, among jobs matching where.
+func maxOverlap(t *testing.T, b *bundle, where string) int {
+	t.Helper()
+	var n int
+	err := b.db.Pool.QueryRow(context.Background(), `SELECT coalesce(max(running), 0) FROM (
+		SELECT sum(delta) OVER (ORDER BY at, delta) AS running FROM (
+			SELECT started_at AS at, 1 AS delta FROM spool_jobs WHERE `+where+`
+			UNION ALL SELECT finished_at, -1 FROM spool_jobs WHERE `+where+`) AS edges) AS s`).Scan(&n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func (b *bundle) waitAllCompleted(t *testing.T, n int, d time.Duration) {
+	t.Helper()
+	proctest.Eventually(t, d, fmt.Sprintf("%d jobs completed", n), func() bool {
+		var done int
+		_ = b.db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM spool_jobs WHERE status = 'completed'`).Scan(&done)
+		return done == n
+	})
+}
+
+func TestConcurrencyLimitHoldsAcrossThreeWorkers(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	two := 2
+	if _, err := b.client.SetLimit(ctx, jobqueue.Limit{Scope: jobqueue.ScopeType, Name: "sync_inventory", MaxRunning: &two}); err != nil {
+		t.Fatal(err)
+	}
+	var ws []*proctest.Proc
+	for i := range 3 {
+		ws = append(ws, b.startWorker(t, fmt.Sprintf("SPOOL_WORKER_ID=w%d", i), "SPOOL_SIM_LATENCY=200ms", "SPOOL_POLL_INTERVAL=50ms"))
+	}
+	params := make([]jobqueue.EnqueueParams, 24)
+	for i := range params {
+		params[i] = jobqueue.EnqueueParams{Type: "sync_inventory", Payload: jobs.SyncInventory{SKU: fmt.Sprintf("sku-%d", i), Delta: -1}}
+	}
+	if _, err := b.client.EnqueueMany(ctx, params); err != nil {
+		t.Fatal(err)
+	}
+	b.waitAllCompleted(t, 24, 60*time.Second)
+	for _, w := range ws {
+		stopClean(t, w, 5*time.Second)
+	}
+	if got := maxOverlap(t, b, "type = 'sync_inventory'"); got != 2 {
+		t.Fatalf("most sync_inventory jobs running at once = %d, want exactly the limit, 2", got)
+	}
+	var workers int
+	_ = b.db.Pool.QueryRow(ctx, `SELECT count(DISTINCT worker_id) FROM spool_jobs`).Scan(&workers)
+	t.Logf("24 jobs ran on %d of 3 workers, never more than 2 at once", workers)
+}
+
+func TestRateLimitHoldsAcrossThreeWorkers(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	rate := 20.0
+	if _, err := b.client.SetLimit(ctx, jobqueue.Limit{Scope: jobqueue.ScopeType, Name: "noop", RatePerSecond: &rate}); err != nil {
+		t.Fatal(err)
+	}
+	params := make([]jobqueue.EnqueueParams, 400)
+	for i := range params {
+		params[i] = jobqueue.EnqueueParams{Type: "noop"}
+	}
+	if _, err := b.client.EnqueueMany(ctx, params); err != nil {
+		t.Fatal(err)
+	}
+	var ws []*proctest.Proc
+	var admin []string
+	for i := range 3 {
+		addr := proctest.FreeAddr(t)
+		admin = append(admin, addr)
+		ws = append(ws, b.startWorker(t, fmt.Sprintf("SPOOL_WORKER_ID=w%d", i), "SPOOL_ADMIN_ADDR="+addr))
+	}
+	time.Sleep(10 * time.Second)
+	throttled := 0.0
+	for _, a := range admin {
+		throttled += scrape(t, a, `spool_worker_throttled_claims_total{name="noop",scope="type"}`)
+	}
+	for _, w := range ws {
+		stopClean(t, w, 5*time.Second)
+	}
+	rows, err := b.db.Pool.Query(ctx, `SELECT started_at FROM spool_jobs WHERE started_at IS NOT NULL ORDER BY started_at`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var starts []time.Time
+	for rows.Next() {
+		var at time.Time
+		_ = rows.Scan(&at)
+		starts = append(starts, at)
+	}
+	worst := 0
+	for i := range starts {
+		n := sort.Search(len(starts), func(j int) bool { return !starts[j].Before(starts[i].Add(time.Second)) }) - i
+		worst = max(worst, n)
+	}
+	perSecond := float64(len(starts)) / starts[len(starts)-1].Sub(starts[0]).Seconds()
+	t.Logf("%d starts in ~10s (%.1f/s); busiest 1s window: %d; throttled claims: %v", len(starts), perSecond, worst, throttled)
+	if worst > 21 {
+		t.Errorf("a 1s window held %d starts, want at most the limit plus one, 21", worst)
+	}
+	if perSecond < 15 {
+		t.Errorf("only %.1f starts/s: the limiter holds back more than it should", perSecond)
+	}
+	if throttled == 0 {
+		t.Error("spool_worker_throttled_claims_total stayed 0")
+	}
+	var failed int
+	_ = b.db.Pool.QueryRow(ctx, `SELECT count(*) FROM spool_jobs WHERE attempts > 1 OR errors <> '[]' OR status NOT IN ('pending', 'completed')`).Scan(&failed)
+	if failed != 0 {
+		t.Errorf("%d throttled jobs failed or spent attempts", failed)
+	}
+}
+
+// scrape reads one sample's value from a /metrics page (0 if absent).
+func scrape(t *testing.T, addr, series string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for line := range strings.SplitSeq(string(body), "\n") {
+		if rest, ok := strings.CutPrefix(line, series+" "); ok {
+			var v float64
+			fmt.Sscan(rest, &v)
+			return v
+		}
+	}
+	return 0
+}
+
+func TestPausedQueueIsNotClaimedUntilResumed(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	w := b.startWorker(t, "SPOOL_QUEUES=default,emails")
+	running := b.enqueue(t, jobs.Sleep{Ms: 1500}, jobqueue.EnqueueParams{})
+	b.waitStatus(t, running.ID, jobqueue.StatusRunning, 10*time.Second)
+	if err := b.client.SetPaused(ctx, "default", true); err != nil {
+		t.Fatal(err)
+	}
+	waiting := b.enqueue(t, jobs.Noop{}, jobqueue.EnqueueParams{})
+	other := b.enqueue(t, jobs.Noop{}, jobqueue.EnqueueParams{Queue: "emails"})
+	b.waitStatus(t, other.ID, jobqueue.StatusCompleted, 5*time.Second)
+	b.waitStatus(t, running.ID, jobqueue.StatusCompleted, 5*time.Second) // running jobs finish
+	time.Sleep(1500 * time.Millisecond)                                  // more than a poll interval
+	if j := b.job(t, waiting.ID); j.Status != jobqueue.StatusPending {
+		t.Fatalf("job in paused queue is %s, want pending", j.Status)
+	}
+	if err := b.client.SetPaused(ctx, "default", false); err != nil {
+		t.Fatal(err)
+	}
+	b.waitStatus(t, waiting.ID, jobqueue.StatusCompleted, 5*time.Second)
+	stopClean(t, w, 5*time.Second)
+}
+
+func TestQueuesHaveTheirOwnConcurrency(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	w := b.startWorker(t, "SPOOL_QUEUES=default:3,emails:1")
+	var params []jobqueue.EnqueueParams
+	for _, q := range []string{"default", "emails"} {
+		for range 6 {
+			params = append(params, jobqueue.EnqueueParams{Type: "sleep", Payload: jobs.Sleep{Ms: 300}, Queue: q})
+		}
+	}
+	if _, err := b.client.EnqueueMany(ctx, params); err != nil {
+		t.Fatal(err)
+	}
+	b.waitAllCompleted(t, 12, 30*time.Second)
+	stopClean(t, w, 5*time.Second)
+	if d, e := maxOverlap(t, b, "queue = 'default'"), maxOverlap(t, b, "queue = 'emails'"); d != 3 || e != 1 {
+		t.Fatalf("most running at once: default %d, emails %d; want 3 and 1", d, e)
+	}
+}
+
+func TestFiveWorkersEnqueueOneJobPerCronTick(t *testing.T) {
+	b := setup(t)
+	file := filepath.Join(t.TempDir(), "schedules.json")
+	body := `{"schedules":[{"name":"heartbeat","spec":"@every 1s","type":"noop"}]}`
+	if err := os.WriteFile(file, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var ws []*proctest.Proc
+	for i := range 5 {
+		ws = append(ws, b.startWorker(t, fmt.Sprintf("SPOOL_WORKER_ID=w%d", i), "SPOOL_SCHEDULES_FILE="+file, "SPOOL_SCHEDULE_INTERVAL=200ms"))
+	}
+	time.Sleep(6 * time.Second)
+	for _, w := range ws {
+		stopClean(t, w, 5*time.Second)
+	}
+	rows, err := b.db.Pool.Query(context.Background(), `SELECT idempotency_key FROM spool_jobs ORDER BY idempotency_key`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ticks []time.Time
+	for rows.Next() {
+		var key string
+		_ = rows.Scan(&key)
+		at, err := time.Parse(time.RFC3339, strings.TrimPrefix(key, "schedule:heartbeat:"))
+		if err != nil {
+			t.Fatalf("job key %q is not a schedule tick", key)
+		}
+		ticks = append(ticks, at)
+	}
+	if len(ticks) < 4 {
+		t.Fatalf("%d ticks in 6s, want at least 4", len(ticks))
+	}
+	for i := 1; i < len(ticks); i++ {
+		if gap := ticks[i].Sub(ticks[i-1]); gap != time.Second {
+			t.Errorf("ticks %s and %s are %s apart: a tick is missing or doubled", ticks[i-1], ticks[i], gap)
+		}
+	}
+	enqueued := 0
+	for _, w := range ws {
+		enqueued += len(w.JSONLines("scheduled job enqueued"))
+	}
+	if enqueued != len(ticks) {
+		t.Errorf("workers logged %d enqueues for %d ticks, want one each", enqueued, len(ticks))
+	}
+	t.Logf("%d consecutive ticks over 5 workers, one job each", len(ticks))
+}
