@@ -149,6 +149,13 @@ func serve(ctx context.Context, stopSignals func(), cfg settings.Config, log *sl
 		return exitFailure
 	}
 	log.Info("api listening", "addr", ln.Addr().String())
+	gaugesCtx, stopGauges := context.WithCancel(ctx)
+	gaugesDone := make(chan struct{})
+	go func() {
+		defer close(gaugesDone)
+		jobqueue.NewQueueGauges(client, reg).Run(gaugesCtx, cfg.StatsInterval, log)
+	}()
+	defer func() { stopGauges(); <-gaugesDone }()
 	context.AfterFunc(ctx, stopSignals)
 	if err := api.Run(ctx, ln); err != nil {
 		log.Error("api listener failed", "error", err)

@@ -31,13 +31,18 @@ func interpretError(err error) error {
 	if errors.As(err, &pgErr) {
 		return err // the server answered: a real SQL error, not an outage
 	}
-	if pgconn.SafeToRetry(err) || pgconn.Timeout(err) || isConnError(err) {
+	if IsConnError(err) {
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	return err
 }
 
-func isConnError(err error) bool {
+// IsConnError reports whether err means the database could not be reached
+// (as opposed to an error the server answered with).
+func IsConnError(err error) bool {
+	if pgconn.SafeToRetry(err) || pgconn.Timeout(err) {
+		return true
+	}
 	var connErr *pgconn.ConnectError
 	var netErr net.Error
 	return errors.As(err, &connErr) || errors.As(err, &netErr) ||

@@ -137,6 +137,7 @@ func (req enqueueRequest) priority(p *jobqueue.EnqueueParams) error {
 
 func (req enqueueRequest) maxAttempts(p *jobqueue.EnqueueParams) error {
 	if req.MaxAttempts == nil {
+		p.MaxAttempts = jobs.PolicyOf(req.Type).MaxAttempts // 0: the queue's default
 		return nil
 	}
 	if *req.MaxAttempts < 1 || *req.MaxAttempts > maxAttemptsLimit {

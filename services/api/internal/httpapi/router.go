@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/spoolq/spool/shared/jobqueue"
+	"github.com/spoolq/spool/shared/schedule"
 )
 
 // Opts configures the router; nil or zero fields take the defaults noted.
@@ -58,16 +59,17 @@ func (o *Opts) withDefaults() Opts {
 
 // api holds what the handlers share.
 type api struct {
-	client *jobqueue.Client
-	opts   Opts
-	limits limits
+	client    *jobqueue.Client
+	schedules *schedule.Store
+	opts      Opts
+	limits    limits
 }
 
 // New returns the API's handler: the /v1 routes wrapped in request-id,
 // logging, metrics and panic recovery, which also cover unmatched requests.
 func New(client *jobqueue.Client, opts *Opts) http.Handler {
 	o := opts.withDefaults()
-	a := &api{client: client, opts: o, limits: limits{
+	a := &api{client: client, schedules: schedule.NewStore(client.Pool(), client), opts: o, limits: limits{
 		maxPayload: o.MaxPayloadBytes, diagnostic: !o.NoDiagnosticJobs, maxBatch: o.MaxBatch,
 	}}
 	r := mux.NewRouter()
@@ -82,6 +84,7 @@ func New(client *jobqueue.Client, opts *Opts) http.Handler {
 	r.HandleFunc("/v1/jobs/{id}/retry", a.retry).Methods(http.MethodPost)
 	r.HandleFunc("/v1/stats", a.stats).Methods(http.MethodGet)
 	r.HandleFunc("/v1/job-types", a.jobTypes).Methods(http.MethodGet)
+	a.routeFlow(r)
 
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, &apiError{Status: http.StatusNotFound, Message: "no such route: " + r.URL.Path})

@@ -25,6 +25,7 @@ type Config struct {
 	RequestTimeout  time.Duration `envconfig:"REQUEST_TIMEOUT" default:"10s" desc:"deadline of each request's database work; past it the request answers 503"`
 	DrainDelay      time.Duration `envconfig:"DRAIN_DELAY" default:"5s" desc:"on SIGTERM, how long /readyz fails before the listener closes, so load balancers stop sending requests"`
 	ShutdownTimeout time.Duration `envconfig:"HTTP_SHUTDOWN_TIMEOUT" default:"10s" desc:"after the drain delay, how long in-flight requests may finish"`
+	StatsInterval   time.Duration `envconfig:"STATS_INTERVAL" default:"15s" desc:"how often the queue-depth gauges (spool_queue_jobs) are refreshed, by one query"`
 	DiagnosticJobs  bool          `envconfig:"DIAGNOSTIC_JOBS" default:"true" desc:"accept the noop, sleep and fail job types"`
 	AuthDisabled    bool          `envconfig:"AUTH_DISABLED" default:"false" desc:"serve /v1 without authentication (local use only)"`
 	APITokens       string        `envconfig:"API_TOKENS" desc:"comma-separated bearer tokens as token:scope, scope ro or rw"`
@@ -63,6 +64,7 @@ func (c *Config) validate() error {
 	positive("REQUEST_TIMEOUT", c.RequestTimeout > 0)
 	positive("HTTP_SHUTDOWN_TIMEOUT", c.ShutdownTimeout > 0)
 	positive("DB_MAX_CONNS", c.DBMaxConns > 0)
+	positive("STATS_INTERVAL", c.StatsInterval > 0)
 	if c.DrainDelay < 0 {
 		errs = append(errs, errors.New("SPOOL_DRAIN_DELAY must not be negative"))
 	}

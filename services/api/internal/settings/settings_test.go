@@ -13,7 +13,7 @@ func valid() Config {
 		Common:          config.Common{DatabaseURL: "postgres://x", LogLevel: "info", LogFormat: "json", DBMaxConns: 10},
 		HTTPAddr:        ":8080",
 		MaxPayloadBytes: 1 << 20, MaxBatch: 1000, MaxBatchBytes: 8 << 20,
-		RequestTimeout: 10 * time.Second, DrainDelay: 5 * time.Second, ShutdownTimeout: 10 * time.Second,
+		RequestTimeout: 10 * time.Second, DrainDelay: 5 * time.Second, ShutdownTimeout: 10 * time.Second, StatsInterval: 15 * time.Second,
 		AuthDisabled: true,
 	}
 }
@@ -34,6 +34,7 @@ func TestValidate(t *testing.T) {
 		{"drain delay negative", func(c *Config) { c.DrainDelay = -time.Second }, "SPOOL_DRAIN_DELAY"},
 		{"shutdown timeout zero", func(c *Config) { c.ShutdownTimeout = 0 }, "SPOOL_HTTP_SHUTDOWN_TIMEOUT"},
 		{"pool size zero", func(c *Config) { c.DBMaxConns = 0 }, "SPOOL_DB_MAX_CONNS"},
+		{"stats interval zero", func(c *Config) { c.StatsInterval = 0 }, "SPOOL_STATS_INTERVAL"},
 		{"log level", func(c *Config) { c.LogLevel = "loud" }, "SPOOL_LOG_LEVEL"},
 		{"log format", func(c *Config) { c.LogFormat = "xml" }, "SPOOL_LOG_FORMAT"},
 		{"tokens malformed", func(c *Config) { c.APITokens = "abc" }, "SPOOL_API_TOKENS"},

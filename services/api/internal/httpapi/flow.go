@@ -1,0 +1,259 @@
+package httpapi
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/gorilla/mux"
+
+	"github.com/spoolq/spool/shared/jobqueue"
+	"github.com/spoolq/spool/shared/jobs"
+	"github.com/spoolq/spool/shared/schedule"
+)
+
+// Dead-letter, queue, limit and schedule routes.
+
+func (a *api) routeFlow(r *mux.Router) {
+	r.HandleFunc("/v1/dead/retry", a.retryDead).Methods(http.MethodPost)
+	r.HandleFunc("/v1/dead", a.deleteDead).Methods(http.MethodDelete)
+	r.HandleFunc("/v1/queues", a.queues).Methods(http.MethodGet)
+	r.HandleFunc("/v1/queues/{name}/pause", a.pause(true)).Methods(http.MethodPost)
+	r.HandleFunc("/v1/queues/{name}/resume", a.pause(false)).Methods(http.MethodPost)
+	r.HandleFunc("/v1/limits", a.limitList).Methods(http.MethodGet)
+	r.HandleFunc("/v1/limits/{scope}/{name}", a.limitPut).Methods(http.MethodPut)
+	r.HandleFunc("/v1/limits/{scope}/{name}", a.limitDelete).Methods(http.MethodDelete)
+	r.HandleFunc("/v1/schedules", a.scheduleList).Methods(http.MethodGet)
+	r.HandleFunc("/v1/schedules/{name}", a.scheduleGet).Methods(http.MethodGet)
+	r.HandleFunc("/v1/schedules/{name}", a.schedulePut).Methods(http.MethodPut)
+	r.HandleFunc("/v1/schedules/{name}", a.scheduleDelete).Methods(http.MethodDelete)
+}
+
+type deadFilter struct {
+	Type  string `json:"type"`
+	Queue string `json:"queue"`
+}
+
+func (f deadFilter) check() error {
+	if len(f.Type) > 128 {
+		return invalid("type", "too long")
+	}
+	if f.Queue != "" && !queueName.MatchString(f.Queue) {
+		return invalid("queue", "not a valid queue name")
+	}
+	return nil
+}
+
+// retryDead: POST /v1/dead/retry {type?, queue?}; no body retries every
+// dead job.
+func (a *api) retryDead(w http.ResponseWriter, r *http.Request) {
+	var f deadFilter
+	if r.ContentLength != 0 {
+		if err := decodeBody(w, r, envelopeBytes, &f); err != nil {
+			writeError(w, r, err)
+			return
+		}
+	}
+	if err := f.check(); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	n, err := a.client.RetryDead(r.Context(), jobqueue.DeadFilter{Type: f.Type, Queue: f.Queue})
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]int64{"retried": n})
+}
+
+// deleteDead: DELETE /v1/dead?type=&queue=, or ?all=true to delete every
+// dead job: a bare DELETE is refused, as it is too easy to send by mistake.
+func (a *api) deleteDead(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := deadFilter{Type: q.Get("type"), Queue: q.Get("queue")}
+	if err := f.check(); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if f == (deadFilter{}) && q.Get("all") != "true" {
+		writeError(w, r, &apiError{Status: http.StatusBadRequest, Field: "all",
+			Message: "give a type or queue filter, or all=true to delete every dead job"})
+		return
+	}
+	n, err := a.client.DeleteDead(r.Context(), jobqueue.DeadFilter{Type: f.Type, Queue: f.Queue})
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]int64{"deleted": n})
+}
+
+// queues: GET /v1/queues, each with its pause state, depth and limit.
+func (a *api) queues(w http.ResponseWriter, r *http.Request) {
+	qs, err := a.client.Queues(r.Context())
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"queues": qs})
+}
+
+// pause answers POST /v1/queues/{name}/pause and /resume.
+func (a *api) pause(paused bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		name := mux.Vars(r)["name"]
+		if !queueName.MatchString(name) {
+			writeError(w, r, invalid("name", "not a valid queue name"))
+			return
+		}
+		if err := a.client.SetPaused(r.Context(), name, paused); err != nil {
+			writeError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"queue": name, "paused": paused})
+	}
+}
+
+func (a *api) limitList(w http.ResponseWriter, r *http.Request) {
+	ls, err := a.client.Limits(r.Context())
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if ls == nil {
+		ls = []jobqueue.Limit{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"limits": ls})
+}
+
+// limitTarget checks the {scope}/{name} of a limit route.
+func (a *api) limitTarget(r *http.Request) (string, string, error) {
+	v := mux.Vars(r)
+	scope, name := v["scope"], v["name"]
+	switch {
+	case scope == jobqueue.ScopeQueue && !queueName.MatchString(name):
+		return "", "", invalid("name", "not a valid queue name")
+	case scope == jobqueue.ScopeType && !a.limits.typeAllowed(name):
+		return "", "", &apiError{Status: http.StatusUnprocessableEntity, Field: "name",
+			Message: "unknown job type " + name, KnownTypes: a.limits.allowedTypes()}
+	case scope != jobqueue.ScopeQueue && scope != jobqueue.ScopeType:
+		return "", "", &apiError{Status: http.StatusNotFound, Message: "limit scope must be queue or type"}
+	}
+	return scope, name, nil
+}
+
+// limitPut: PUT /v1/limits/{queue|type}/{name} {max_running?, rate_per_second?, burst?}.
+func (a *api) limitPut(w http.ResponseWriter, r *http.Request) {
+	scope, name, err := a.limitTarget(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	var body struct {
+		MaxRunning    *int     `json:"max_running"`
+		RatePerSecond *float64 `json:"rate_per_second"`
+		Burst         int      `json:"burst"`
+	}
+	if err := decodeBody(w, r, envelopeBytes, &body); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	l, err := a.client.SetLimit(r.Context(), jobqueue.Limit{Scope: scope, Name: name,
+		MaxRunning: body.MaxRunning, RatePerSecond: body.RatePerSecond, Burst: body.Burst})
+	if errors.Is(err, jobqueue.ErrInvalidLimit) {
+		err = &apiError{Status: http.StatusUnprocessableEntity, Message: err.Error()}
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"limit": l})
+}
+
+func (a *api) limitDelete(w http.ResponseWriter, r *http.Request) {
+	scope, name, err := a.limitTarget(r)
+	if err == nil {
+		err = a.client.DeleteLimit(r.Context(), scope, name)
+	}
+	if errors.Is(err, jobqueue.ErrNotFound) {
+		err = &apiError{Status: http.StatusNotFound, Message: "no such limit"}
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]bool{"deleted": true})
+}
+
+func (a *api) scheduleList(w http.ResponseWriter, r *http.Request) {
+	list, err := a.schedules.List(r.Context())
+	if err != nil {
+		writeError(w, r, unavailable(err))
+		return
+	}
+	if list == nil {
+		list = []*schedule.Schedule{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"schedules": list})
+}
+
+func (a *api) scheduleGet(w http.ResponseWriter, r *http.Request) {
+	s, err := a.schedules.Get(r.Context(), mux.Vars(r)["name"])
+	if err != nil {
+		writeError(w, r, scheduleError(err))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"schedule": s})
+}
+
+// schedulePut: PUT /v1/schedules/{name} creates or replaces a schedule.
+func (a *api) schedulePut(w http.ResponseWriter, r *http.Request) {
+	var s schedule.Schedule
+	if err := decodeBody(w, r, a.opts.MaxPayloadBytes+envelopeBytes, &s); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if s.Name != "" && s.Name != mux.Vars(r)["name"] {
+		writeError(w, r, invalid("name", "differs from the name in the path"))
+		return
+	}
+	s.Name, s.Source, s.LastTick, s.NextRun = mux.Vars(r)["name"], "api", nil, nil
+	if !a.limits.typeAllowed(s.Type) {
+		writeError(w, r, &apiError{Status: http.StatusUnprocessableEntity, Field: "type",
+			Message: "unknown job type " + s.Type, KnownTypes: a.limits.allowedTypes()})
+		return
+	}
+	saved, err := a.schedules.Put(r.Context(), &s)
+	if err != nil {
+		writeError(w, r, scheduleError(err))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"schedule": saved})
+}
+
+func (a *api) scheduleDelete(w http.ResponseWriter, r *http.Request) {
+	if err := a.schedules.Delete(r.Context(), mux.Vars(r)["name"]); err != nil {
+		writeError(w, r, scheduleError(err))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]bool{"deleted": true})
+}
+
+func scheduleError(err error) error {
+	switch {
+	case errors.Is(err, jobqueue.ErrNotFound):
+		return &apiError{Status: http.StatusNotFound, Message: "no such schedule"}
+	case errors.Is(err, schedule.ErrInvalid), errors.Is(err, jobs.ErrUnknownType):
+		return &apiError{Status: http.StatusUnprocessableEntity, Message: strings.TrimPrefix(err.Error(), "invalid schedule: ")}
+	}
+	return unavailable(err)
+}
+
+// unavailable maps an error from a store without the queue's error
+// translation: connection failures become ErrUnavailable.
+func unavailable(err error) error {
+	if err != nil && !errors.Is(err, jobqueue.ErrUnavailable) && jobqueue.IsConnError(err) {
+		return errors.Join(jobqueue.ErrUnavailable, err)
+	}
+	return err
+}
