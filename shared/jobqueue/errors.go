@@ -29,6 +29,12 @@ func interpretError(err error) error {
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
+		// Classes 08 (connection), 53 (resources) and 57 (shutdown, crash
+		// recovery) mean the server is going or gone, not that we erred.
+		switch pgErr.Code[:2] {
+		case "08", "53", "57":
+			return fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
 		return err // the server answered: a real SQL error, not an outage
 	}
 	if IsConnError(err) {
