@@ -233,3 +233,5 @@ func TestWorkerRejectsInvalidConfiguration(t *testing.T) {
 		}
 	}
 }
+
+func TestMain(m *testing.M) { proctest.Main(m) }

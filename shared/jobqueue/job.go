@@ -74,16 +74,23 @@ type Job struct {
 	Errors         []AttemptError  `json:"errors"`
 	Payload        json.RawMessage `json:"payload"`
 	Result         json.RawMessage `json:"result,omitempty"`
-	CreatedAt      time.Time       `json:"created_at"`
-	StartedAt      *time.Time      `json:"started_at,omitempty"`
-	FinishedAt     *time.Time      `json:"finished_at,omitempty"`
+	WorkflowID     *int64          `json:"workflow_id,omitempty"`
+	Step           *string         `json:"step,omitempty"`
+	Parents        []int64         `json:"parents,omitempty"`
+	// ContinueOnFailure: when this workflow step dies, its dependants run anyway.
+	ContinueOnFailure bool       `json:"continue_on_failure,omitempty"`
+	RequestID         *string    `json:"request_id,omitempty"`
+	CreatedAt         time.Time  `json:"created_at"`
+	StartedAt         *time.Time `json:"started_at,omitempty"`
+	FinishedAt        *time.Time `json:"finished_at,omitempty"`
 }
 
 // jobColumns is the select list every query that returns jobs uses, in the
 // order scanJob expects.
 const jobColumns = `id, type, queue, status, priority, attempts, max_attempts, run_at,
 	timeout_ms, backoff_base_ms, backoff_max_ms, idempotency_key, worker_id, lease_until,
-	last_error, errors, payload, result, created_at, started_at, finished_at`
+	last_error, errors, payload, result, created_at, started_at, finished_at,
+	workflow_id, step, parents, continue_on_failure, request_id`
 
 func scanJob(row pgx.Row) (*Job, error) {
 	var (
@@ -94,7 +101,8 @@ func scanJob(row pgx.Row) (*Job, error) {
 	)
 	err := row.Scan(&j.ID, &j.Type, &j.Queue, &j.Status, &j.Priority, &j.Attempts, &j.MaxAttempts, &j.RunAt,
 		&timeout, &bbase, &bmax, &j.IdempotencyKey, &j.WorkerID, &j.LeaseUntil,
-		&j.LastError, &errs, &payload, &result, &j.CreatedAt, &j.StartedAt, &j.FinishedAt)
+		&j.LastError, &errs, &payload, &result, &j.CreatedAt, &j.StartedAt, &j.FinishedAt,
+		&j.WorkflowID, &j.Step, &j.Parents, &j.ContinueOnFailure, &j.RequestID)
 	if err != nil {
 		return nil, err
 	}

@@ -18,9 +18,20 @@ import (
 )
 
 var (
-	buildMu sync.Mutex
-	built   = map[string]string{}
+	buildMu  sync.Mutex
+	built    = map[string]string{}
+	buildDir string
 )
+
+// Main runs a test binary's tests and then removes the binaries Build made;
+// call it from TestMain.
+func Main(m interface{ Run() int }) {
+	code := m.Run()
+	if buildDir != "" {
+		_ = os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
+}
 
 // Build compiles the main package at importPath once per test process and
 // returns the binary's path.
@@ -31,11 +42,14 @@ func Build(t testing.TB, importPath string) string {
 	if bin, ok := built[importPath]; ok {
 		return bin
 	}
-	dir, err := os.MkdirTemp("", "spool-bin-")
-	if err != nil {
-		t.Fatal(err)
+	if buildDir == "" {
+		dir, err := os.MkdirTemp("", "spool-bin-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		buildDir = dir
 	}
-	bin := filepath.Join(dir, filepath.Base(importPath))
+	bin := filepath.Join(buildDir, filepath.Base(importPath))
 	out, err := exec.Command("go", "build", "-o", bin, importPath).CombinedOutput()
 	if err != nil {
 		t.Fatalf("build %s: %v\n%s", importPath, err, out)

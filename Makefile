@@ -1,0 +1,43 @@
+# Spool developer tasks. `make help` lists them.
+
+GO      ?= go
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/spoolq/spool/shared/telemetry.Version=$(VERSION)
+
+# Extra flags for `go test`, e.g. make test TESTFLAGS='-run TestClaim -v'
+TESTFLAGS ?=
+
+.DEFAULT_GOAL := help
+
+.PHONY: help build run test vet fmt-check lint clean
+
+help: ## list the targets
+	@echo 'Usage: make <target>'
+	@awk 'BEGIN { FS = ":.*## " } /^[a-zA-Z0-9_.-]+:.*## / { printf "  %-12s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+
+build: ## build bin/spool-api and bin/spool-worker
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/spool-api ./services/api
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/spool-worker ./services/worker
+
+run: ## run PostgreSQL, migrations, the API and a worker locally (Ctrl-C stops all)
+	@scripts/run.sh
+
+# TEST_DATABASE_URL, when set, is used as it is. Otherwise scripts/with-pg.sh
+# asks scripts/pg-ensure.sh for a server and stops a throwaway one afterwards.
+test: vet ## go vet, then go test -race against a PostgreSQL
+	scripts/with-pg.sh $(GO) test -race -count=1 $(TESTFLAGS) ./...
+
+vet: ## go vet ./...
+	$(GO) vet ./...
+
+fmt-check: ## fail if gofmt would change any Go file
+	@files=$$(find . -path ./.dev -prune -o -name '*.go' -exec gofmt -l {} +) || exit 1; \
+	if [ -n "$$files" ]; then echo 'gofmt needed (run gofmt -w on these):'; echo "$$files"; exit 1; fi
+
+lint: fmt-check vet ## fmt-check and vet
+
+clean: ## remove build and coverage output (keeps .dev/, the local database)
+	rm -rf bin/ coverage.out coverage.html cover.out *.coverprofile
+
+# Other areas add their targets here, e.g. mk/k8s.mk.
+-include mk/*.mk

@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# Runs the built images the way the chart does (read-only root, uid 65532, no
+# capabilities) and checks graceful shutdown:
+#   1. a fresh database; `spool-api migrate` from the api image (exit 0);
+#   2. the api image serving, the worker image working, both `podman run
+#      --network host` against PostgreSQL on this machine;
+#   3. scenario "finish": a `sleep` job of 3 s is running when the worker gets
+#      `podman stop -t 10`: the job completes, the worker exits 0 as PID 1;
+#   4. scenario "hand back": SPOOL_SHUTDOWN_TIMEOUT=1s and a 20 s job: after
+#      the stop the job is cancelled and back to pending (attempt not lost),
+#      the worker exits 0 well inside the 10 s;
+#   5. the API gets `podman stop -t 20` and exits 0 after its drain.
+# Jobs are enqueued through the API (POST /v1/jobs), never by SQL.
+# Usage: scripts/k8s/image-test.sh [TAG]   (default: dev; `make images` first)
+# PostgreSQL: TEST_DATABASE_URL (admin URL) or scripts/pg-ensure.sh's choice;
+# `make image-test` wraps this in scripts/with-pg.sh.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
+# shellcheck source=scripts/lib.sh
+. "$root/scripts/lib.sh"
+export CONTAINERS_CONF=${CONTAINERS_CONF:-$root/ci/containers.conf}
+tag=${1:-dev}
+api_image=localhost/spool-api:$tag
+worker_image=localhost/spool-worker:$tag
+for img in "$api_image" "$worker_image"; do
+	podman image exists "$img" || die "$img not found; run make images"
+done
+have jq || die "needs jq"
+have curl || die "needs curl"
+psql=$(pg_client psql) || die "needs psql"
+
+admin=${TEST_DATABASE_URL:-$("$root/scripts/pg-ensure.sh")}
+db=spool_imgtest_$$
+db_url=$(printf '%s' "$admin" | sed -E "s#/[^/?]*(\\?|$)#/$db\\1#")
+run=imgtest-$$
+logs=$(mktemp -d)
+token=imgtest-token-$$-$RANDOM$RANDOM
+
+# The chart's securityContext: read-only root filesystem (plus a /tmp, like
+# its emptyDir), non-root uid, no capabilities, no privilege escalation.
+hardened=(--read-only --read-only-tmpfs --user 65532:65532 --cap-drop ALL --security-opt no-new-privileges)
+
+free_port() {
+	local p
+	while :; do
+		p=$((20000 + RANDOM % 40000))
+		tcp_open 127.0.0.1 "$p" || { echo "$p"; return; }
+	done
+}
+http_port=$(free_port)
+api_admin=$(free_port)
+worker_admin=$(free_port)
+api=http://127.0.0.1:$http_port
+
+cleanup() {
+	local rc=$?
+	if ((rc != 0)); then
+		for c in "$run-api" "$run-worker"; do
+			podman logs "$c" 2>&1 | tail -n 30 | sed "s/^/[$c] /" >&2 || true
+		done
+	fi
+	podman rm -f "$run-api" "$run-worker" >/dev/null 2>&1 || true
+	rm -rf "$logs"
+	"$psql" -q "$admin" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+	exit "$rc"
+}
+trap cleanup EXIT
+
+pass() { printf 'image-test: ok: %s\n' "$*" >&2; }
+fail() { die "FAIL: $*"; }
+
+wait_http() { # URL SECONDS
+	local i
+	for ((i = 0; i < $2 * 10; i++)); do
+		curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+enqueue() { # JSON → job id
+	curl -fsS -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+		--data "$1" "$api/v1/jobs" | jq -r .job.id
+}
+status() { curl -sS -H "Authorization: Bearer $token" "$api/v1/jobs/$1" | jq -r .job.status; }
+wait_status() { # ID STATUS SECONDS
+	local i s
+	for ((i = 0; i < $3 * 10; i++)); do
+		s=$(status "$1")
+		[[ $s == "$2" ]] && return 0
+		sleep 0.1
+	done
+	log "job $1 is $s, not $2"
+	return 1
+}
+
+start_worker() { # extra podman args...
+	podman run -d --name "$run-worker" --network host "${hardened[@]}" \
+		-e DATABASE_URL="$db_url" -e SPOOL_ADMIN_ADDR="127.0.0.1:$worker_admin" \
+		-e SPOOL_WORKER_ID="$run-worker" -e SPOOL_LOG_FORMAT=text "$@" "$worker_image" >/dev/null
+	wait_http "http://127.0.0.1:$worker_admin/readyz" 20 || fail "worker not ready"
+	local pid1
+	pid1=$(podman top "$run-worker" pid args | awk 'NR==2 { print $1, $2 }')
+	[[ $pid1 == "1 /usr/local/bin/spool-worker" ]] || fail "worker is not PID 1: $pid1"
+}
+
+stop_worker() { # → sets stop_seconds and exit_code
+	local t0 t1
+	t0=$(date +%s.%N)
+	podman stop -t 10 "$run-worker" >/dev/null
+	t1=$(date +%s.%N)
+	stop_seconds=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
+	exit_code=$(podman inspect "$run-worker" --format '{{.State.ExitCode}}')
+	podman logs "$run-worker" >"$logs/worker.log" 2>&1
+	podman rm "$run-worker" >/dev/null
+	grep -q 'spool-worker exiting.*clean=true' "$logs/worker.log" ||
+		{ tail -n 20 "$logs/worker.log" >&2; fail "worker did not log a clean exit"; }
+}
+
+# 1. Fresh database, migrated by the api image.
+"$psql" -q "$admin" -c "CREATE DATABASE $db" >/dev/null
+podman run --rm --network host "${hardened[@]}" -e DATABASE_URL="$db_url" "$api_image" migrate >/dev/null ||
+	fail "spool-api migrate exited $?"
+pass "migrate exited 0 (fresh database $db)"
+
+# 2. API.
+podman run -d --name "$run-api" --network host "${hardened[@]}" \
+	-e DATABASE_URL="$db_url" -e SPOOL_HTTP_ADDR="127.0.0.1:$http_port" \
+	-e SPOOL_ADMIN_ADDR="127.0.0.1:$api_admin" -e SPOOL_API_TOKENS="$token:rw" \
+	-e SPOOL_LOG_FORMAT=text "$api_image" >/dev/null
+wait_http "http://127.0.0.1:$api_admin/readyz" 20 || fail "api not ready"
+pass "api ready on $api"
+
+# 3. Finish: the job outlives the stop signal but not the shutdown timeout.
+start_worker
+id=$(enqueue '{"type":"sleep","payload":{"ms":3000}}')
+wait_status "$id" running 10 || fail "sleep job $id never ran"
+stop_worker
+[[ $exit_code == 0 ]] || fail "worker exit code $exit_code after podman stop (137 = SIGKILL)"
+s=$(status "$id")
+[[ $s == completed ]] || fail "job $id is $s after a graceful stop, want completed"
+pass "finish: worker exited 0 in ${stop_seconds}s, job $id $s"
+
+# 4. Hand back: shutdown timeout shorter than the job.
+start_worker -e SPOOL_SHUTDOWN_TIMEOUT=1s
+id=$(enqueue '{"type":"sleep","payload":{"ms":20000}}')
+wait_status "$id" running 10 || fail "sleep job $id never ran"
+stop_worker
+[[ $exit_code == 0 ]] || fail "worker exit code $exit_code after podman stop (137 = SIGKILL)"
+awk -v s="$stop_seconds" 'BEGIN { exit !(s < 5) }' || fail "worker took ${stop_seconds}s to hand back and exit, want < 5s"
+s=$(status "$id")
+[[ $s == pending ]] || fail "job $id is $s after the shutdown timeout, want pending (handed back)"
+grep -q 'job handed back on shutdown.*job_id='"$id" "$logs/worker.log" || fail "worker did not log the hand-back of job $id"
+pass "hand back: worker exited 0 in ${stop_seconds}s, job $id $s"
+
+# 5. API: readiness fails, drain delay, shutdown, exit 0.
+t0=$(date +%s)
+podman stop -t 20 "$run-api" >/dev/null
+code=$(podman inspect "$run-api" --format '{{.State.ExitCode}}')
+[[ $code == 0 ]] || fail "api exit code $code after podman stop"
+pass "api exited 0 in $(($(date +%s) - t0))s after SIGTERM"
