@@ -386,24 +386,47 @@ func (c *Client) List(ctx context.Context, p ListParams) ([]*Job, error) {
 }
 
 // Cancel stops a job that has not finished. A running job's worker notices
-// on its next heartbeat and cancels the handler's context.
+// on its next heartbeat and cancels the handler's context. Cancelling a
+// workflow step cancels the steps that depend on it.
 func (c *Client) Cancel(ctx context.Context, id int64) (*Job, error) {
 	return c.transition(ctx, id, `UPDATE spool_jobs SET status = 'cancelled', finished_at = now(), lease_until = NULL
-		WHERE id = $1 AND status IN ('pending', 'retrying', 'running', 'blocked') RETURNING `+jobColumns)
+		WHERE id = $1 AND status IN ('pending', 'retrying', 'running', 'blocked') RETURNING `+jobColumns,
+		func(tx pgx.Tx, j *Job) error {
+			if j.WorkflowID == nil {
+				return nil
+			}
+			return advance(ctx, tx, *j.WorkflowID, j.ID, StatusCancelled, false)
+		})
 }
 
 // Retry puts a dead or cancelled job back to pending with its attempts reset;
-// its error history is kept.
+// its error history is kept. Retrying a workflow step that failed its
+// workflow revives the workflow and the steps its failure cancelled.
 func (c *Client) Retry(ctx context.Context, id int64) (*Job, error) {
 	return c.transition(ctx, id, `WITH j AS (
 			UPDATE spool_jobs SET status = 'pending', attempts = 0, run_at = now(), finished_at = NULL,
-				started_at = NULL, lease_until = NULL, worker_id = NULL
+				started_at = NULL, lease_until = NULL, worker_id = NULL, cancelled_by = NULL
 			WHERE id = $1 AND status IN ('dead', 'cancelled') RETURNING *)
-		SELECT `+jobColumns+` FROM j, LATERAL (SELECT pg_notify('spool_jobs', j.queue)) AS n`)
+		SELECT `+jobColumns+` FROM j, LATERAL (SELECT pg_notify('spool_jobs', j.queue)) AS n`,
+		func(tx pgx.Tx, j *Job) error {
+			if j.WorkflowID == nil {
+				return nil
+			}
+			return revive(ctx, tx, []int64{j.ID})
+		})
 }
 
-func (c *Client) transition(ctx context.Context, id int64, sql string) (*Job, error) {
-	job, err := scanJob(c.pool.QueryRow(ctx, sql, id))
+// transition runs a state change and its follow-up in one transaction;
+// no row means the job is missing (ErrNotFound) or in the wrong state.
+func (c *Client) transition(ctx context.Context, id int64, sql string, then func(pgx.Tx, *Job) error) (*Job, error) {
+	var job *Job
+	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+		var err error
+		if job, err = scanJob(tx.QueryRow(ctx, sql, id)); err != nil {
+			return err
+		}
+		return then(tx, job)
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		if _, err := c.Get(ctx, id); err != nil {
 			return nil, err

@@ -2,6 +2,8 @@ package jobqueue
 
 import (
 	"context"
+
+	"github.com/jackc/pgx/v5"
 	"strconv"
 	"strings"
 )
@@ -27,16 +29,45 @@ func (f DeadFilter) where() (string, []any) {
 }
 
 // RetryDead puts every dead job matching f back to pending (attempts reset,
-// history kept) and returns how many.
+// history kept), reviving the workflows they failed, and returns how many.
 func (c *Client) RetryDead(ctx context.Context, f DeadFilter) (int64, error) {
 	where, args := f.where()
 	var n int64
-	err := c.pool.QueryRow(ctx, `WITH r AS (
-			UPDATE spool_jobs SET status = 'pending', attempts = 0, run_at = now(), finished_at = NULL,
-				started_at = NULL, worker_id = NULL
-			WHERE `+where+` RETURNING queue),
-		q AS (SELECT queue, count(*) AS n FROM r GROUP BY queue)
-		SELECT coalesce(sum(q.n), 0) FROM q, LATERAL (SELECT pg_notify('spool_jobs', q.queue)) AS notified`, args...).Scan(&n)
+	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `UPDATE spool_jobs SET status = 'pending', attempts = 0, run_at = now(), finished_at = NULL,
+				started_at = NULL, worker_id = NULL, cancelled_by = NULL
+			WHERE `+where+` RETURNING id, queue, workflow_id IS NOT NULL`, args...)
+		if err != nil {
+			return err
+		}
+		queues := map[string]bool{}
+		var steps []int64
+		for rows.Next() {
+			var id int64
+			var queue string
+			var inWorkflow bool
+			if err := rows.Scan(&id, &queue, &inWorkflow); err != nil {
+				return err
+			}
+			n++
+			queues[queue] = true
+			if inWorkflow {
+				steps = append(steps, id)
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for q := range queues {
+			if _, err := tx.Exec(ctx, `SELECT pg_notify('spool_jobs', $1)`, q); err != nil {
+				return err
+			}
+		}
+		if len(steps) > 0 {
+			return revive(ctx, tx, steps)
+		}
+		return nil
+	})
 	return n, interpretError(err)
 }
 

@@ -3,6 +3,8 @@ package jobqueue
 import (
 	"context"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // The worker's queries, in one place. Every write that finishes an attempt is
@@ -125,32 +127,53 @@ type RescuedJob struct {
 const lostWorkerError = "worker lost: lease expired"
 
 // rescue moves running jobs whose lease expired back to retrying (counting
-// the attempt) or to dead after the last one. SKIP LOCKED makes it safe to
-// run in every replica at once.
-func rescue(ctx context.Context, db DBTX, limit int) ([]RescuedJob, error) {
-	rows, err := db.Query(ctx, `WITH lost AS (
-			SELECT id AS lost_id FROM spool_jobs
-			WHERE status = 'running' AND lease_until < now()
-			ORDER BY lease_until LIMIT $1 FOR UPDATE SKIP LOCKED)
-		UPDATE spool_jobs SET
-			status = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'retrying' END,
-			finished_at = CASE WHEN attempts >= max_attempts THEN now() END,
-			run_at = now(), lease_until = NULL, last_error = $2,
-			errors = errors || jsonb_build_array(jsonb_build_object(
-				'attempt', attempts, 'error', $2::text, 'at', now(), 'worker_id', worker_id))
-		FROM lost WHERE id = lost.lost_id
-		RETURNING id, type, status, coalesce(worker_id, '')`, limit, lostWorkerError)
-	if err != nil {
-		return nil, interpretError(err)
-	}
-	defer rows.Close()
+// the attempt) or to dead after the last one, moving the workflows of dead
+// steps on in the same transaction. SKIP LOCKED makes it safe to run in
+// every replica at once.
+func rescue(ctx context.Context, db Beginner, limit int) ([]RescuedJob, error) {
 	var out []RescuedJob
-	for rows.Next() {
-		var r RescuedJob
-		if err := rows.Scan(&r.ID, &r.Type, &r.Status, &r.WorkerID); err != nil {
-			return nil, err
+	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `WITH lost AS (
+				SELECT id AS lost_id FROM spool_jobs
+				WHERE status = 'running' AND lease_until < now()
+				ORDER BY lease_until LIMIT $1 FOR UPDATE SKIP LOCKED)
+			UPDATE spool_jobs SET
+				status = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'retrying' END,
+				finished_at = CASE WHEN attempts >= max_attempts THEN now() END,
+				run_at = now(), lease_until = NULL, last_error = $2,
+				errors = errors || jsonb_build_array(jsonb_build_object(
+					'attempt', attempts, 'error', $2::text, 'at', now(), 'worker_id', worker_id))
+			FROM lost WHERE id = lost.lost_id
+			RETURNING id, type, status, coalesce(worker_id, ''), workflow_id, continue_on_failure`, limit, lostWorkerError)
+		if err != nil {
+			return err
 		}
-		out = append(out, r)
-	}
-	return out, interpretError(rows.Err())
+		type step struct {
+			wf, id int64
+			cont   bool
+		}
+		var dead []step
+		for rows.Next() {
+			var r RescuedJob
+			var wf *int64
+			var cont bool
+			if err := rows.Scan(&r.ID, &r.Type, &r.Status, &r.WorkerID, &wf, &cont); err != nil {
+				return err
+			}
+			out = append(out, r)
+			if wf != nil && r.Status == StatusDead {
+				dead = append(dead, step{*wf, r.ID, cont})
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, d := range dead {
+			if err := advance(ctx, tx, d.wf, d.id, StatusDead, d.cont); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return out, interpretError(err)
 }

@@ -374,10 +374,11 @@ func (w *Worker) execute(ctx context.Context, h handler, job *Job, timeout time.
 	log.Debug("job started")
 	ctx, cancel := context.WithTimeoutCause(ctx, timeout, ErrJobTimeout)
 	defer cancel()
+	ctx, out := withOutcome(ctx)
 	begin := time.Now()
 	err := callHandler(ctx, h.fn, job)
 	elapsed := time.Since(begin)
-	outcome := w.record(ctx, job, err, context.Cause(ctx), w.backoffFor(h, job), log)
+	outcome := w.record(ctx, job, out, err, context.Cause(ctx), w.backoffFor(h, job), log)
 	w.cfg.Metrics.finished(job.Type, outcome, elapsed.Seconds())
 }
 
@@ -423,12 +424,16 @@ func callHandler(ctx context.Context, fn HandlerFunc, job *Job) error {
 }
 
 // record writes an attempt's outcome and returns it for metrics.
-func (w *Worker) record(ctx context.Context, job *Job, err, cause error, backoff Backoff, log *slog.Logger) string {
+func (w *Worker) record(ctx context.Context, job *Job, out *attemptOutcome, err, cause error, backoff Backoff, log *slog.Logger) string {
 	wctx := context.WithoutCancel(ctx)
 	var snz *snoozeError
 	switch {
-	case err == nil:
+	case err == nil && job.WorkflowID == nil && out.simple():
 		w.write(wctx, log, "complete", func(ctx context.Context) (bool, error) { return complete(ctx, w.pool, job.ID, w.cfg.ID) })
+		log.Debug("job completed")
+		return OutcomeCompleted
+	case err == nil:
+		w.write(wctx, log, "complete", func(ctx context.Context) (bool, error) { return completeTx(ctx, w.pool, job, w.cfg.ID, out) })
 		log.Debug("job completed")
 		return OutcomeCompleted
 	case errors.Is(cause, ErrJobLost):
@@ -453,6 +458,9 @@ func (w *Worker) record(ctx context.Context, job *Job, err, cause error, backoff
 	}
 	msg := err.Error()
 	w.write(wctx, log, "fail", func(ctx context.Context) (bool, error) {
+		if status == StatusDead && job.WorkflowID != nil {
+			return deadTx(ctx, w.pool, job, w.cfg.ID, msg)
+		}
 		return fail(ctx, w.pool, job.ID, w.cfg.ID, status, delay, msg)
 	})
 	if status == StatusDead {
