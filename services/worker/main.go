@@ -57,7 +57,7 @@ func run() error {
 	handlerReg := jobqueue.NewRegistry()
 	handlers.Register(handlerReg, handlers.Options{
 		Pool: pool, Diagnostic: cfg.DiagnosticJobs, Latency: cfg.SimLatency, Logger: log,
-		EmailFailure: cfg.SimEmailFailure, InvoiceFailure: cfg.SimInvoiceFail, InventoryFailure: cfg.SimInventoryFail,
+		EmailFailure: cfg.SimEmailFailure, InvoiceFailure: cfg.SimInvoiceFail, InventoryFailure: cfg.SimInventoryFail, PaymentFailure: cfg.SimPaymentFail,
 	})
 	worker, err := jobqueue.NewWorker(pool, handlerReg, jobqueue.WorkerConfig{
 		ID: cfg.WorkerID, Queues: queues, PollInterval: cfg.PollInterval, ShutdownTimeout: cfg.ShutdownTimeout,

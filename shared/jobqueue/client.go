@@ -49,6 +49,7 @@ type EnqueueParams struct {
 	BackoffBase    time.Duration
 	BackoffMax     time.Duration
 	IdempotencyKey string
+	RequestID      string // the API request that enqueued the job, for tracing
 }
 
 // EnqueueResult is what an enqueue produced: a new job, or the existing one
@@ -70,8 +71,8 @@ func (c *Client) EnqueueTx(ctx context.Context, tx pgx.Tx, p EnqueueParams) (Enq
 }
 
 const insertJobSQL = `INSERT INTO spool_jobs
-	(type, queue, priority, run_at, max_attempts, timeout_ms, backoff_base_ms, backoff_max_ms, idempotency_key, payload)
-	VALUES ($1, $2, $3, coalesce($4, now()), $5, $6, $7, $8, $9, $10)
+	(type, queue, priority, run_at, max_attempts, timeout_ms, backoff_base_ms, backoff_max_ms, idempotency_key, payload, request_id)
+	VALUES ($1, $2, $3, coalesce($4, now()), $5, $6, $7, $8, $9, $10, $11)
 	ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 	RETURNING ` + jobColumns
 
@@ -84,7 +85,7 @@ func (c *Client) enqueue(ctx context.Context, db DBTX, p EnqueueParams) (Enqueue
 	// then the next insert succeeds. Two rounds settle any such race.
 	for range 3 {
 		job, err := scanJob(db.QueryRow(ctx, insertJobSQL, row.typ, row.queue, row.priority, row.runAt,
-			row.maxAttempts, row.timeoutMs, row.backoffBaseMs, row.backoffMaxMs, row.key, row.payload))
+			row.maxAttempts, row.timeoutMs, row.backoffBaseMs, row.backoffMaxMs, row.key, row.payload, row.requestID))
 		if err == nil {
 			c.metrics.enqueued(job.Type, 1)
 			return EnqueueResult{Job: job}, nil
@@ -110,7 +111,7 @@ type insertRow struct {
 	runAt                                  *time.Time
 	maxAttempts                            int
 	timeoutMs, backoffBaseMs, backoffMaxMs *int32
-	key                                    *string
+	key, requestID                         *string
 	payload                                []byte
 }
 
@@ -136,6 +137,7 @@ func toRow(p EnqueueParams) (insertRow, error) {
 	if p.IdempotencyKey != "" {
 		r.key = &p.IdempotencyKey
 	}
+	r.requestID = nullIfEmpty(p.RequestID)
 	return r, nil
 }
 
@@ -177,11 +179,12 @@ func (c *Client) EnqueueMany(ctx context.Context, ps []EnqueueParams) ([]Enqueue
 }
 
 const insertManySQL = `INSERT INTO spool_jobs
-	(type, queue, priority, run_at, max_attempts, timeout_ms, backoff_base_ms, backoff_max_ms, idempotency_key, payload)
+	(type, queue, priority, run_at, max_attempts, timeout_ms, backoff_base_ms, backoff_max_ms, idempotency_key, payload, request_id)
 	SELECT t.type, t.queue, t.priority, CASE WHEN t.has_run_at THEN t.run_at ELSE now() END, t.max_attempts,
-		NULLIF(t.timeout_ms, 0), NULLIF(t.backoff_base_ms, 0), NULLIF(t.backoff_max_ms, 0), NULLIF(t.key, ''), t.payload::jsonb
-	FROM unnest($1::text[], $2::text[], $3::smallint[], $4::timestamptz[], $5::bool[], $6::int[], $7::int[], $8::int[], $9::int[], $10::text[], $11::text[])
-		WITH ORDINALITY AS t(type, queue, priority, run_at, has_run_at, max_attempts, timeout_ms, backoff_base_ms, backoff_max_ms, key, payload, ord)
+		NULLIF(t.timeout_ms, 0), NULLIF(t.backoff_base_ms, 0), NULLIF(t.backoff_max_ms, 0), NULLIF(t.key, ''), t.payload::jsonb,
+		NULLIF(t.request_id, '')
+	FROM unnest($1::text[], $2::text[], $3::smallint[], $4::timestamptz[], $5::bool[], $6::int[], $7::int[], $8::int[], $9::int[], $10::text[], $11::text[], $12::text[])
+		WITH ORDINALITY AS t(type, queue, priority, run_at, has_run_at, max_attempts, timeout_ms, backoff_base_ms, backoff_max_ms, key, payload, request_id, ord)
 	ORDER BY t.ord
 	ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 	RETURNING id, idempotency_key`
@@ -200,7 +203,7 @@ func (c *Client) EnqueueManyTx(ctx context.Context, tx pgx.Tx, ps []EnqueueParam
 		cols.add(r)
 	}
 	rows, err := tx.Query(ctx, insertManySQL, cols.types, cols.queues, cols.priorities, cols.runAts, cols.hasRunAt,
-		cols.maxAttempts, cols.timeouts, cols.backoffBases, cols.backoffMaxes, cols.keys, cols.payloads)
+		cols.maxAttempts, cols.timeouts, cols.backoffBases, cols.backoffMaxes, cols.keys, cols.payloads, cols.requestIDs)
 	if err != nil {
 		return nil, interpretError(fmt.Errorf("enqueue batch: %w", err))
 	}
@@ -287,7 +290,7 @@ func idsByKey(ctx context.Context, tx pgx.Tx, keys []string) (map[string]int64, 
 }
 
 type batchColumns struct {
-	types, queues, keys, payloads                     []string
+	types, queues, keys, payloads, requestIDs         []string
 	priorities                                        []int16
 	runAts                                            []time.Time
 	hasRunAt                                          []bool
@@ -297,7 +300,7 @@ type batchColumns struct {
 
 func newBatchColumns(n int) *batchColumns {
 	return &batchColumns{
-		types: make([]string, 0, n), queues: make([]string, 0, n), keys: make([]string, 0, n), payloads: make([]string, 0, n),
+		types: make([]string, 0, n), queues: make([]string, 0, n), keys: make([]string, 0, n), payloads: make([]string, 0, n), requestIDs: make([]string, 0, n),
 		priorities: make([]int16, 0, n), runAts: make([]time.Time, 0, n), hasRunAt: make([]bool, 0, n),
 		maxAttempts: make([]int32, 0, n), timeouts: make([]int32, 0, n), backoffBases: make([]int32, 0, n), backoffMaxes: make([]int32, 0, n),
 		counts: map[string]int{},
@@ -324,6 +327,11 @@ func (b *batchColumns) add(r insertRow) {
 	}
 	b.keys = append(b.keys, key)
 	b.payloads = append(b.payloads, string(r.payload))
+	rid := ""
+	if r.requestID != nil {
+		rid = *r.requestID
+	}
+	b.requestIDs = append(b.requestIDs, rid)
 	b.counts[r.typ]++
 }
 

@@ -228,22 +228,22 @@ func (c *Client) GetWorkflow(ctx context.Context, id int64) (*Workflow, error) {
 // finish. ErrInvalidState if the workflow already ended.
 func (c *Client) CancelWorkflow(ctx context.Context, id int64) (*Workflow, error) {
 	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `UPDATE spool_workflows SET status = 'cancelled', finished_at = now() WHERE id = $1 AND status = 'running'`, id)
-		if err != nil {
+		var status string
+		if err := tx.QueryRow(ctx, `SELECT status FROM spool_workflows WHERE id = $1`, id).Scan(&status); err != nil {
 			return err
 		}
-		if tag.RowsAffected() == 0 {
-			var exists bool
-			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM spool_workflows WHERE id = $1)`, id).Scan(&exists); err != nil {
-				return err
-			}
-			if !exists {
-				return ErrNotFound
-			}
+		if status != "running" {
 			return ErrInvalidState
 		}
-		_, err = tx.Exec(ctx, `UPDATE spool_jobs SET status = 'cancelled', finished_at = now()
-			WHERE workflow_id = $1 AND status IN ('pending', 'retrying', 'blocked')`, id)
+		// Steps first, then the workflow: the lock order every writer uses.
+		if _, err := tx.Exec(ctx, `UPDATE spool_jobs SET status = 'cancelled', finished_at = now()
+			WHERE workflow_id = $1 AND status IN ('pending', 'retrying', 'blocked')`, id); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `UPDATE spool_workflows SET status = 'cancelled', finished_at = now() WHERE id = $1 AND status = 'running'`, id)
+		if err == nil && tag.RowsAffected() == 0 {
+			return ErrInvalidState // finished meanwhile
+		}
 		return err
 	})
 	if err != nil {
@@ -281,6 +281,12 @@ func ParentResults(ctx context.Context, db DBTX, job *Job) (map[string]json.RawM
 // cancelled, cancels its blocked descendants and fails the workflow; a
 // workflow with nothing left to run completes.
 func advance(ctx context.Context, tx pgx.Tx, wfID, stepID int64, status Status, continueOnFailure bool) error {
+	// Steps finishing at once must not each miss the other's uncommitted
+	// completion (the fan-in would never unblock): take turns per workflow.
+	// Every writer locks its own step first and the workflow second.
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM spool_workflows WHERE id = $1 FOR UPDATE`, wfID); err != nil {
+		return fmt.Errorf("lock workflow: %w", err)
+	}
 	if (status == StatusDead && !continueOnFailure) || status == StatusCancelled {
 		if err := failWorkflow(ctx, tx, wfID, stepID, status); err != nil {
 			return err

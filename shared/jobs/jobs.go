@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/mail"
 	"sort"
 	"strings"
@@ -44,6 +45,7 @@ type SendEmail struct {
 	To      string `json:"to"`
 	Subject string `json:"subject"`
 	Body    string `json:"body"`
+	OrderID int64  `json:"order_id,omitempty"` // set for an order's confirmation
 }
 
 // GenerateInvoice renders an invoice for an order (simulated).
@@ -52,11 +54,32 @@ type GenerateInvoice struct {
 	AmountCents int64 `json:"amount_cents"`
 }
 
-// SyncInventory pushes a stock change for one SKU to the (simulated)
-// inventory system.
+// SyncInventory pushes stock changes to the (simulated) warehouse system:
+// one SKU's Delta, or every item of OrderID.
 type SyncInventory struct {
-	SKU   string `json:"sku"`
-	Delta int    `json:"delta"`
+	OrderID int64  `json:"order_id,omitempty"`
+	SKU     string `json:"sku,omitempty"`
+	Delta   int    `json:"delta,omitempty"`
+}
+
+// ChargePayment captures an order's total from the (simulated) payment
+// provider. Only the card's last four digits travel with the job.
+type ChargePayment struct {
+	OrderID     int64  `json:"order_id"`
+	AmountCents int64  `json:"amount_cents"`
+	CardLast4   string `json:"card_last4"`
+}
+
+// CompleteOrder marks an order fulfilled once every step before it ran.
+type CompleteOrder struct {
+	OrderID int64 `json:"order_id"`
+}
+
+// FailOrder compensates a failed order: refunds its charge, puts its stock
+// back and marks it failed. The workflow engine enqueues it.
+type FailOrder struct {
+	OrderID    int64 `json:"order_id"`
+	WorkflowID int64 `json:"workflow_id,omitempty"`
 }
 
 func (Noop) Kind() string            { return "noop" }
@@ -65,6 +88,9 @@ func (Fail) Kind() string            { return "fail" }
 func (SendEmail) Kind() string       { return "send_email" }
 func (GenerateInvoice) Kind() string { return "generate_invoice" }
 func (SyncInventory) Kind() string   { return "sync_inventory" }
+func (ChargePayment) Kind() string   { return "charge_payment" }
+func (CompleteOrder) Kind() string   { return "complete_order" }
+func (FailOrder) Kind() string       { return "fail_order" }
 
 // MaxSleepMs bounds a sleep job to one hour.
 const MaxSleepMs = 3_600_000
@@ -106,8 +132,31 @@ func (g GenerateInvoice) Validate() error {
 }
 
 func (s SyncInventory) Validate() error {
-	if strings.TrimSpace(s.SKU) == "" {
-		return errors.New("sku is required")
+	if (s.OrderID > 0) == (strings.TrimSpace(s.SKU) != "") {
+		return errors.New("give either order_id or sku (with delta)")
+	}
+	if s.OrderID < 0 {
+		return errors.New("order_id must be positive")
+	}
+	return nil
+}
+
+func (c ChargePayment) Validate() error {
+	if c.OrderID <= 0 || c.AmountCents <= 0 {
+		return errors.New("order_id and amount_cents must be positive")
+	}
+	if len(c.CardLast4) != 4 || strings.Trim(c.CardLast4, "0123456789") != "" {
+		return errors.New("card_last4 must be four digits")
+	}
+	return nil
+}
+
+func (c CompleteOrder) Validate() error { return positiveOrder(c.OrderID) }
+func (f FailOrder) Validate() error     { return positiveOrder(f.OrderID) }
+
+func positiveOrder(id int64) error {
+	if id <= 0 {
+		return errors.New("order_id must be positive")
 	}
 	return nil
 }
@@ -128,7 +177,7 @@ func register[T Payload]() {
 		if err := dec.Decode(&p); err != nil {
 			return nil, fmt.Errorf("payload does not match %s: %s", zero.Kind(), strings.TrimPrefix(err.Error(), "json: "))
 		}
-		if dec.More() {
+		if _, err := dec.Token(); !errors.Is(err, io.EOF) { // More() misses a stray '}' or ']'
 			return nil, errors.New("payload has trailing data")
 		}
 		if err := p.Validate(); err != nil {
@@ -145,6 +194,9 @@ func init() {
 	register[SendEmail]()
 	register[GenerateInvoice]()
 	register[SyncInventory]()
+	register[ChargePayment]()
+	register[CompleteOrder]()
+	register[FailOrder]()
 }
 
 // ErrUnknownType is returned for a type no handler exists for.

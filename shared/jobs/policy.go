@@ -16,6 +16,9 @@ var policies = map[string]Policy{
 	"send_email":       {MaxAttempts: 8, Timeout: 30 * time.Second, BackoffBase: 2 * time.Second, BackoffMax: 10 * time.Minute},
 	"generate_invoice": {MaxAttempts: 5, Timeout: time.Minute},
 	"sync_inventory":   {MaxAttempts: 10, Timeout: time.Minute, BackoffMax: 5 * time.Minute},
+	"charge_payment":   {MaxAttempts: 6, Timeout: 30 * time.Second, BackoffBase: 500 * time.Millisecond, BackoffMax: time.Minute},
+	"complete_order":   {MaxAttempts: 20, Timeout: 30 * time.Second, BackoffMax: time.Minute},
+	"fail_order":       {MaxAttempts: 20, Timeout: 30 * time.Second, BackoffMax: time.Minute},
 }
 
 // PolicyOf returns typ's policy; zero fields mean "use the default".

@@ -23,8 +23,8 @@ type Options struct {
 	Diagnostic bool          // register noop, sleep and fail
 	Latency    time.Duration // of each simulated service call
 	// Failure rates of the simulated services, 0..1.
-	EmailFailure, InvoiceFailure, InventoryFailure float64
-	Logger                                         *slog.Logger
+	EmailFailure, InvoiceFailure, InventoryFailure, PaymentFailure float64
+	Logger                                                         *slog.Logger
 }
 
 // Register adds every handler to reg, each with its type's policy.
@@ -39,11 +39,22 @@ func Register(reg *jobqueue.Registry, o Options) {
 		return sim.sendEmail(ctx, job, e, o.EmailFailure)
 	})
 	register(reg, func(ctx context.Context, job *jobqueue.Job, g jobs.GenerateInvoice) error {
+		if job.WorkflowID != nil {
+			return sim.generateInvoice(ctx, job, g, o.InvoiceFailure)
+		}
 		return sim.call(ctx, job, o.InvoiceFailure, "invoice service", "order_id", g.OrderID)
 	})
 	register(reg, func(ctx context.Context, job *jobqueue.Job, s jobs.SyncInventory) error {
+		if s.OrderID > 0 {
+			return sim.syncInventory(ctx, job, s, o.InventoryFailure)
+		}
 		return sim.call(ctx, job, o.InventoryFailure, "inventory service", "sku", s.SKU)
 	})
+	register(reg, func(ctx context.Context, job *jobqueue.Job, c jobs.ChargePayment) error {
+		return sim.chargePayment(ctx, job, c, o.PaymentFailure)
+	})
+	register(reg, sim.completeOrder)
+	register(reg, sim.failOrder)
 }
 
 func register[T jobs.Payload](reg *jobqueue.Registry, fn func(context.Context, *jobqueue.Job, T) error) {
@@ -122,8 +133,8 @@ func (s simulator) sendEmail(ctx context.Context, job *jobqueue.Job, e jobs.Send
 	}
 	key := jobqueue.EffectKey(job, "email")
 	sent, err := jobqueue.Once(ctx, s.pool, key, job.ID, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO sim_emails (effect_key, job_id, recipient, subject) VALUES ($1, $2, $3, $4)`,
-			key, job.ID, e.To, e.Subject)
+		_, err := tx.Exec(ctx, `INSERT INTO sim_emails (effect_key, job_id, recipient, subject, order_id) VALUES ($1, $2, $3, $4, NULLIF($5, 0))`,
+			key, job.ID, e.To, e.Subject, e.OrderID)
 		return err
 	})
 	if err != nil {

@@ -40,6 +40,7 @@ type Worker struct {
 	SimEmailFailure  float64       `envconfig:"SIM_EMAIL_FAILURE_RATE" default:"0.1" desc:"share of send_email attempts that fail (0..1)"`
 	SimInvoiceFail   float64       `envconfig:"SIM_INVOICE_FAILURE_RATE" default:"0" desc:"share of generate_invoice attempts that fail (0..1)"`
 	SimInventoryFail float64       `envconfig:"SIM_INVENTORY_FAILURE_RATE" default:"0" desc:"share of sync_inventory attempts that fail (0..1)"`
+	SimPaymentFail   float64       `envconfig:"SIM_PAYMENT_FAILURE_RATE" default:"0.05" desc:"share of charge_payment attempts that fail transiently (0..1); cards ending 0002 are always declined"`
 }
 
 // Load reads and checks the configuration; see config.Load for -h.
@@ -69,7 +70,7 @@ func (c *Worker) check() error {
 		}
 	}
 	rates := map[string]float64{"SPOOL_SIM_EMAIL_FAILURE_RATE": c.SimEmailFailure, "SPOOL_SIM_INVOICE_FAILURE_RATE": c.SimInvoiceFail,
-		"SPOOL_SIM_INVENTORY_FAILURE_RATE": c.SimInventoryFail}
+		"SPOOL_SIM_INVENTORY_FAILURE_RATE": c.SimInventoryFail, "SPOOL_SIM_PAYMENT_FAILURE_RATE": c.SimPaymentFail}
 	for name, r := range rates {
 		if r < 0 || r > 1 {
 			errs = append(errs, fmt.Errorf("configuration: %s must be between 0 and 1", name))
