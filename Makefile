@@ -9,7 +9,7 @@ TESTFLAGS ?=
 
 .DEFAULT_GOAL := help
 
-.PHONY: help build run test vet fmt-check lint clean
+.PHONY: help build run test vet fmt-check lint clean demo
 
 help: ## list the targets
 	@echo 'Usage: make <target>'
@@ -21,6 +21,9 @@ build: ## build bin/spool-api and bin/spool-worker
 
 run: ## run PostgreSQL, migrations, the API and a worker locally (Ctrl-C stops all)
 	@scripts/run.sh
+
+demo: ## with `make run` up: place 200 orders and print the reconciled outcome
+	@scripts/demo.sh
 
 # TEST_DATABASE_URL, when set, is used as it is. Otherwise scripts/with-pg.sh
 # asks scripts/pg-ensure.sh for a server and stops a throwaway one afterwards.

@@ -64,7 +64,8 @@ main() {
 	log "auth is DISABLED (SPOOL_AUTH_DISABLED=true): for local use only"
 	launch api env SPOOL_HTTP_ADDR="$api_http" SPOOL_ADMIN_ADDR="$api_admin" bin/spool-api
 	api_pid=$launched_pid api_job=$launched_job
-	launch worker env SPOOL_ADMIN_ADDR="$worker_admin" bin/spool-worker
+	# Debug logs show each job starting and completing, so jobs are seen to flow.
+	launch worker env SPOOL_ADMIN_ADDR="$worker_admin" SPOOL_LOG_LEVEL="${SPOOL_WORKER_LOG_LEVEL:-debug}" bin/spool-worker
 	worker_pid=$launched_pid worker_job=$launched_job
 
 	wait_ready

@@ -8,7 +8,7 @@
 #      `podman stop -t 10`: the job completes, the worker exits 0 as PID 1;
 #   4. scenario "hand back": SPOOL_SHUTDOWN_TIMEOUT=1s and a 20 s job: after
 #      the stop the job is cancelled and back to pending (attempt not lost),
-#      the worker exits 0 well inside the 10 s;
+#      the worker exits 0 well inside the 10 s, the attempt is not counted;
 #   5. the API gets `podman stop -t 20` and exits 0 after its drain.
 # Jobs are enqueued through the API (POST /v1/jobs), never by SQL.
 # Usage: scripts/k8s/image-test.sh [TAG]   (default: dev; `make images` first)
@@ -59,7 +59,7 @@ cleanup() {
 			podman logs "$c" 2>&1 | tail -n 30 | sed "s/^/[$c] /" >&2 || true
 		done
 	fi
-	podman rm -f "$run-api" "$run-worker" >/dev/null 2>&1 || true
+	podman rm -f --ignore "$run-api" "$run-worker" >/dev/null 2>&1 || true
 	rm -rf "$logs"
 	"$psql" -q "$admin" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
 	exit "$rc"
@@ -151,7 +151,9 @@ awk -v s="$stop_seconds" 'BEGIN { exit !(s < 5) }' || fail "worker took ${stop_s
 s=$(status "$id")
 [[ $s == pending ]] || fail "job $id is $s after the shutdown timeout, want pending (handed back)"
 grep -q 'job handed back on shutdown.*job_id='"$id" "$logs/worker.log" || fail "worker did not log the hand-back of job $id"
-pass "hand back: worker exited 0 in ${stop_seconds}s, job $id $s"
+attempts=$(curl -sS -H "Authorization: Bearer $token" "$api/v1/jobs/$id" | jq -r .job.attempts)
+[[ $attempts == 0 ]] || fail "job $id has attempts=$attempts after the hand-back, want 0 (not counted)"
+pass "hand back: worker exited 0 in ${stop_seconds}s, job $id $s, attempts $attempts"
 
 # 5. API: readiness fails, drain delay, shutdown, exit 0.
 t0=$(date +%s)

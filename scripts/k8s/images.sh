@@ -6,7 +6,9 @@
 #   --network none   no network inside the build; the host's module cache is
 #                    mounted at /go/pkg/mod (filled first with go mod download)
 #                    and its build cache at /root/.cache/go-build
-#   --no-cache       no stale layers from builds with other mounts
+#   --no-cache --layers=false
+#                    no stale layers from builds with other mounts, and no
+#                    intermediate images left behind (so no prune is needed)
 # Usage: scripts/k8s/images.sh [TAG]        (default: dev; VERSION env stamps the binaries)
 # Produces localhost/spool-api:TAG and localhost/spool-worker:TAG.
 set -euo pipefail
@@ -21,12 +23,11 @@ go mod download
 
 for svc in api worker; do
 	start=$(date +%s)
-	podman build --pull=never --no-cache --network none \
+	podman build --pull=never --no-cache --layers=false --network none \
 		-v "$(go env GOMODCACHE)":/go/pkg/mod \
 		-v "$(go env GOCACHE)":/root/.cache/go-build \
 		--build-arg VERSION="$version" \
 		-f "Dockerfile.$svc" -t "localhost/spool-$svc:$tag" .
 	printf 'images: localhost/spool-%s:%s built in %ss\n' "$svc" "$tag" "$(($(date +%s) - start))" >&2
 done
-podman image prune -f >/dev/null
 podman image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E 'spool-(api|worker):' >&2

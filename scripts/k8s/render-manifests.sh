@@ -48,6 +48,7 @@ NS
 
 {
 	printf '%s\n' "$header"
+	# shellcheck disable=SC2016 # a command for the reader, not to run here
 	printf '# kubectl create secret generic spool-api-tokens -n %s --from-literal=SPOOL_API_TOKENS="$(openssl rand -hex 24):rw"\n' "$namespace"
 	printf '# kubectl apply -k k8s/\n'
 	printf 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: %s\nresources:\n  - spool/00-namespace.yaml\n' "$namespace"
