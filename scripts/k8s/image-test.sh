@@ -104,7 +104,7 @@ start_worker() { # extra podman args...
 	[[ $pid1 == "1 /usr/local/bin/spool-worker" ]] || fail "worker is not PID 1: $pid1"
 }
 
-stop_worker() { # → sets stop_seconds and exit_code
+stop_worker() { # podman stop -t 10; fails unless exit 0 with a clean-exit log line; sets stop_seconds
 	local t0 t1
 	t0=$(date +%s.%N)
 	podman stop -t 10 "$run-worker" >/dev/null
@@ -113,6 +113,7 @@ stop_worker() { # → sets stop_seconds and exit_code
 	exit_code=$(podman inspect "$run-worker" --format '{{.State.ExitCode}}')
 	podman logs "$run-worker" >"$logs/worker.log" 2>&1
 	podman rm "$run-worker" >/dev/null
+	[[ $exit_code == 0 ]] || fail "worker exit code $exit_code after podman stop (137 = SIGKILL)"
 	grep -q 'spool-worker exiting.*clean=true' "$logs/worker.log" ||
 		{ tail -n 20 "$logs/worker.log" >&2; fail "worker did not log a clean exit"; }
 }
@@ -136,7 +137,6 @@ start_worker
 id=$(enqueue '{"type":"sleep","payload":{"ms":3000}}')
 wait_status "$id" running 10 || fail "sleep job $id never ran"
 stop_worker
-[[ $exit_code == 0 ]] || fail "worker exit code $exit_code after podman stop (137 = SIGKILL)"
 s=$(status "$id")
 [[ $s == completed ]] || fail "job $id is $s after a graceful stop, want completed"
 pass "finish: worker exited 0 in ${stop_seconds}s, job $id $s"
@@ -146,7 +146,6 @@ start_worker -e SPOOL_SHUTDOWN_TIMEOUT=1s
 id=$(enqueue '{"type":"sleep","payload":{"ms":20000}}')
 wait_status "$id" running 10 || fail "sleep job $id never ran"
 stop_worker
-[[ $exit_code == 0 ]] || fail "worker exit code $exit_code after podman stop (137 = SIGKILL)"
 awk -v s="$stop_seconds" 'BEGIN { exit !(s < 5) }' || fail "worker took ${stop_seconds}s to hand back and exit, want < 5s"
 s=$(status "$id")
 [[ $s == pending ]] || fail "job $id is $s after the shutdown timeout, want pending (handed back)"

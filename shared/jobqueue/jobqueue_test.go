@@ -484,3 +484,31 @@ func TestOnceRunsEffectOnlyOnce(t *testing.T) {
 		t.Fatalf("retry after a failed effect ran = %v (err %v), want true", did, err)
 	}
 }
+
+func TestEnqueueManyFastCopiesAndWakesWorkers(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	ran := make(chan int64, 100)
+	reg := NewRegistry()
+	reg.Handle("bulk", func(_ context.Context, j *Job) error { ran <- j.ID; return nil }, nil)
+	b.runWorker(t, reg, WorkerConfig{PollInterval: time.Hour})
+	params := make([]EnqueueParams, 50)
+	for i := range params {
+		params[i] = EnqueueParams{Type: "bulk", Payload: map[string]int{"i": i}, Priority: i % 3}
+	}
+	params[7].RunAt = time.Now().Add(time.Hour)
+	n, err := b.client.EnqueueManyFast(ctx, params)
+	if err != nil || n != 50 {
+		t.Fatalf("copied %d (err %v), want 50", n, err)
+	}
+	for range 49 {
+		select {
+		case <-ran:
+		case <-time.After(5 * time.Second):
+			t.Fatal("copied jobs did not wake the worker")
+		}
+	}
+	if _, err := b.client.EnqueueManyFast(ctx, []EnqueueParams{{Type: "bulk", IdempotencyKey: "k"}}); err == nil {
+		t.Fatal("a keyed job was accepted by COPY")
+	}
+}

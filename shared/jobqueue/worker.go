@@ -90,6 +90,7 @@ type Worker struct {
 
 	producers map[string]*producer
 	limits    atomic.Pointer[limitSet]
+	completer *completer
 
 	mu     sync.Mutex
 	active map[int64]*activeJob
@@ -112,6 +113,7 @@ func NewWorker(pool *pgxpool.Pool, reg *Registry, cfg WorkerConfig) (*Worker, er
 	}
 	w := &Worker{cfg: cfg, pool: pool, reg: reg, types: reg.Types(), producers: map[string]*producer{},
 		active: map[int64]*activeJob{}, log: cfg.Logger.With("worker_id", cfg.ID)}
+	w.completer = newCompleter(w)
 	for _, q := range cfg.Queues {
 		if q.Concurrency <= 0 {
 			return nil, fmt.Errorf("worker: queue %q: concurrency must be positive", q.Name)
@@ -132,6 +134,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	bgCtx, stopBg := context.WithCancel(context.WithoutCancel(ctx))
 	var bg sync.WaitGroup
 	bg.Go(func() { w.heartbeat(bgCtx) })
+	go w.completer.run(bgCtx)
 	w.loadLimits(ctx)
 
 	var loops sync.WaitGroup
@@ -155,6 +158,8 @@ func (w *Worker) Run(ctx context.Context) error {
 		cancelJobs(ErrShutdown)
 	}
 	w.jobsWG.Wait()
+	close(w.completer.in) // every job has handed in its outcome
+	<-w.completer.done
 	stopBg()
 	bg.Wait()
 	w.log.Info("worker stopped")
@@ -378,6 +383,10 @@ func (w *Worker) execute(ctx context.Context, h handler, job *Job, timeout time.
 	begin := time.Now()
 	err := callHandler(ctx, h.fn, job)
 	elapsed := time.Since(begin)
+	if err == nil && job.WorkflowID == nil && out.simple() {
+		w.completer.in <- completion{job: job, elapsed: elapsed, ended: time.Now(), log: log} // counted once written
+		return
+	}
 	outcome := w.record(ctx, job, out, err, context.Cause(ctx), w.backoffFor(h, job), log)
 	w.cfg.Metrics.finished(job.Type, outcome, elapsed.Seconds())
 }
@@ -428,10 +437,6 @@ func (w *Worker) record(ctx context.Context, job *Job, out *attemptOutcome, err,
 	wctx := context.WithoutCancel(ctx)
 	var snz *snoozeError
 	switch {
-	case err == nil && job.WorkflowID == nil && out.simple():
-		w.write(wctx, log, "complete", func(ctx context.Context) (bool, error) { return complete(ctx, w.pool, job.ID, w.cfg.ID) })
-		log.Debug("job completed")
-		return OutcomeCompleted
 	case err == nil:
 		w.write(wctx, log, "complete", func(ctx context.Context) (bool, error) { return completeTx(ctx, w.pool, job, w.cfg.ID, out) })
 		log.Debug("job completed")

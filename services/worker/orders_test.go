@@ -1,0 +1,193 @@
+package main_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/spoolq/spool/shared/orders"
+	"github.com/spoolq/spool/shared/proctest"
+)
+
+// The order pipeline through real processes: crashes mid-workflow, and
+// many concurrent orders with failures, reconciled against every ledger.
+
+func TestOrderPipelineSurvivesKill9WithEachEffectOnce(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	env := []string{"SPOOL_SIM_LATENCY=1500ms", "SPOOL_SIM_EMAIL_FAILURE_RATE=0", "SPOOL_SIM_PAYMENT_FAILURE_RATE=0",
+		"SPOOL_LEASE_DURATION=1s", "SPOOL_RESCUE_INTERVAL=200ms"}
+	workers := map[string]*proctest.Proc{}
+	for i := range 3 {
+		id := fmt.Sprintf("w%d", i)
+		workers[id] = b.startWorker(t, append(env, "SPOOL_WORKER_ID="+id)...)
+	}
+	store := orders.NewStore(b.db.Pool, b.client)
+	o, err := store.Place(ctx, orders.NewOrder{CustomerEmail: "ada@example.com", CardNumber: "4242424242424242",
+		Items: []orders.Item{{SKU: "mug", Quantity: 2}, {SKU: "hoodie", Quantity: 1}}}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Kill whichever worker runs the most of the three parallel steps while they run.
+	var victim string
+	proctest.Eventually(t, 20*time.Second, "the parallel steps to run", func() bool {
+		rows, _ := b.db.Pool.Query(ctx, `SELECT worker_id FROM spool_jobs WHERE workflow_id = $1 AND status = 'running'
+			AND step IN ('email', 'invoice', 'inventory') GROUP BY worker_id ORDER BY count(*) DESC LIMIT 1`, o.WorkflowID)
+		defer rows.Close()
+		for rows.Next() {
+			_ = rows.Scan(&victim)
+		}
+		return victim != ""
+	})
+	time.Sleep(700 * time.Millisecond) // after the effect, before the step completes
+	workers[victim].Signal(syscall.SIGKILL)
+	workers[victim].Wait(5 * time.Second)
+	delete(workers, victim)
+
+	proctest.Eventually(t, 60*time.Second, "the order to be fulfilled", func() bool {
+		got, err := store.Get(ctx, o.ID)
+		return err == nil && got.Status == "fulfilled"
+	})
+	for _, w := range workers {
+		stopClean(t, w, 10*time.Second)
+	}
+	counts := map[string]int{}
+	for table, q := range map[string]string{
+		"payments":  `SELECT count(*) FROM payments WHERE order_id = $1`,
+		"emails":    `SELECT count(*) FROM sim_emails WHERE order_id = $1`,
+		"invoices":  `SELECT count(*) FROM invoices WHERE order_id = $1`,
+		"inventory": `SELECT count(*) FROM inventory_syncs WHERE order_id = $1`,
+	} {
+		var n int
+		if err := b.db.Pool.QueryRow(ctx, q, o.ID).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		counts[table] = n
+	}
+	if counts["payments"] != 1 || counts["emails"] != 1 || counts["invoices"] != 1 || counts["inventory"] != 2 {
+		t.Fatalf("effects recorded = %v; want 1 payment, 1 email, 1 invoice, 2 inventory lines", counts)
+	}
+	var lost int
+	_ = b.db.Pool.QueryRow(ctx, `SELECT count(*) FROM spool_jobs WHERE workflow_id = $1 AND errors::text LIKE '%worker lost%'`, o.WorkflowID).Scan(&lost)
+	t.Logf("killed %s mid-step; %d steps were rescued and re-run; each effect recorded once", victim, lost)
+	if lost == 0 {
+		t.Error("no step was interrupted by the kill: the test did not test a crash")
+	}
+}
+
+func TestFiveHundredConcurrentOrdersReconcile(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	apiAddr := proctest.FreeAddr(t)
+	api := proctest.Start(t, proctest.Build(t, "github.com/spoolq/spool/services/api"), []string{
+		"SPOOL_DATABASE_URL=" + b.db.URL, "SPOOL_HTTP_ADDR=" + apiAddr, "SPOOL_ADMIN_ADDR=" + proctest.FreeAddr(t),
+		"SPOOL_AUTH_DISABLED=true", "SPOOL_DRAIN_DELAY=100ms", "SPOOL_LOG_LEVEL=warn",
+	})
+	var ws []*proctest.Proc
+	for i := range 3 {
+		ws = append(ws, b.startWorker(t, fmt.Sprintf("SPOOL_WORKER_ID=w%d", i), "SPOOL_SIM_LATENCY=5ms", "SPOOL_SIM_EMAIL_FAILURE_RATE=0.1",
+			"SPOOL_BACKOFF_BASE=20ms", "SPOOL_BACKOFF_MAX=200ms", "SPOOL_LOG_LEVEL=info", "SPOOL_QUEUES=default:20"))
+	}
+	waitReady(t, "http://"+apiAddr+"/v1/products")
+	before := stock(t, b)
+
+	const n = 500
+	var wg sync.WaitGroup
+	declined := 0
+	for i := range n {
+		card := "4242424242424242"
+		if i%20 == 0 { // 5% declined
+			card, declined = "4000000000000002", declined+1
+		}
+		body := fmt.Sprintf(`{"customer_email":"c%d@example.com","card_number":"%s","items":[{"sku":"mug","quantity":%d},{"sku":"stickers","quantity":1}]}`, i, card, 1+i%3)
+		wg.Go(func() { placeWithRetry(t, "http://"+apiAddr+"/v1/orders", body) })
+	}
+	wg.Wait()
+	store := orders.NewStore(b.db.Pool, b.client)
+	var st *orders.Stats
+	proctest.Eventually(t, 180*time.Second, "every order fulfilled or failed", func() bool {
+		var err error
+		st, err = store.Stats(ctx)
+		return err == nil && st.Orders["processing"] == 0 && st.Orders["fulfilled"]+st.Orders["failed"] == n
+	})
+	for _, w := range append(ws, api) {
+		stopClean(t, w, 10*time.Second)
+	}
+	t.Logf("outcome: %+v", *st)
+	fulfilled := st.Orders["fulfilled"]
+	if st.Orders["failed"] != int64(declined) || st.DeclinedCharges != int64(declined) {
+		t.Errorf("failed orders %d, dead charges %d; want exactly the %d declined cards", st.Orders["failed"], st.DeclinedCharges, declined)
+	}
+	if st.Charges != fulfilled || st.Emails != fulfilled || st.Invoices != fulfilled || st.InventorySyncs != fulfilled || st.Refunds != 0 {
+		t.Errorf("charges %d, emails %d, invoices %d, syncs %d, refunds %d; want %d each and no refunds",
+			st.Charges, st.Emails, st.Invoices, st.InventorySyncs, st.Refunds, fulfilled)
+	}
+	if st.Retries == 0 {
+		t.Error("no step was retried: the simulated failures did not happen")
+	}
+	var dupEmails int
+	_ = b.db.Pool.QueryRow(ctx, `SELECT count(*) FROM (SELECT order_id FROM sim_emails GROUP BY order_id HAVING count(*) > 1) d`).Scan(&dupEmails)
+	if dupEmails != 0 {
+		t.Errorf("%d orders got more than one confirmation email", dupEmails)
+	}
+	after := stock(t, b)
+	var sold map[string]int64 = map[string]int64{}
+	rows, _ := b.db.Pool.Query(ctx, `SELECT i.sku, sum(i.quantity) FROM order_items i JOIN orders o ON o.id = i.order_id
+		WHERE o.status = 'fulfilled' GROUP BY i.sku`)
+	for rows.Next() {
+		var sku string
+		var q int64
+		_ = rows.Scan(&sku, &q)
+		sold[sku] = q
+	}
+	for sku, was := range before {
+		if after[sku] != was-sold[sku] {
+			t.Errorf("stock of %s = %d, want %d - %d sold = %d", sku, after[sku], was, sold[sku], was-sold[sku])
+		}
+	}
+}
+
+func stock(t *testing.T, b *bundle) map[string]int64 {
+	t.Helper()
+	out := map[string]int64{}
+	rows, err := b.db.Pool.Query(context.Background(), `SELECT sku, stock FROM products`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var sku string
+		var s int64
+		_ = rows.Scan(&sku, &s)
+		out[sku] = s
+	}
+	return out
+}
+
+// placeWithRetry posts an order, backing off on 429 and 503 as a client
+// should; anything else but 201 fails the test.
+func placeWithRetry(t *testing.T, url, body string) {
+	for range 200 {
+		resp, err := http.Post(url, "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Errorf("place order: %v", err)
+			return
+		}
+		resp.Body.Close()
+		switch resp.StatusCode {
+		case http.StatusCreated:
+			return
+		case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+			time.Sleep(50 * time.Millisecond)
+		default:
+			t.Errorf("place order: %s", resp.Status)
+			return
+		}
+	}
+	t.Error("place order: still refused after 200 tries")
+}
