@@ -121,7 +121,7 @@ func serve(ctx context.Context, stopSignals func(), cfg settings.Config, log *sl
 	client := jobqueue.NewClient(pool, jobqueue.NewMetrics(reg))
 	router := httpapi.New(client, &httpapi.Opts{
 		MaxPayloadBytes: cfg.MaxPayloadBytes, MaxBatch: cfg.MaxBatch, MaxBatchBytes: cfg.MaxBatchBytes,
-		RequestTimeout: cfg.RequestTimeout, NoDiagnosticJobs: !cfg.DiagnosticJobs, Tokens: cfg.Tokens,
+		RequestTimeout: cfg.RequestTimeout, MaxInFlight: cfg.MaxInFlight, NoDiagnosticJobs: !cfg.DiagnosticJobs, Tokens: cfg.Tokens,
 		Logger: log, Registry: reg,
 	})
 	api := httpapi.NewServer(router, pool, httpapi.ServerConfig{DrainDelay: cfg.DrainDelay, ShutdownTimeout: cfg.ShutdownTimeout, Logger: log})

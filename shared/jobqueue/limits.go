@@ -43,8 +43,9 @@ func (l Limit) Validate() error {
 		return fmt.Errorf("%w: set max_running, rate_per_second or both", ErrInvalidLimit)
 	case l.MaxRunning != nil && (*l.MaxRunning < 1 || *l.MaxRunning > 100_000):
 		return fmt.Errorf("%w: max_running must be 1-100000", ErrInvalidLimit)
-	case l.RatePerSecond != nil && (*l.RatePerSecond <= 0 || *l.RatePerSecond > 1e6 || math.IsNaN(*l.RatePerSecond)):
-		return fmt.Errorf("%w: rate_per_second must be above 0 and at most 1000000", ErrInvalidLimit)
+	case l.RatePerSecond != nil && (*l.RatePerSecond < 0.001 || *l.RatePerSecond > 1e6 || math.IsNaN(*l.RatePerSecond)):
+		// Below a token per 1000 s the wait for the next token overflows a Duration soon enough to matter.
+		return fmt.Errorf("%w: rate_per_second must be between 0.001 and 1000000", ErrInvalidLimit)
 	case l.Burst < 0 || l.Burst > 100_000:
 		return fmt.Errorf("%w: burst must be 1-100000", ErrInvalidLimit)
 	}

@@ -183,7 +183,12 @@ func register[T Payload]() {
 		if err := p.Validate(); err != nil {
 			return nil, fmt.Errorf("payload of %s: %w", zero.Kind(), err)
 		}
-		return json.Marshal(p)
+		norm, err := json.Marshal(p)
+		if err == nil && HasNUL(norm) {
+			// jsonb cannot store U+0000: refuse it here, not as a 500 at insert.
+			return nil, errors.New(`payload must not contain the character \u0000`)
+		}
+		return norm, err
 	}
 }
 
@@ -226,4 +231,24 @@ func Normalize(typ string, raw json.RawMessage) (json.RawMessage, error) {
 		raw = json.RawMessage(`{}`)
 	}
 	return dec(raw)
+}
+
+// HasNUL reports whether canonical JSON holds an escaped U+0000, i.e. a
+// `\u0000` preceded by an even number of further backslashes.
+func HasNUL(b []byte) bool {
+	for i := 0; ; {
+		j := bytes.Index(b[i:], []byte(`\u0000`))
+		if j < 0 {
+			return false
+		}
+		at := i + j
+		n := 0
+		for k := at - 1; k >= 0 && b[k] == '\\'; k-- {
+			n++
+		}
+		if n%2 == 0 {
+			return true
+		}
+		i = at + 1
+	}
 }

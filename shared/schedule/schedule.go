@@ -63,6 +63,11 @@ func Parse(spec, tz string) (cron.Schedule, error) {
 	if err != nil {
 		return nil, err
 	}
+	// One way to set a zone: the timezone field. An inline TZ= prefix would
+	// silently override it (and a bare one makes cron v3.0.1 panic).
+	if strings.HasPrefix(spec, "TZ=") || strings.HasPrefix(spec, "CRON_TZ=") {
+		return nil, fmt.Errorf("%w: spec %q: set the zone in the timezone field, not with a TZ= prefix", ErrInvalid, spec)
+	}
 	s, err := parser.Parse(spec)
 	if err != nil {
 		return nil, fmt.Errorf("%w: spec %q: %v", ErrInvalid, spec, err)
@@ -80,7 +85,7 @@ func location(tz string) (*time.Location, error) {
 	if tz == "" {
 		return time.UTC, nil
 	}
-	if len(tz) > 64 {
+	if len(tz) > 64 || tz == "Local" { // Local: each process's own zone, so API and workers could disagree
 		return nil, fmt.Errorf("%w: unknown time zone", ErrInvalid)
 	}
 	loc, err := time.LoadLocation(tz)

@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 )
 
 // envelopeBytes is what a single-job body may hold beyond its payload: the
@@ -16,19 +17,28 @@ import (
 const envelopeBytes = 64 << 10
 
 // decodeBody reads r's JSON body into v strictly (no unknown fields, one
-// value), reading at most limit bytes.
+// value, valid UTF-8, no key twice in an object), reading at most limit
+// bytes.
 func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
 	if err := checkContentType(r); err != nil {
 		return err
 	}
-	body := http.MaxBytesReader(w, r.Body, limit)
-	dec := json.NewDecoder(body)
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		return decodeError(err)
+	}
+	// encoding/json would turn invalid bytes into U+FFFD, so two different
+	// idempotency keys could become one: refuse instead.
+	if !utf8.Valid(body) {
+		return &apiError{Status: http.StatusBadRequest, Message: "request body is not valid UTF-8"}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return decodeError(err)
 	}
 	// A second value, or garbage after the first, is as malformed as a
-	// missing brace; reading on also enforces the limit on trailing bytes.
+	// missing brace.
 	var extra json.RawMessage
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
 		if err == nil {
@@ -36,7 +46,53 @@ func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 		}
 		return decodeError(err)
 	}
+	// encoding/json keeps the last of duplicate keys; a proxy in front may
+	// have checked the first. Ambiguous input is refused.
+	if key, ok := duplicateKey(body); ok {
+		return &apiError{Status: http.StatusBadRequest, Field: clip(key), Message: fmt.Sprintf("key %q appears twice in one object", clip(key))}
+	}
 	return nil
+}
+
+// duplicateKey returns a key that appears twice in one object of b, which
+// must be one valid JSON value (its depth already bounded by the decoder).
+func duplicateKey(b []byte) (string, bool) {
+	type level struct {
+		keys    map[string]bool // nil in an array
+		wantKey bool            // the next string in this object is a key
+	}
+	var stack []*level
+	dec := json.NewDecoder(bytes.NewReader(b))
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return "", false // io.EOF: b was decoded before, so nothing else
+		}
+		var top *level
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if s, ok := tok.(string); ok && top != nil && top.keys != nil && top.wantKey {
+			if top.keys[s] {
+				return s, true
+			}
+			top.keys[s], top.wantKey = true, false
+			continue
+		}
+		// Any other token is a value, or the start or end of one: in an
+		// object, a key comes next.
+		if top != nil && top.keys != nil {
+			top.wantKey = true
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, &level{keys: map[string]bool{}, wantKey: true})
+		case json.Delim('['):
+			stack = append(stack, &level{})
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+		}
+	}
 }
 
 // decodeElement decodes one batch element strictly.
@@ -84,15 +140,37 @@ func decodeError(err error) error {
 	case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF):
 		return bad("malformed JSON: "+strings.TrimPrefix(err.Error(), "json: "), "")
 	case errors.As(err, &typeErr):
-		return bad(fmt.Sprintf("%s must be %s, not %s", fieldName(typeErr.Field), jsonKind(typeErr.Type.Kind().String()), typeErr.Value), typeErr.Field)
+		return bad(fmt.Sprintf("%s must be %s, not %s", fieldName(typeErr.Field), jsonKind(typeErr.Type.Kind().String()), clip(typeErr.Value)), typeErr.Field)
 	}
 	// encoding/json has no typed error for an unknown field; its message is
 	// the only signal, and a stable one since Go 1.10.
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		name = strings.Trim(name, `"`)
+		name = clip(strings.Trim(name, `"`))
 		return bad(fmt.Sprintf("unknown field %q", name), name)
 	}
-	return bad("invalid request body: "+strings.TrimPrefix(err.Error(), "json: "), "")
+	return bad("invalid request body: "+clip(strings.TrimPrefix(err.Error(), "json: ")), "")
+}
+
+// How much of a client's input an error quotes back: a value, or a whole
+// message from another package that may quote one.
+const (
+	maxEcho    = 64
+	maxMessage = 320
+)
+
+// clip shortens a client's value for quoting in an error, so a huge value
+// is not echoed back in full.
+func clip(s string) string { return clipTo(s, maxEcho) }
+
+// clipTo shortens s to at most n bytes, on a rune boundary, marking the cut.
+func clipTo(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 func join(prefix, field string) string {

@@ -1,13 +1,13 @@
 package httpapi
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"regexp"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spoolq/spool/shared/jobqueue"
 	"github.com/spoolq/spool/shared/jobs"
@@ -96,7 +96,7 @@ func (req enqueueRequest) payload(l limits) (json.RawMessage, error) {
 	}
 	if !l.typeAllowed(req.Type) {
 		return nil, &apiError{Status: http.StatusUnprocessableEntity, Field: "type",
-			Message: fmt.Sprintf("unknown job type %q", req.Type), KnownTypes: l.allowedTypes()}
+			Message: fmt.Sprintf("unknown job type %q", clip(req.Type)), KnownTypes: l.allowedTypes()}
 	}
 	if int64(len(req.Payload)) > l.maxPayload {
 		return nil, &apiError{Status: http.StatusRequestEntityTooLarge, Field: "payload",
@@ -104,11 +104,7 @@ func (req enqueueRequest) payload(l limits) (json.RawMessage, error) {
 	}
 	norm, err := jobs.Normalize(req.Type, req.Payload)
 	if err != nil {
-		return nil, &apiError{Status: http.StatusUnprocessableEntity, Field: "payload", Message: err.Error()}
-	}
-	if hasNUL(norm) {
-		// jsonb cannot store U+0000; refusing here beats a 500 from the insert.
-		return nil, invalid("payload", `must not contain the character \u0000`)
+		return nil, &apiError{Status: http.StatusUnprocessableEntity, Field: "payload", Message: clipTo(err.Error(), maxMessage)}
 	}
 	return norm, nil
 }
@@ -160,7 +156,7 @@ func (req enqueueRequest) durations(p *jobqueue.EnqueueParams) error {
 		d, err := time.ParseDuration(*f.in)
 		// The queue stores milliseconds: anything shorter would become "unset".
 		if err != nil || d < time.Millisecond || d > maxDuration {
-			return invalid(f.name, "must be a duration between 1ms and 24h, such as \"30s\"; got %q", *f.in)
+			return invalid(f.name, "must be a duration between 1ms and 24h, such as \"30s\"; got %q", clip(*f.in))
 		}
 		*f.out = d
 	}
@@ -189,7 +185,7 @@ func (req enqueueRequest) schedule(p *jobqueue.EnqueueParams, now time.Time) err
 	case req.RunAt != nil:
 		t, err := time.Parse(time.RFC3339Nano, *req.RunAt)
 		if err != nil {
-			return invalid("run_at", "must be an RFC 3339 time such as \"2030-01-02T15:04:05Z\"; got %q", *req.RunAt)
+			return invalid("run_at", "must be an RFC 3339 time such as \"2030-01-02T15:04:05Z\"; got %q", clip(*req.RunAt))
 		}
 		if t.After(now.Add(maxSchedule)) {
 			return invalid("run_at", "must not be more than a year ahead")
@@ -198,7 +194,7 @@ func (req enqueueRequest) schedule(p *jobqueue.EnqueueParams, now time.Time) err
 	case req.Delay != nil:
 		d, err := time.ParseDuration(*req.Delay)
 		if err != nil || d < 0 || d > maxSchedule {
-			return invalid("delay", "must be a duration between 0s and 8760h (a year), such as \"30s\"; got %q", *req.Delay)
+			return invalid("delay", "must be a duration between 0s and 8760h (a year), such as \"30s\"; got %q", clip(*req.Delay))
 		}
 		if d > 0 {
 			p.RunAt = now.Add(d)
@@ -207,22 +203,10 @@ func (req enqueueRequest) schedule(p *jobqueue.EnqueueParams, now time.Time) err
 	return nil
 }
 
-// hasNUL reports whether canonical JSON holds an escaped U+0000, i.e. a
-// `\u0000` preceded by an even number of further backslashes.
-func hasNUL(b []byte) bool {
-	for i := 0; ; {
-		j := bytes.Index(b[i:], []byte(`\u0000`))
-		if j < 0 {
-			return false
-		}
-		at := i + j
-		n := 0
-		for k := at - 1; k >= 0 && b[k] == '\\'; k-- {
-			n++
-		}
-		if n%2 == 0 {
-			return true
-		}
-		i = at + 1
-	}
+// typeFilter reports whether s may filter by job type: the column holds
+// at most 128 characters, and PostgreSQL's text cannot hold invalid UTF-8
+// or U+0000, so such a filter would fail in the database rather than match
+// nothing.
+func typeFilter(s string) bool {
+	return len(s) <= 128 && utf8.ValidString(s) && !strings.ContainsRune(s, 0)
 }

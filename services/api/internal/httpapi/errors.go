@@ -10,9 +10,13 @@ import (
 	"github.com/spoolq/spool/shared/jobqueue"
 )
 
-// retryAfterSeconds is what a 503 asks clients to wait: long enough for a
-// database failover, short enough not to stall a queue producer.
-const retryAfterSeconds = 5
+// What a 503 asks clients to wait: long enough for a database failover,
+// short enough not to stall a queue producer. A 429 (too many requests in
+// flight) clears as soon as a request finishes: a second is plenty.
+const (
+	retryAfterSeconds         = 5
+	overloadRetryAfterSeconds = 1
+)
 
 // apiError is a client-facing error with its status; everything else that
 // reaches writeError is mapped from the queue's errors or becomes a 500.
@@ -46,8 +50,11 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if ae.Status >= 500 {
 		noteError(r.Context(), err)
 	}
-	if ae.Status == http.StatusServiceUnavailable {
+	switch ae.Status {
+	case http.StatusServiceUnavailable:
 		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds))
+	case http.StatusTooManyRequests:
+		w.Header().Set("Retry-After", strconv.Itoa(overloadRetryAfterSeconds))
 	}
 	if ae.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="spool"`)

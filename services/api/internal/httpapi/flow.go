@@ -2,7 +2,9 @@ package httpapi
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 
 	"github.com/gorilla/mux"
@@ -27,6 +29,7 @@ func (a *api) routeFlow(r *mux.Router) {
 	r.HandleFunc("/v1/schedules/{name}", a.scheduleGet).Methods(http.MethodGet)
 	r.HandleFunc("/v1/schedules/{name}", a.schedulePut).Methods(http.MethodPut)
 	r.HandleFunc("/v1/schedules/{name}", a.scheduleDelete).Methods(http.MethodDelete)
+	a.routeWorkflows(r)
 }
 
 type deadFilter struct {
@@ -35,8 +38,8 @@ type deadFilter struct {
 }
 
 func (f deadFilter) check() error {
-	if len(f.Type) > 128 {
-		return invalid("type", "too long")
+	if !typeFilter(f.Type) {
+		return invalid("type", "must be at most 128 bytes of UTF-8 without U+0000")
 	}
 	if f.Queue != "" && !queueName.MatchString(f.Queue) {
 		return invalid("queue", "not a valid queue name")
@@ -135,7 +138,7 @@ func (a *api) limitTarget(r *http.Request) (string, string, error) {
 		return "", "", invalid("name", "not a valid queue name")
 	case scope == jobqueue.ScopeType && !a.limits.typeAllowed(name):
 		return "", "", &apiError{Status: http.StatusUnprocessableEntity, Field: "name",
-			Message: "unknown job type " + name, KnownTypes: a.limits.allowedTypes()}
+			Message: fmt.Sprintf("unknown job type %q", clip(name)), KnownTypes: a.limits.allowedTypes()}
 	case scope != jobqueue.ScopeQueue && scope != jobqueue.ScopeType:
 		return "", "", &apiError{Status: http.StatusNotFound, Message: "limit scope must be queue or type"}
 	}
@@ -144,22 +147,10 @@ func (a *api) limitTarget(r *http.Request) (string, string, error) {
 
 // limitPut: PUT /v1/limits/{queue|type}/{name} {max_running?, rate_per_second?, burst?}.
 func (a *api) limitPut(w http.ResponseWriter, r *http.Request) {
-	scope, name, err := a.limitTarget(r)
-	if err != nil {
-		writeError(w, r, err)
-		return
+	l, err := a.limitRequest(w, r)
+	if err == nil {
+		l, err = a.client.SetLimit(r.Context(), l)
 	}
-	var body struct {
-		MaxRunning    *int     `json:"max_running"`
-		RatePerSecond *float64 `json:"rate_per_second"`
-		Burst         int      `json:"burst"`
-	}
-	if err := decodeBody(w, r, envelopeBytes, &body); err != nil {
-		writeError(w, r, err)
-		return
-	}
-	l, err := a.client.SetLimit(r.Context(), jobqueue.Limit{Scope: scope, Name: name,
-		MaxRunning: body.MaxRunning, RatePerSecond: body.RatePerSecond, Burst: body.Burst})
 	if errors.Is(err, jobqueue.ErrInvalidLimit) {
 		err = &apiError{Status: http.StatusUnprocessableEntity, Message: err.Error()}
 	}
@@ -168,6 +159,39 @@ func (a *api) limitPut(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"limit": l})
+}
+
+// minRatePerSecond is the slowest rate limit: one start every ~17 minutes.
+// Slower rates are indistinguishable from a pause (which says so), and a
+// worker's wait for the next token would overflow a time.Duration.
+const minRatePerSecond = 0.001
+
+// limitRequest reads and checks a PUT /v1/limits body; the burst defaults
+// to 1, as the queue would set it.
+func (a *api) limitRequest(w http.ResponseWriter, r *http.Request) (jobqueue.Limit, error) {
+	scope, name, err := a.limitTarget(r)
+	if err != nil {
+		return jobqueue.Limit{}, err
+	}
+	var body struct {
+		MaxRunning    *int     `json:"max_running"`
+		RatePerSecond *float64 `json:"rate_per_second"`
+		Burst         int      `json:"burst"`
+	}
+	if err := decodeBody(w, r, envelopeBytes, &body); err != nil {
+		return jobqueue.Limit{}, err
+	}
+	l := jobqueue.Limit{Scope: scope, Name: name, MaxRunning: body.MaxRunning, RatePerSecond: body.RatePerSecond, Burst: body.Burst}
+	if l.Burst == 0 {
+		l.Burst = 1
+	}
+	if err := l.Validate(); err != nil {
+		return l, &apiError{Status: http.StatusUnprocessableEntity, Message: err.Error()}
+	}
+	if l.RatePerSecond != nil && *l.RatePerSecond < minRatePerSecond {
+		return l, invalid("rate_per_second", "must be at least %g (one start every ~17 minutes); pause the queue to stop it", minRatePerSecond)
+	}
+	return l, nil
 }
 
 func (a *api) limitDelete(w http.ResponseWriter, r *http.Request) {
@@ -198,7 +222,11 @@ func (a *api) scheduleList(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) scheduleGet(w http.ResponseWriter, r *http.Request) {
-	s, err := a.schedules.Get(r.Context(), mux.Vars(r)["name"])
+	name, err := scheduleName(r)
+	var s *schedule.Schedule
+	if err == nil {
+		s, err = a.schedules.Get(r.Context(), name)
+	}
 	if err != nil {
 		writeError(w, r, scheduleError(err))
 		return
@@ -208,22 +236,11 @@ func (a *api) scheduleGet(w http.ResponseWriter, r *http.Request) {
 
 // schedulePut: PUT /v1/schedules/{name} creates or replaces a schedule.
 func (a *api) schedulePut(w http.ResponseWriter, r *http.Request) {
-	var s schedule.Schedule
-	if err := decodeBody(w, r, a.opts.MaxPayloadBytes+envelopeBytes, &s); err != nil {
-		writeError(w, r, err)
-		return
+	s, err := a.scheduleRequest(w, r)
+	var saved *schedule.Schedule
+	if err == nil {
+		saved, err = a.schedules.Put(r.Context(), s)
 	}
-	if s.Name != "" && s.Name != mux.Vars(r)["name"] {
-		writeError(w, r, invalid("name", "differs from the name in the path"))
-		return
-	}
-	s.Name, s.Source, s.LastTick, s.NextRun = mux.Vars(r)["name"], "api", nil, nil
-	if !a.limits.typeAllowed(s.Type) {
-		writeError(w, r, &apiError{Status: http.StatusUnprocessableEntity, Field: "type",
-			Message: "unknown job type " + s.Type, KnownTypes: a.limits.allowedTypes()})
-		return
-	}
-	saved, err := a.schedules.Put(r.Context(), &s)
 	if err != nil {
 		writeError(w, r, scheduleError(err))
 		return
@@ -231,8 +248,53 @@ func (a *api) schedulePut(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"schedule": saved})
 }
 
+// scheduleRequest reads and validates a PUT /v1/schedules/{name} body.
+// The payload obeys the limits of an enqueued job's, as every tick
+// enqueues it.
+func (a *api) scheduleRequest(w http.ResponseWriter, r *http.Request) (*schedule.Schedule, error) {
+	var s schedule.Schedule
+	if err := decodeBody(w, r, a.opts.MaxPayloadBytes+envelopeBytes, &s); err != nil {
+		return nil, err
+	}
+	name := mux.Vars(r)["name"]
+	if s.Name != "" && s.Name != name {
+		return nil, invalid("name", "differs from the name in the path")
+	}
+	s.Name, s.Source, s.LastTick, s.NextRun = name, "api", nil, nil
+	if !a.limits.typeAllowed(s.Type) {
+		return nil, &apiError{Status: http.StatusUnprocessableEntity, Field: "type",
+			Message: fmt.Sprintf("unknown job type %q", clip(s.Type)), KnownTypes: a.limits.allowedTypes()}
+	}
+	if int64(len(s.Payload)) > a.limits.maxPayload {
+		return nil, &apiError{Status: http.StatusRequestEntityTooLarge, Field: "payload",
+			Message: fmt.Sprintf("payload is %d bytes; the limit is %d", len(s.Payload), a.limits.maxPayload)}
+	}
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// scheduleName reads the {name} route variable; a name no schedule can
+// have names none, so it is a 404 like an unknown one.
+func scheduleName(r *http.Request) (string, error) {
+	name := mux.Vars(r)["name"]
+	if !scheduleNameRE.MatchString(name) {
+		return "", jobqueue.ErrNotFound
+	}
+	return name, nil
+}
+
+// scheduleNameRE is the schedule package's rule for names (and the
+// table's CHECK).
+var scheduleNameRE = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,128}$`)
+
 func (a *api) scheduleDelete(w http.ResponseWriter, r *http.Request) {
-	if err := a.schedules.Delete(r.Context(), mux.Vars(r)["name"]); err != nil {
+	name, err := scheduleName(r)
+	if err == nil {
+		err = a.schedules.Delete(r.Context(), name)
+	}
+	if err != nil {
 		writeError(w, r, scheduleError(err))
 		return
 	}
@@ -244,7 +306,7 @@ func scheduleError(err error) error {
 	case errors.Is(err, jobqueue.ErrNotFound):
 		return &apiError{Status: http.StatusNotFound, Message: "no such schedule"}
 	case errors.Is(err, schedule.ErrInvalid), errors.Is(err, jobs.ErrUnknownType):
-		return &apiError{Status: http.StatusUnprocessableEntity, Message: strings.TrimPrefix(err.Error(), "invalid schedule: ")}
+		return &apiError{Status: http.StatusUnprocessableEntity, Message: clipTo(strings.TrimPrefix(err.Error(), "invalid schedule: "), maxMessage)}
 	}
 	return unavailable(err)
 }

@@ -221,13 +221,13 @@ func listParams(r *http.Request) (jobqueue.ListParams, error) {
 		return &apiError{Status: http.StatusBadRequest, Field: field, Message: field + ": " + msg}
 	}
 	if p.Status != "" && !p.Status.Valid() {
-		return p, bad("status", fmt.Sprintf("unknown status %q; want one of %v", p.Status, jobqueue.AllStatuses))
+		return p, bad("status", fmt.Sprintf("unknown status %q; want one of %v", clip(string(p.Status)), jobqueue.AllStatuses))
 	}
 	if p.Queue != "" && !queueName.MatchString(p.Queue) {
 		return p, bad("queue", "not a valid queue name")
 	}
-	if len(p.Type) > 128 {
-		return p, bad("type", "too long")
+	if !typeFilter(p.Type) {
+		return p, bad("type", "must be at most 128 bytes of UTF-8 without U+0000")
 	}
 	if s := q.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)

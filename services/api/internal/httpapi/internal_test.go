@@ -28,27 +28,6 @@ func TestRecoverPanics(t *testing.T) {
 	}
 }
 
-func TestHasNUL(t *testing.T) {
-	t.Parallel()
-	cases := []struct {
-		in   string
-		want bool
-	}{
-		{`{"a":"x"}`, false},
-		{`{"a":"\u0000"}`, true},
-		{`{"a":"\\u0000"}`, false},   // an escaped backslash, then text
-		{`{"a":"\\\u0000"}`, true},   // a backslash, then NUL
-		{`{"\u0000":1}`, true},       // keys too
-		{`{"a":"\u00001"}`, true},    // NUL followed by a digit
-		{`{"a":"\\\\u0000"}`, false}, // two backslashes, then text
-	}
-	for _, tc := range cases {
-		if got := hasNUL([]byte(tc.in)); got != tc.want {
-			t.Errorf("hasNUL(%s) = %v, want %v", tc.in, got, tc.want)
-		}
-	}
-}
-
 func TestParseTokens(t *testing.T) {
 	t.Parallel()
 	good, err := ParseTokens(" a1:rw, b:c:ro ,")

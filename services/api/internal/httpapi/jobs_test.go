@@ -73,8 +73,8 @@ func TestEnqueueIdempotentDuplicate(t *testing.T) {
 
 func TestEnqueueConcurrentIdempotency(t *testing.T) {
 	t.Parallel()
-	f := setup(t, nil)
 	const n = 50
+	f := setup(t, &httpapi.Opts{MaxInFlight: n}) // this test is about idempotency, not shedding
 	codes := make([]int, n)
 	ids := make([]int64, n)
 	var wg sync.WaitGroup

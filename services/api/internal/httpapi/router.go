@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/spoolq/spool/shared/jobqueue"
+	"github.com/spoolq/spool/shared/orders"
 	"github.com/spoolq/spool/shared/schedule"
 )
 
@@ -24,6 +25,10 @@ type Opts struct {
 	MaxBatch        int           // 1000: most jobs per batch
 	MaxBatchBytes   int64         // 8 MiB: largest batch body
 	RequestTimeout  time.Duration // 10s: deadline of a request's database work
+	// MaxInFlight bounds the /v1 requests served at once; more are answered
+	// 429 at once. Zero means twice the client's pool size (no bound if it
+	// has no pool), negative no bound.
+	MaxInFlight int
 	// NoDiagnosticJobs refuses noop, sleep and fail like unknown types.
 	NoDiagnosticJobs bool
 	// Tokens, when any, are required as bearer tokens on every /v1 route;
@@ -61,6 +66,7 @@ func (o *Opts) withDefaults() Opts {
 type api struct {
 	client    *jobqueue.Client
 	schedules *schedule.Store
+	orders    *orders.Store
 	opts      Opts
 	limits    limits
 }
@@ -68,12 +74,30 @@ type api struct {
 // New returns the API's handler: the /v1 routes wrapped in request-id,
 // logging, metrics and panic recovery, which also cover unmatched requests.
 func New(client *jobqueue.Client, opts *Opts) http.Handler {
+	a := newAPI(client, opts)
+	return observe(newHTTPMetrics(a.opts.Registry), a.opts.Logger, recoverPanics(a.router()))
+}
+
+func newAPI(client *jobqueue.Client, opts *Opts) *api {
 	o := opts.withDefaults()
-	a := &api{client: client, schedules: schedule.NewStore(client.Pool(), client), opts: o, limits: limits{
+	if pool := client.Pool(); o.MaxInFlight == 0 && pool != nil {
+		// Requests past the pool's size wait for a connection; a second
+		// pool's worth keeps every connection busy between requests, and
+		// more would only wait out the request timeout.
+		o.MaxInFlight = 2 * int(pool.Config().MaxConns)
+	}
+	return &api{client: client, schedules: schedule.NewStore(client.Pool(), client), orders: orders.NewStore(client.Pool(), client), opts: o, limits: limits{
 		maxPayload: o.MaxPayloadBytes, diagnostic: !o.NoDiagnosticJobs, maxBatch: o.MaxBatch,
 	}}
+}
+
+// router is the /v1 routes and their middleware: a request is
+// authenticated before it takes one of the in-flight slots, so requests
+// without a valid token can never crowd out those with one.
+func (a *api) router() *mux.Router {
+	auth := authenticate(a.opts.Tokens)
 	r := mux.NewRouter()
-	r.Use(recordRoute, authenticate(o.Tokens), withTimeout(o.RequestTimeout))
+	r.Use(recordRoute, auth, limitInFlight(a.opts.MaxInFlight), withTimeout(a.opts.RequestTimeout))
 	// Full paths rather than a /v1 subrouter: the route label and logs then
 	// carry the whole template, and 404/405 handling stays in one router.
 	r.HandleFunc("/v1/jobs", a.enqueue).Methods(http.MethodPost)
@@ -86,11 +110,13 @@ func New(client *jobqueue.Client, opts *Opts) http.Handler {
 	r.HandleFunc("/v1/job-types", a.jobTypes).Methods(http.MethodGet)
 	a.routeFlow(r)
 
-	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, r, &apiError{Status: http.StatusNotFound, Message: "no such route: " + r.URL.Path})
-	})
-	r.MethodNotAllowedHandler = methodNotAllowed(r)
-	return observe(newHTTPMetrics(o.Registry), o.Logger, recoverPanics(r))
+	// Unmatched requests need a token too: without one, not even which
+	// routes exist is revealed.
+	r.NotFoundHandler = auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, r, &apiError{Status: http.StatusNotFound, Message: "no such route: " + clip(r.URL.Path)})
+	}))
+	r.MethodNotAllowedHandler = auth(methodNotAllowed(r))
+	return r
 }
 
 // methodNotAllowed answers 405 with the Allow header listing the methods the

@@ -23,6 +23,7 @@ type Config struct {
 	MaxBatch        int           `envconfig:"MAX_BATCH" default:"1000" desc:"most jobs in one POST /v1/jobs/batch"`
 	MaxBatchBytes   int64         `envconfig:"MAX_BATCH_BYTES" default:"8388608" desc:"largest POST /v1/jobs/batch request body"`
 	RequestTimeout  time.Duration `envconfig:"REQUEST_TIMEOUT" default:"10s" desc:"deadline of each request's database work; past it the request answers 503"`
+	MaxInFlight     int           `envconfig:"MAX_INFLIGHT" default:"0" desc:"most /v1 requests served at once; more are answered 429 with Retry-After at once; 0 means twice the database pool size"`
 	DrainDelay      time.Duration `envconfig:"DRAIN_DELAY" default:"5s" desc:"on SIGTERM, how long /readyz fails before the listener closes, so load balancers stop sending requests"`
 	ShutdownTimeout time.Duration `envconfig:"HTTP_SHUTDOWN_TIMEOUT" default:"10s" desc:"after the drain delay, how long in-flight requests may finish"`
 	StatsInterval   time.Duration `envconfig:"STATS_INTERVAL" default:"15s" desc:"how often the queue-depth gauges (spool_queue_jobs) are refreshed, by one query"`
@@ -65,6 +66,9 @@ func (c *Config) validate() error {
 	positive("HTTP_SHUTDOWN_TIMEOUT", c.ShutdownTimeout > 0)
 	positive("DB_MAX_CONNS", c.DBMaxConns > 0)
 	positive("STATS_INTERVAL", c.StatsInterval > 0)
+	if c.MaxInFlight < 0 {
+		errs = append(errs, errors.New("SPOOL_MAX_INFLIGHT must not be negative (0 means twice the pool size)"))
+	}
 	if c.DrainDelay < 0 {
 		errs = append(errs, errors.New("SPOOL_DRAIN_DELAY must not be negative"))
 	}

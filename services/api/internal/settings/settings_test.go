@@ -35,6 +35,8 @@ func TestValidate(t *testing.T) {
 		{"shutdown timeout zero", func(c *Config) { c.ShutdownTimeout = 0 }, "SPOOL_HTTP_SHUTDOWN_TIMEOUT"},
 		{"pool size zero", func(c *Config) { c.DBMaxConns = 0 }, "SPOOL_DB_MAX_CONNS"},
 		{"stats interval zero", func(c *Config) { c.StatsInterval = 0 }, "SPOOL_STATS_INTERVAL"},
+		{"in-flight limit negative", func(c *Config) { c.MaxInFlight = -1 }, "SPOOL_MAX_INFLIGHT"},
+		{"in-flight limit explicit", func(c *Config) { c.MaxInFlight = 64 }, ""},
 		{"log level", func(c *Config) { c.LogLevel = "loud" }, "SPOOL_LOG_LEVEL"},
 		{"log format", func(c *Config) { c.LogFormat = "xml" }, "SPOOL_LOG_FORMAT"},
 		{"tokens malformed", func(c *Config) { c.APITokens = "abc" }, "SPOOL_API_TOKENS"},
