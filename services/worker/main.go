@@ -53,6 +53,7 @@ func run() error {
 	}
 
 	reg := telemetry.NewRegistry("worker")
+	reg.MustRegister(telemetry.NewPoolCollector(pool))
 	metrics := jobqueue.NewMetrics(reg)
 	handlerReg := jobqueue.NewRegistry()
 	handlers.Register(handlerReg, handlers.Options{

@@ -3,7 +3,9 @@ package main_test
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -169,8 +171,8 @@ func stock(t *testing.T, b *bundle) map[string]int64 {
 	return out
 }
 
-// placeWithRetry posts an order, backing off on 429 and 503 as a client
-// should; anything else but 201 fails the test.
+// placeWithRetry posts an order, waiting out Retry-After (with jitter) on
+// 429 and 503 as a client should; anything else but 201 fails the test.
 func placeWithRetry(t *testing.T, url, body string) {
 	for range 200 {
 		resp, err := http.Post(url, "application/json", strings.NewReader(body))
@@ -183,7 +185,8 @@ func placeWithRetry(t *testing.T, url, body string) {
 		case http.StatusCreated:
 			return
 		case http.StatusTooManyRequests, http.StatusServiceUnavailable:
-			time.Sleep(50 * time.Millisecond)
+			wait, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+			time.Sleep(time.Duration(float64(max(wait, 1)) * (0.5 + rand.Float64()) * float64(time.Second)))
 		default:
 			t.Errorf("place order: %s", resp.Status)
 			return
