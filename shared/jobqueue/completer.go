@@ -2,7 +2,6 @@ package jobqueue
 
 import (
 	"context"
-	"log/slog"
 	"time"
 )
 
@@ -14,7 +13,7 @@ type completion struct {
 	job     *Job
 	elapsed time.Duration
 	ended   time.Time
-	log     *slog.Logger
+	debug   bool // log "job completed"
 }
 
 // completer writes plain completions in batches: while one batch is being
@@ -76,6 +75,8 @@ func (c *completer) flush(ctx context.Context, batch []completion) {
 	}
 	for _, b := range batch {
 		w.cfg.Metrics.finished(b.job.Type, OutcomeCompleted, b.elapsed.Seconds())
-		b.log.Debug("job completed")
+		if b.debug {
+			w.jobLog(b.job).Debug("job completed")
+		}
 	}
 }

@@ -512,3 +512,33 @@ func TestEnqueueManyFastCopiesAndWakesWorkers(t *testing.T) {
 		t.Fatal("a keyed job was accepted by COPY")
 	}
 }
+
+func TestClaimCommitIsAsyncAndDoesNotLeak(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	conn, err := b.db.Pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	batch := &pgx.Batch{}
+	batch.Queue(asyncCommit)
+	batch.Queue(`SELECT current_setting('synchronous_commit')`)
+	br := conn.SendBatch(ctx, batch)
+	if _, err := br.Exec(); err != nil {
+		t.Fatal(err)
+	}
+	var inside, after string
+	if err := br.QueryRow().Scan(&inside); err != nil {
+		t.Fatal(err)
+	}
+	if err := br.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.QueryRow(ctx, `SELECT current_setting('synchronous_commit')`).Scan(&after); err != nil {
+		t.Fatal(err)
+	}
+	if inside != "off" || after != "on" {
+		t.Fatalf("synchronous_commit inside the claim batch = %q, after it = %q; want off, then on again", inside, after)
+	}
+}

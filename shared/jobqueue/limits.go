@@ -191,6 +191,9 @@ func newLimitSet(ls []Limit) *limitSet {
 func claimLimited(ctx context.Context, db Beginner, queue string, types []string, n int, workerID string,
 	lease time.Duration, limits []*Limit) (jobs []*Job, nextToken time.Time, throttled bool, err error) {
 	err = pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, asyncCommit); err != nil {
+			return err
+		}
 		allowed, refills, err := allowance(ctx, tx, n, limits)
 		if err != nil {
 			return err

@@ -26,17 +26,19 @@ const pruneBatch = 1000
 // prune deletes one batch of jobs of status finished longer than olderThan
 // ago, and returns how many.
 func prune(ctx context.Context, db DBTX, status Status, olderThan time.Duration) (int64, error) {
-	tag, err := db.Exec(ctx, `DELETE FROM spool_jobs WHERE id IN (
+	// An array, not IN (subquery): a generic plan would hash the subquery
+	// against a full scan of the table.
+	tag, err := db.Exec(ctx, `DELETE FROM spool_jobs WHERE id = ANY(ARRAY(
 			SELECT id FROM spool_jobs
 			WHERE status = $1 AND finished_at < now() - $2 * interval '1 millisecond'
-			ORDER BY finished_at LIMIT $3 FOR UPDATE SKIP LOCKED)`, string(status), olderThan.Milliseconds(), pruneBatch)
+			ORDER BY finished_at LIMIT $3 FOR UPDATE SKIP LOCKED))`, string(status), olderThan.Milliseconds(), pruneBatch)
 	return tag.RowsAffected(), interpretError(err)
 }
 
 func pruneEffects(ctx context.Context, db DBTX, olderThan time.Duration) (int64, error) {
-	tag, err := db.Exec(ctx, `DELETE FROM spool_effects WHERE key IN (
+	tag, err := db.Exec(ctx, `DELETE FROM spool_effects WHERE key = ANY(ARRAY(
 			SELECT key FROM spool_effects WHERE created_at < now() - $1 * interval '1 millisecond'
-			ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)`, olderThan.Milliseconds(), pruneBatch)
+			ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED))`, olderThan.Milliseconds(), pruneBatch)
 	return tag.RowsAffected(), interpretError(err)
 }
 

@@ -209,13 +209,25 @@ func (p *producer) free() int {
 	return p.limit - p.busy
 }
 
+// gatherWindow is the most a backlogged producer waits for more slots to
+// free up before claiming for the few that are: claiming one job per round
+// trip would make the database, not the handlers, set the pace.
+const gatherWindow = 2 * time.Millisecond
+
 func (p *producer) loop(ctx, jobsCtx context.Context) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-	var pollAt, wakeAt time.Time
+	floor := max(1, min(p.limit, p.w.cfg.MaxClaim)/4)
+	var pollAt, wakeAt, gatherUntil time.Time
 	more := true // something may be due; after a short claim, only a signal says so
 	for ctx.Err() == nil {
-		if more && p.free() > 0 {
+		free := p.free()
+		ready := free >= floor || (free > 0 && !gatherUntil.IsZero() && !time.Now().Before(gatherUntil))
+		if more && free > 0 && !ready && gatherUntil.IsZero() {
+			gatherUntil = time.Now().Add(gatherWindow)
+		}
+		if more && ready {
+			gatherUntil = time.Time{}
 			more, wakeAt = p.claimRound(ctx, jobsCtx)
 			if more {
 				continue
@@ -225,20 +237,26 @@ func (p *producer) loop(ctx, jobsCtx context.Context) {
 				wakeAt = due
 			}
 		}
-		at := pollAt
-		if !wakeAt.IsZero() && wakeAt.Before(at) {
-			at = wakeAt
-		}
-		timer.Reset(max(time.Until(at), 2*time.Millisecond))
+		timer.Reset(max(time.Until(earliest(pollAt, wakeAt, gatherUntil)), 100*time.Microsecond))
 		select {
 		case <-ctx.Done():
 		case <-p.wake:
 			more = true
 		case <-timer.C:
-			more = true
+			more = more || gatherUntil.IsZero()
 		case <-p.freed:
 		}
 	}
+}
+
+// earliest is the earliest non-zero time of ts (the first is never zero).
+func earliest(first time.Time, ts ...time.Time) time.Time {
+	for _, t := range ts {
+		if !t.IsZero() && t.Before(first) {
+			first = t
+		}
+	}
+	return first
 }
 
 // claimRound fills free slots: unlimited job types in one claim, each
@@ -375,8 +393,10 @@ func (w *Worker) forget(id int64) {
 
 // execute runs one attempt and records its outcome.
 func (w *Worker) execute(ctx context.Context, h handler, job *Job, timeout time.Duration) {
-	log := w.log.With("job_id", job.ID, "type", job.Type, "queue", job.Queue, "attempt", job.Attempts)
-	log.Debug("job started")
+	debug := w.log.Enabled(ctx, slog.LevelDebug)
+	if debug {
+		w.jobLog(job).Debug("job started")
+	}
 	ctx, cancel := context.WithTimeoutCause(ctx, timeout, ErrJobTimeout)
 	defer cancel()
 	ctx, out := withOutcome(ctx)
@@ -384,11 +404,18 @@ func (w *Worker) execute(ctx context.Context, h handler, job *Job, timeout time.
 	err := callHandler(ctx, h.fn, job)
 	elapsed := time.Since(begin)
 	if err == nil && job.WorkflowID == nil && out.simple() {
-		w.completer.in <- completion{job: job, elapsed: elapsed, ended: time.Now(), log: log} // counted once written
+		w.completer.in <- completion{job: job, elapsed: elapsed, ended: time.Now(), debug: debug} // counted once written
 		return
 	}
-	outcome := w.record(ctx, job, out, err, context.Cause(ctx), w.backoffFor(h, job), log)
+	outcome := w.record(ctx, job, out, err, context.Cause(ctx), w.backoffFor(h, job), w.jobLog(job))
 	w.cfg.Metrics.finished(job.Type, outcome, elapsed.Seconds())
+}
+
+// jobLog is the logger for one job's lines. Built only when a line is
+// written: pre-formatting these attributes for every job would cost more
+// than running a small job.
+func (w *Worker) jobLog(job *Job) *slog.Logger {
+	return w.log.With("job_id", job.ID, "type", job.Type, "queue", job.Queue, "attempt", job.Attempts)
 }
 
 // backoffFor picks the job's own backoff, else its type's, else the worker's.
