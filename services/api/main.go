@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/spoolq/spool/services/api/internal/dashboard"
 	"github.com/spoolq/spool/services/api/internal/httpapi"
 	"github.com/spoolq/spool/services/api/internal/settings"
 	"github.com/spoolq/spool/shared/jobqueue"
@@ -118,13 +119,14 @@ func serve(ctx context.Context, stopSignals func(), cfg settings.Config, log *sl
 	defer pool.Close() // last: after both listeners have stopped
 
 	reg := telemetry.NewRegistry("api")
+	reg.MustRegister(telemetry.NewPoolCollector(pool))
 	client := jobqueue.NewClient(pool, jobqueue.NewMetrics(reg))
 	router := httpapi.New(client, &httpapi.Opts{
 		MaxPayloadBytes: cfg.MaxPayloadBytes, MaxBatch: cfg.MaxBatch, MaxBatchBytes: cfg.MaxBatchBytes,
 		RequestTimeout: cfg.RequestTimeout, MaxInFlight: cfg.MaxInFlight, NoDiagnosticJobs: !cfg.DiagnosticJobs, Tokens: cfg.Tokens,
 		Logger: log, Registry: reg,
 	})
-	api := httpapi.NewServer(router, pool, httpapi.ServerConfig{DrainDelay: cfg.DrainDelay, ShutdownTimeout: cfg.ShutdownTimeout, Logger: log})
+	api := httpapi.NewServer(dashboard.Mount(router), pool, httpapi.ServerConfig{DrainDelay: cfg.DrainDelay, ShutdownTimeout: cfg.ShutdownTimeout, Logger: log})
 
 	// The admin listener starts first so /healthz answers (and /readyz says
 	// why not) while the database is awaited, and stops after the API.

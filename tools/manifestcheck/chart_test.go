@@ -84,7 +84,7 @@ var cases = []renderCase{
 		values: "all-on-values.yaml",
 		opts:   Options{Migrations: "initContainer"},
 		kinds: map[string]int{
-			"Deployment": 4, "StatefulSet": 1, "Service": 3, "ConfigMap": 5, "Secret": 3,
+			"Deployment": 4, "StatefulSet": 1, "Service": 3, "ConfigMap": 6, "Secret": 3,
 			"ServiceAccount": 1, "PodDisruptionBudget": 3, "HorizontalPodAutoscaler": 1,
 			"ScaledObject": 2, "ServiceMonitor": 1, "PodMonitor": 1, "PrometheusRule": 1,
 			"NetworkPolicy": 3, "Pod": 1,
