@@ -120,7 +120,7 @@ func serve(ctx context.Context, stopSignals func(), cfg settings.Config, log *sl
 
 	reg := telemetry.NewRegistry("api")
 	reg.MustRegister(telemetry.NewPoolCollector(pool))
-	client := jobqueue.NewClient(pool, jobqueue.NewMetrics(reg))
+	client := jobqueue.NewClient(pool, jobqueue.NewClientMetrics(reg))
 	router := httpapi.New(client, &httpapi.Opts{
 		MaxPayloadBytes: cfg.MaxPayloadBytes, MaxBatch: cfg.MaxBatch, MaxBatchBytes: cfg.MaxBatchBytes,
 		RequestTimeout: cfg.RequestTimeout, MaxInFlight: cfg.MaxInFlight, NoDiagnosticJobs: !cfg.DiagnosticJobs, Tokens: cfg.Tokens,

@@ -68,8 +68,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		rescued: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "spool_jobs_rescued_total",
-			Help: "Running jobs of lost workers returned to the queue by this process's rescuer, by resulting status.",
-		}, []string{"status"}),
+			Help: "Running jobs of lost workers returned to the queue by this process's rescuer, by type and resulting status.",
+		}, []string{"type", "status"}),
 	}
 	m.throttled = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "spool_worker_throttled_claims_total",
@@ -80,6 +80,33 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.polls.WithLabelValues(r)
 	}
 	return m
+}
+
+// NewClientMetrics registers only what a process that enqueues but does
+// not work exports (the API): spool_jobs_enqueued_total.
+func NewClientMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{enqueuedCtr: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "spool_jobs_enqueued_total",
+		Help: "Jobs written to the queue by this process, by type.",
+	}, []string{"type"})}
+	reg.MustRegister(m.enqueuedCtr)
+	return m
+}
+
+// preset creates every type's outcome series at zero, so rates and
+// increases see them from the first scrape rather than the first event.
+func (m *Metrics) preset(types []string) {
+	if m == nil || m.processed == nil {
+		return
+	}
+	for _, t := range types {
+		for _, o := range []string{OutcomeCompleted, OutcomeRetried, OutcomeDead, OutcomeCancelled, OutcomeSnoozed, OutcomeHandedBack} {
+			m.processed.WithLabelValues(t, o)
+		}
+		for _, st := range []Status{StatusRetrying, StatusDead} {
+			m.rescued.WithLabelValues(t, string(st))
+		}
+	}
 }
 
 func (m *Metrics) enqueued(typ string, n int) {
@@ -128,9 +155,12 @@ func (m *Metrics) wakeup() {
 	}
 }
 
-func (m *Metrics) rescue(status Status) {
+func (m *Metrics) rescue(typ string, status Status) {
 	if m != nil {
-		m.rescued.WithLabelValues(string(status)).Inc()
+		m.rescued.WithLabelValues(typ, string(status)).Inc()
+		if status == StatusDead { // out of attempts: dead as surely as a failed attempt
+			m.processed.WithLabelValues(typ, OutcomeDead).Inc()
+		}
 	}
 }
 

@@ -114,6 +114,7 @@ func NewWorker(pool *pgxpool.Pool, reg *Registry, cfg WorkerConfig) (*Worker, er
 	w := &Worker{cfg: cfg, pool: pool, reg: reg, types: reg.Types(), producers: map[string]*producer{},
 		active: map[int64]*activeJob{}, log: cfg.Logger.With("worker_id", cfg.ID)}
 	w.completer = newCompleter(w)
+	cfg.Metrics.preset(w.types)
 	for _, q := range cfg.Queues {
 		if q.Concurrency <= 0 {
 			return nil, fmt.Errorf("worker: queue %q: concurrency must be positive", q.Name)
@@ -584,7 +585,7 @@ func (w *Worker) rescueOnce(ctx context.Context) {
 		return
 	}
 	for _, j := range jobs {
-		w.cfg.Metrics.rescue(j.Status)
+		w.cfg.Metrics.rescue(j.Type, j.Status)
 		w.log.Warn("rescued job of lost worker", "job_id", j.ID, "type", j.Type, "lost_worker_id", j.WorkerID, "status", j.Status)
 	}
 	if len(jobs) > 0 {

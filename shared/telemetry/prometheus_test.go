@@ -80,13 +80,15 @@ scrape_configs:
 	}()
 
 	// Before any job: both targets up, the worker's poll series present
-	// (all three results exist from the start), no outcome yet.
+	// (all three results exist from the start), and the outcome series of
+	// every registered type present at zero (created when the worker starts,
+	// so increase() sees the first job).
 	proctest.Eventually(t, 30*time.Second, "both targets scraped and polls recorded", func() bool {
 		return p.value(`count(up == 1)`) == 2 && p.value(`count(spool_worker_polls_total{job="spool-worker"})`) == 3
 	})
 	polls0 := p.value(`sum(spool_worker_polls_total{job="spool-worker"})`)
-	if n := len(p.query(`spool_jobs_processed_total{outcome="completed"}`)); n != 0 {
-		t.Fatalf("%d completed series before any job ran", n)
+	if n, sum := len(p.query(`spool_jobs_processed_total{outcome="completed"}`)), p.value(`sum(spool_jobs_processed_total{outcome="completed"})`); n == 0 || sum != 0 {
+		t.Fatalf("before any job ran: %d completed series summing to %v, want them present at 0", n, sum)
 	}
 
 	// Jobs: noop ones, sleeps under a concurrency limit of one (throttled
