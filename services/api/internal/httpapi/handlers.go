@@ -38,6 +38,7 @@ func (a *api) enqueue(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
+	p.RequestID = requestID(r.Context()) // traces the job to this request
 	res, err := a.client.Enqueue(r.Context(), p)
 	if err != nil {
 		writeError(w, r, err)
@@ -69,6 +70,9 @@ func (a *api) enqueueBatch(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		writeError(w, r, err)
 		return
+	}
+	for i := range params {
+		params[i].RequestID = requestID(r.Context())
 	}
 	results, err := a.client.EnqueueMany(r.Context(), params)
 	if err != nil {

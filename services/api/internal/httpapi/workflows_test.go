@@ -170,3 +170,19 @@ func TestConcurrentOrdersNeverOversell(t *testing.T) {
 		t.Fatalf("answers %v, stock %d; want 25×201, 5×409 and stock 0", got, stock)
 	}
 }
+
+func TestEnqueuedJobsCarryTheirRequestID(t *testing.T) {
+	t.Parallel()
+	f := setup(t, nil)
+	one := mustStatus[jobBody](t, f.do("POST", "/v1/jobs", `{"type":"noop"}`, "X-Request-ID: req-single"), 201)
+	mustStatus[map[string]any](t, f.do("POST", "/v1/jobs/batch", `{"jobs":[{"type":"noop"},{"type":"noop"}]}`, "X-Request-ID: req-batch"), 201)
+	got := mustStatus[jobBody](t, f.do("GET", fmt.Sprintf("/v1/jobs/%d", one.Job.ID), ""), 200)
+	if got.Job.RequestID == nil || *got.Job.RequestID != "req-single" {
+		t.Fatalf("request_id = %v, want req-single", got.Job.RequestID)
+	}
+	var batch int
+	_ = f.db.Pool.QueryRow(t.Context(), `SELECT count(*) FROM spool_jobs WHERE request_id = 'req-batch'`).Scan(&batch)
+	if batch != 2 {
+		t.Fatalf("%d batch jobs carry the request id, want 2", batch)
+	}
+}
