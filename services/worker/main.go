@@ -82,9 +82,14 @@ func run() error {
 		}
 		log.Info("schedules loaded", "file", cfg.SchedulesFile, "count", len(list))
 	}
-	if cfg.ScheduleInterval > 0 {
-		go schedules.Run(ctx, cfg.ScheduleInterval, log)
-	}
+	schedulerDone := make(chan struct{})
+	go func() {
+		defer close(schedulerDone)
+		if cfg.ScheduleInterval > 0 {
+			schedules.Run(ctx, cfg.ScheduleInterval, log)
+		}
+	}()
+	defer func() { <-schedulerDone }() // ends with ctx; a tick in flight commits or rolls back whole
 
 	adminCtx, stopAdmin := context.WithCancel(context.WithoutCancel(ctx))
 	adminErr := make(chan error, 1)

@@ -630,9 +630,13 @@ func (w *Worker) wakeAll() {
 func (w *Worker) listen(ctx context.Context) {
 	pause := 100 * time.Millisecond
 	for ctx.Err() == nil {
+		began := time.Now()
 		err := w.listenOnce(ctx)
 		if ctx.Err() != nil {
 			return
+		}
+		if time.Since(began) > time.Minute { // it was healthy: this is a new outage
+			pause = 100 * time.Millisecond
 		}
 		w.log.Warn("notification listener lost its connection; retrying", "error", err, "in", pause)
 		select {
