@@ -13,7 +13,7 @@ TESTFLAGS ?=
 
 help: ## list the targets
 	@echo 'Usage: make <target>'
-	@awk 'BEGIN { FS = ":.*## " } /^[a-zA-Z0-9_.-]+:.*## / { printf "  %-12s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+	@awk 'BEGIN { FS = ":.*## " } /^[a-zA-Z0-9_.-]+:.*## / { printf "  %-17s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
 build: ## build bin/spool-api and bin/spool-worker
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/spool-api ./services/api
