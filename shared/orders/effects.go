@@ -76,6 +76,11 @@ func Fail(ctx context.Context, db *pgxpool.Pool, orderID int64) error {
 		if _, err := tx.Exec(ctx, `UPDATE payments SET status = 'refunded' WHERE order_id = $1 AND status = 'captured'`, orderID); err != nil {
 			return err
 		}
+		// Take the rows in SKU order first, as placing an order does.
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM products WHERE sku IN (SELECT sku FROM order_items WHERE order_id = $1)
+			ORDER BY sku FOR UPDATE`, orderID); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, `UPDATE products p SET stock = p.stock + i.quantity FROM order_items i
 			WHERE i.order_id = $1 AND i.sku = p.sku`, orderID); err != nil {
 			return err

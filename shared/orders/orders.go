@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/mail"
+	"slices"
 	"strings"
 	"time"
 
@@ -147,7 +148,12 @@ func (s *Store) Place(ctx context.Context, n NewOrder, requestID string) (*Order
 // concurrent orders can never drive it negative.
 func insertOrder(ctx context.Context, tx pgx.Tx, n NewOrder) (*Order, error) {
 	o := &Order{CustomerEmail: n.CustomerEmail, CardLast4: n.last4()}
-	for _, it := range n.Items {
+	// Lock products in one order (by SKU) everywhere, or two transactions
+	// taking the same rows in opposite orders deadlock (placing an order vs
+	// restocking a failed one).
+	items := slices.Clone(n.Items)
+	slices.SortFunc(items, func(a, b Item) int { return strings.Compare(a.SKU, b.SKU) })
+	for _, it := range items {
 		var price int64
 		err := tx.QueryRow(ctx, `UPDATE products SET stock = stock - $2 WHERE sku = $1 AND stock >= $2 RETURNING price_cents`,
 			it.SKU, it.Quantity).Scan(&price)
