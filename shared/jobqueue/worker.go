@@ -210,6 +210,9 @@ func (p *producer) free() int {
 	return p.limit - p.busy
 }
 
+// claimTimeout bounds one claim query, which shutdown does not interrupt.
+const claimTimeout = 10 * time.Second
+
 // gatherWindow is the most a backlogged producer waits for more slots to
 // free up before claiming for the few that are: claiming one job per round
 // trip would make the database, not the handlers, set the pace.
@@ -322,11 +325,17 @@ func (p *producer) claimGroup(ctx, jobsCtx context.Context, g claimGroup, n int)
 		nextToken time.Time
 		err       error
 	)
+	// A claim is never cut off by shutdown: cancelled mid-flight, its commit
+	// could still land on the server while this worker sees only an error,
+	// stranding the jobs until their leases expire. Whatever it claims is
+	// started, then finished or handed back like any running job.
+	qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), claimTimeout)
+	defer cancel()
 	if len(g.limits) == 0 {
-		jobs, err = claim(ctx, w.pool, p.queue, g.types, n, w.cfg.ID, w.cfg.LeaseDuration)
+		jobs, err = claim(qctx, w.pool, p.queue, g.types, n, w.cfg.ID, w.cfg.LeaseDuration)
 	} else {
 		var throttled bool
-		jobs, nextToken, throttled, err = claimLimited(ctx, w.pool, p.queue, g.types, n, w.cfg.ID, w.cfg.LeaseDuration, g.limits)
+		jobs, nextToken, throttled, err = claimLimited(qctx, w.pool, p.queue, g.types, n, w.cfg.ID, w.cfg.LeaseDuration, g.limits)
 		if throttled {
 			w.cfg.Metrics.throttle(g.limits)
 		}
