@@ -403,7 +403,7 @@ func (c *Client) Cancel(ctx context.Context, id int64) (*Job, error) {
 			if j.WorkflowID == nil {
 				return nil
 			}
-			return advance(ctx, tx, *j.WorkflowID, j.ID, StatusCancelled, false)
+			return advance(ctx, tx, c.metrics, *j.WorkflowID, j.ID, StatusCancelled, false)
 		})
 }
 

@@ -247,7 +247,7 @@ func TestRescueReturnsJobsWithExpiredLeases(t *testing.T) {
 		t.Fatalf("claimed %d (err %v), want 2", len(claimed), err)
 	}
 	time.Sleep(20 * time.Millisecond)
-	rescued, err := rescue(ctx, b.db.Pool, 10)
+	rescued, err := rescue(ctx, b.db.Pool, nil, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +268,7 @@ func TestRescueReturnsJobsWithExpiredLeases(t *testing.T) {
 			t.Errorf("job %d history = %+v, want one worker-lost entry", id, j.Errors)
 		}
 	}
-	again, err := rescue(ctx, b.db.Pool, 10)
+	again, err := rescue(ctx, b.db.Pool, nil, 10)
 	if err != nil || len(again) != 0 {
 		t.Fatalf("second rescue returned %d jobs (err %v), want 0", len(again), err)
 	}

@@ -79,7 +79,7 @@ func (o *attemptOutcome) simple() bool {
 
 // completeTx marks a job completed together with its result, its follow-up
 // jobs and the workflow's next steps, all in one transaction.
-func completeTx(ctx context.Context, db Beginner, job *Job, workerID string, o *attemptOutcome) (bool, error) {
+func completeTx(ctx context.Context, db Beginner, m *Metrics, job *Job, workerID string, o *attemptOutcome) (bool, error) {
 	o.mu.Lock()
 	result, followUps := o.result, o.followUps
 	o.mu.Unlock()
@@ -92,12 +92,12 @@ func completeTx(ctx context.Context, db Beginner, job *Job, workerID string, o *
 		}
 		done = true
 		if len(followUps) > 0 {
-			if _, err := (&Client{}).EnqueueManyTx(ctx, tx, followUps); err != nil {
+			if _, err := (&Client{metrics: m}).EnqueueManyTx(ctx, tx, followUps); err != nil {
 				return fmt.Errorf("enqueue follow-ups: %w", err)
 			}
 		}
 		if job.WorkflowID != nil {
-			return advance(ctx, tx, *job.WorkflowID, job.ID, StatusCompleted, job.ContinueOnFailure)
+			return advance(ctx, tx, m, *job.WorkflowID, job.ID, StatusCompleted, job.ContinueOnFailure)
 		}
 		return nil
 	})
@@ -106,7 +106,7 @@ func completeTx(ctx context.Context, db Beginner, job *Job, workerID string, o *
 
 // deadTx marks a workflow step dead and moves its workflow on, in one
 // transaction.
-func deadTx(ctx context.Context, db Beginner, job *Job, workerID, msg string) (bool, error) {
+func deadTx(ctx context.Context, db Beginner, m *Metrics, job *Job, workerID, msg string) (bool, error) {
 	done := false
 	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
 		ok, err := fail(ctx, tx, job.ID, workerID, StatusDead, 0, msg)
@@ -114,7 +114,7 @@ func deadTx(ctx context.Context, db Beginner, job *Job, workerID, msg string) (b
 			return err
 		}
 		done = true
-		return advance(ctx, tx, *job.WorkflowID, job.ID, StatusDead, job.ContinueOnFailure)
+		return advance(ctx, tx, m, *job.WorkflowID, job.ID, StatusDead, job.ContinueOnFailure)
 	})
 	return done, interpretError(err)
 }

@@ -209,7 +209,7 @@ const lostWorkerError = "worker lost: lease expired"
 // the attempt) or to dead after the last one, moving the workflows of dead
 // steps on in the same transaction. SKIP LOCKED makes it safe to run in
 // every replica at once.
-func rescue(ctx context.Context, db Beginner, limit int) ([]RescuedJob, error) {
+func rescue(ctx context.Context, db Beginner, m *Metrics, limit int) ([]RescuedJob, error) {
 	var out []RescuedJob
 	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `WITH lost AS (
@@ -248,7 +248,7 @@ func rescue(ctx context.Context, db Beginner, limit int) ([]RescuedJob, error) {
 			return err
 		}
 		for _, d := range dead {
-			if err := advance(ctx, tx, d.wf, d.id, StatusDead, d.cont); err != nil {
+			if err := advance(ctx, tx, m, d.wf, d.id, StatusDead, d.cont); err != nil {
 				return err
 			}
 		}

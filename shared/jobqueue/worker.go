@@ -475,7 +475,9 @@ func (w *Worker) record(ctx context.Context, job *Job, out *attemptOutcome, err,
 	var snz *snoozeError
 	switch {
 	case err == nil:
-		w.write(wctx, log, "complete", func(ctx context.Context) (bool, error) { return completeTx(ctx, w.pool, job, w.cfg.ID, out) })
+		w.write(wctx, log, "complete", func(ctx context.Context) (bool, error) {
+			return completeTx(ctx, w.pool, w.cfg.Metrics, job, w.cfg.ID, out)
+		})
 		log.Debug("job completed")
 		return OutcomeCompleted
 	case errors.Is(cause, ErrJobLost):
@@ -501,7 +503,7 @@ func (w *Worker) record(ctx context.Context, job *Job, out *attemptOutcome, err,
 	msg := err.Error()
 	w.write(wctx, log, "fail", func(ctx context.Context) (bool, error) {
 		if status == StatusDead && job.WorkflowID != nil {
-			return deadTx(ctx, w.pool, job, w.cfg.ID, msg)
+			return deadTx(ctx, w.pool, w.cfg.Metrics, job, w.cfg.ID, msg)
 		}
 		return fail(ctx, w.pool, job.ID, w.cfg.ID, status, delay, msg)
 	})
@@ -586,7 +588,7 @@ func (w *Worker) every(ctx context.Context, interval time.Duration, fn func(cont
 
 // rescueOnce returns jobs of crashed workers to the queue.
 func (w *Worker) rescueOnce(ctx context.Context) {
-	jobs, err := rescue(ctx, w.pool, 1000)
+	jobs, err := rescue(ctx, w.pool, w.cfg.Metrics, 1000)
 	if err != nil {
 		if ctx.Err() == nil {
 			w.log.Warn("rescue failed", "error", err)

@@ -280,7 +280,9 @@ func ParentResults(ctx context.Context, db DBTX, job *Job) (map[string]json.RawM
 // pending; a step that died (and does not let dependants continue), or was
 // cancelled, cancels its blocked descendants and fails the workflow; a
 // workflow with nothing left to run completes.
-func advance(ctx context.Context, tx pgx.Tx, wfID, stepID int64, status Status, continueOnFailure bool) error {
+//
+// m counts the compensation job it may enqueue.
+func advance(ctx context.Context, tx pgx.Tx, m *Metrics, wfID, stepID int64, status Status, continueOnFailure bool) error {
 	// Steps finishing at once must not each miss the other's uncommitted
 	// completion (the fan-in would never unblock): take turns per workflow.
 	// Every writer locks its own step first and the workflow second.
@@ -288,7 +290,7 @@ func advance(ctx context.Context, tx pgx.Tx, wfID, stepID int64, status Status, 
 		return fmt.Errorf("lock workflow: %w", err)
 	}
 	if (status == StatusDead && !continueOnFailure) || status == StatusCancelled {
-		if err := failWorkflow(ctx, tx, wfID, stepID, status); err != nil {
+		if err := failWorkflow(ctx, tx, m, wfID, stepID, status); err != nil {
 			return err
 		}
 	}
@@ -307,7 +309,7 @@ func advance(ctx context.Context, tx pgx.Tx, wfID, stepID int64, status Status, 
 // failWorkflow cancels the blocked descendants of a failed step (noting
 // which step did it, so a retry can revive them), marks the workflow failed
 // (cancelled, if a user cancelled the step), and enqueues its failure job.
-func failWorkflow(ctx context.Context, tx pgx.Tx, wfID, stepID int64, status Status) error {
+func failWorkflow(ctx context.Context, tx pgx.Tx, m *Metrics, wfID, stepID int64, status Status) error {
 	if _, err := tx.Exec(ctx, `WITH RECURSIVE doomed AS (
 			SELECT c.id FROM spool_jobs c WHERE c.workflow_id = $1 AND c.status = 'blocked' AND $2 = ANY(c.parents)
 			UNION
@@ -336,7 +338,7 @@ func failWorkflow(ctx context.Context, tx pgx.Tx, wfID, stepID int64, status Sta
 		}
 	}
 	payload["workflow_id"] = wfID
-	_, err = (&Client{}).enqueue(ctx, tx, EnqueueParams{Type: *failType, Payload: payload,
+	_, err = (&Client{metrics: m}).enqueue(ctx, tx, EnqueueParams{Type: *failType, Payload: payload,
 		IdempotencyKey: fmt.Sprintf("workflow:%d:failed", wfID)})
 	return err
 }
