@@ -32,7 +32,7 @@ import (
 type opts struct {
 	url, db, mode, insertMethod, dumpLatencies string
 	n, workers, insertBatch, maxConns          int
-	prefillFinished                            int
+	prefillFinished, prefillExpired            int
 	concurrent                                 bool
 	rate                                       float64
 	duration, warmup, tail, timeout, poll      time.Duration
@@ -56,6 +56,7 @@ func main() {
 	flag.IntVar(&o.maxConns, "max-conns", 10, "Postgres connections of the process, LISTEN connection included")
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "abort the run after this long")
 	flag.IntVar(&o.prefillFinished, "prefill-finished", 0, "throughput: completed jobs written before measuring (then VACUUM ANALYZE)")
+	flag.IntVar(&o.prefillExpired, "prefill-expired", 0, "latency: completed jobs already past retention, which the worker prunes while latency is measured")
 	flag.DurationVar(&o.poll, "poll-interval", 0, "worker poll interval (0: Spool's default, 1s)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run here")
 	flag.Parse()
@@ -113,7 +114,7 @@ func run(o opts) error {
 	if _, err := postgres.Migrate(ctx, pool); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
-	if err := prefill(ctx, pool, o.prefillFinished); err != nil {
+	if err := prefill(ctx, pool, o.prefillFinished, o.prefillExpired); err != nil {
 		return fmt.Errorf("prefill: %w", err)
 	}
 	if err := pool.QueryRow(ctx, `SELECT current_setting('server_version'), current_setting('synchronous_commit'),
@@ -175,14 +176,25 @@ func recreateDB(ctx context.Context, adminURL, name string) error {
 // baseID is the largest id before measuring: checks count only jobs above it.
 var baseID int64
 
-// prefill writes n completed jobs, as Spool keeps them for a day by default.
-func prefill(ctx context.Context, pool *pgxpool.Pool, n int) error {
-	if n > 0 {
-		logf("prefill: writing %d completed jobs", n)
+// prefill writes completed jobs as Spool keeps them for a day by default:
+// finished ones just now, and expired ones two days ago, past retention, for
+// the pruner to delete while latency is measured.
+func prefill(ctx context.Context, pool *pgxpool.Pool, finished, expired int) error {
+	for _, set := range []struct {
+		n   int
+		age string
+	}{{finished, "0"}, {expired, "2 days"}} {
+		if set.n == 0 {
+			continue
+		}
+		logf("prefill: writing %d completed jobs finished %s ago", set.n, set.age)
 		if _, err := pool.Exec(ctx, `INSERT INTO spool_jobs (type, status, attempts, started_at, finished_at, payload)
-			SELECT 'bench_noop', 'completed', 1, now(), now(), '{"seq":0}' FROM generate_series(1, $1)`, n); err != nil {
+			SELECT 'bench_noop', 'completed', 1, now() - $2::interval, now() - $2::interval, '{"seq":0}'
+			FROM generate_series(1, $1)`, set.n, set.age); err != nil {
 			return err
 		}
+	}
+	if finished+expired > 0 {
 		if _, err := pool.Exec(ctx, `VACUUM ANALYZE spool_jobs`); err != nil {
 			return err
 		}
@@ -265,7 +277,7 @@ func (p *phase) hit() {
 func (b *bench) startWorker(ctx context.Context, reg *jobqueue.Registry) (stop func() error, err error) {
 	w, err := jobqueue.NewWorker(b.pool, reg, jobqueue.WorkerConfig{
 		ID: "bench", Queues: []jobqueue.QueueConfig{{Name: jobqueue.DefaultQueue, Concurrency: b.o.workers}},
-		PollInterval: b.o.poll, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		PollInterval: b.o.poll, PruneInterval: b.pruneInterval(), Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {
 		return nil, err
@@ -274,6 +286,16 @@ func (b *bench) startWorker(ctx context.Context, reg *jobqueue.Registry) (stop f
 	done := make(chan error, 1)
 	go func() { done <- w.Run(wctx) }()
 	return func() error { cancel(); return <-done }, nil
+}
+
+// pruneInterval is Spool's default, except when expired jobs were written
+// for the pruner: then its first round starts as the measured period does
+// (after the 1 s idle and the warm-up).
+func (b *bench) pruneInterval() time.Duration {
+	if b.o.prefillExpired > 0 {
+		return time.Second + b.o.warmup
+	}
+	return 0
 }
 
 // waitCompleted polls (at most every 5 ms) until n jobs above baseID are
@@ -455,6 +477,11 @@ func (b *bench) latency(ctx context.Context) error {
 	res.RSSIdleMiB = f64(rssMiB())
 	logf("latency: %d warm-up, %d measured, %d tail at %.0f/s", warm, count, tail, o.rate)
 
+	stopWatch := make(chan struct{})
+	var pruneGone <-chan time.Time
+	if b.o.prefillExpired > 0 {
+		pruneGone = b.watchPrune(ctx, stopWatch)
+	}
 	insertLat := make([]int64, total)
 	var wg sync.WaitGroup
 	var firstErr atomic.Value
@@ -489,7 +516,57 @@ func (b *bench) latency(ctx context.Context) error {
 	for seen.Load() < int64(total) && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
+	if b.o.prefillExpired > 0 {
+		close(stopWatch)
+		if err := b.reportPrune(ctx, <-pruneGone, measureStart, measureStart.Add(span)); err != nil {
+			return err
+		}
+	}
 	return fillLatency(res, o, lat, insertLat, warm, count, total, span)
+}
+
+// watchPrune samples, every 100 ms until stop is closed, whether expired
+// jobs remain, and returns when the last of them was seen gone (zero: never).
+func (b *bench) watchPrune(ctx context.Context, stop <-chan struct{}) <-chan time.Time {
+	out := make(chan time.Time, 1)
+	go func() {
+		var gone time.Time
+		defer func() { out <- gone }()
+		for {
+			var left bool
+			if err := b.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM spool_jobs WHERE id <= $1)`, baseID).Scan(&left); err == nil && !left {
+				gone = time.Now()
+				return
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
+	return out
+}
+
+// reportPrune records how many expired jobs the pruner deleted during the
+// run and for how much of the measured period it was deleting; it fails if
+// the pruner never ran.
+func (b *bench) reportPrune(ctx context.Context, gone time.Time, measureStart, measureEnd time.Time) error {
+	var left int
+	if err := b.pool.QueryRow(ctx, `SELECT count(*) FROM spool_jobs WHERE id <= $1`, baseID).Scan(&left); err != nil {
+		return err
+	}
+	pruned := b.o.prefillExpired - left
+	covered := 1.0
+	if !gone.IsZero() {
+		covered = min(1, max(0, gone.Sub(measureStart).Seconds()/measureEnd.Sub(measureStart).Seconds()))
+	}
+	b.res.PrunedDuringRun, b.res.PruneCoveredMeasured = intp(pruned), f64(covered)
+	logf("prune: %d of %d expired jobs deleted; pruning went on through %.0f%% of the measured period", pruned, b.o.prefillExpired, covered*100)
+	if pruned == 0 {
+		return fmt.Errorf("the pruner deleted none of %d expired jobs", b.o.prefillExpired)
+	}
+	return nil
 }
 
 func fillLatency(res *result, o opts, lat, insertLat []int64, warm, count, total int, span time.Duration) error {

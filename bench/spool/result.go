@@ -71,7 +71,11 @@ type result struct {
 	StartedAt       string    `json:"started_at"`
 	LoadAvg1m       *float64  `json:"loadavg_1m_at_start,omitempty"`
 	PrefillFinished int       `json:"prefill_finished"`
-	WallS           float64   `json:"wall_s"`
+	PrefillExpired  int       `json:"prefill_expired,omitempty"`
+	PrunedDuringRun *int      `json:"pruned_during_run,omitempty"`
+	// PruneCoveredMeasured: share of the measured period the pruner was deleting.
+	PruneCoveredMeasured *float64 `json:"prune_covered_measured,omitempty"`
+	WallS                float64  `json:"wall_s"`
 }
 
 func newResult(o opts, start time.Time) *result {
@@ -85,7 +89,7 @@ func newResult(o opts, start time.Time) *result {
 	}
 	r := &result{System: "spool", Version: version, Mode: o.mode, Workers: o.workers, Database: o.db,
 		GoVersion: runtime.Version(), CPUs: runtime.NumCPU(), StartedAt: start.UTC().Format(time.RFC3339),
-		LoadAvg1m: loadAvg(), PrefillFinished: o.prefillFinished,
+		LoadAvg1m: loadAvg(), PrefillFinished: o.prefillFinished, PrefillExpired: o.prefillExpired,
 		Config: configOut{
 			PollIntervalMs: float64(poll) / float64(time.Millisecond), ListenNotify: true,
 			Notify:     "statement trigger in the inserting transaction, one per queue per statement",

@@ -31,6 +31,12 @@ func setup(t *testing.T) *bundle {
 // runWorker starts an in-process worker and stops it at cleanup.
 func (b *bundle) runWorker(t testing.TB, reg *Registry, cfg WorkerConfig) {
 	t.Helper()
+	b.startWorker(t, reg, cfg)
+}
+
+// startWorker is runWorker, returning the worker.
+func (b *bundle) startWorker(t testing.TB, reg *Registry, cfg WorkerConfig) *Worker {
+	t.Helper()
 	if cfg.ID == "" {
 		cfg.ID = "test-worker"
 	}
@@ -49,6 +55,7 @@ func (b *bundle) runWorker(t testing.TB, reg *Registry, cfg WorkerConfig) {
 	done := make(chan struct{})
 	go func() { _ = w.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
+	return w
 }
 
 func (b *bundle) waitStatus(t *testing.T, id int64, want Status) *Job {
@@ -540,5 +547,81 @@ func TestClaimCommitIsAsyncAndDoesNotLeak(t *testing.T) {
 	}
 	if inside != "off" || after != "on" {
 		t.Fatalf("synchronous_commit inside the claim batch = %q, after it = %q; want off, then on again", inside, after)
+	}
+}
+
+// A worker whose slots are all busy, with more jobs waiting, must sleep until
+// a slot frees up: it once woke every 100 µs, burning a few percent of a core.
+func TestBusyWorkerDoesNotSpin(t *testing.T) {
+	b := setup(t)
+	release := make(chan struct{})
+	var started sync.WaitGroup
+	started.Add(2)
+	reg := NewRegistry()
+	reg.Handle("slow", func(context.Context, *Job) error { started.Done(); <-release; return nil }, nil)
+	w := b.startWorker(t, reg, WorkerConfig{Queues: []QueueConfig{{Name: DefaultQueue, Concurrency: 2}}})
+	defer close(release)
+	// Idle first, so that the next poll time is set and then passes while
+	// the slots are busy.
+	time.Sleep(200 * time.Millisecond)
+	for range 4 {
+		if _, err := b.client.Enqueue(context.Background(), EnqueueParams{Type: "slow"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	started.Wait()
+	p := w.producers[DefaultQueue]
+	before := p.wakeups.Load()
+	time.Sleep(time.Second)
+	// The poll interval is 100 ms here: about ten wake-ups a second.
+	if n := p.wakeups.Load() - before; n > 40 {
+		t.Fatalf("busy producer woke %d times in a second", n)
+	}
+}
+
+// Claim rounds in flight together reserve their slots: a worker never runs
+// more jobs of a queue at once than the queue's concurrency.
+func TestClaimRoundsNeverExceedConcurrency(t *testing.T) {
+	b := setup(t)
+	var mu sync.Mutex
+	running, most := 0, 0
+	reg := NewRegistry()
+	reg.Handle("short", func(context.Context, *Job) error {
+		mu.Lock()
+		running++
+		most = max(most, running)
+		mu.Unlock()
+		time.Sleep(time.Millisecond)
+		mu.Lock()
+		running--
+		mu.Unlock()
+		return nil
+	}, nil)
+	ps := make([]EnqueueParams, 2000)
+	for i := range ps {
+		ps[i] = EnqueueParams{Type: "short"}
+	}
+	if _, err := b.client.EnqueueManyFast(context.Background(), ps); err != nil {
+		t.Fatal(err)
+	}
+	b.startWorker(t, reg, WorkerConfig{Queues: []QueueConfig{{Name: DefaultQueue, Concurrency: 7}}, MaxClaim: 3})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var left int
+		if err := b.db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM spool_jobs WHERE status <> 'completed'`).Scan(&left); err != nil {
+			t.Fatal(err)
+		}
+		if left == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d jobs not completed", left)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if most > 7 || most < 4 {
+		t.Fatalf("at most %d jobs ran at once, want between 4 and 7 (concurrency 7)", most)
 	}
 }

@@ -194,7 +194,9 @@ type producer struct {
 	freed chan struct{} // a slot became free
 
 	mu   sync.Mutex
-	busy int
+	busy int // slots running or reserved by a claim in flight
+
+	wakeups atomic.Int64 // times the loop woke up, for tests
 }
 
 func signal(ch chan struct{}) {
@@ -218,34 +220,70 @@ const claimTimeout = 10 * time.Second
 // trip would make the database, not the handlers, set the pace.
 const gatherWindow = 2 * time.Millisecond
 
+// maxRounds is how many claim rounds a producer keeps in flight. With one,
+// a busy worker's slots wait for each claim's round trip in turn and the
+// database sits partly idle; a second round claims for the slots that free
+// up meanwhile. Rounds reserve their slots, so together they never take
+// more jobs than the queue's concurrency.
+const maxRounds = 2
+
+// roundResult is what a finished claim round reports to its producer.
+type roundResult struct {
+	more      bool      // a claim came back full: more may be due now
+	nextToken time.Time // when a rate limit's next token arrives
+}
+
 func (p *producer) loop(ctx, jobsCtx context.Context) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	var rounds sync.WaitGroup
+	defer rounds.Wait() // claims in flight still start their jobs
+	results := make(chan roundResult, maxRounds)
 	floor := max(1, min(p.limit, p.w.cfg.MaxClaim)/4)
 	var pollAt, wakeAt, gatherUntil time.Time
-	more := true // something may be due; after a short claim, only a signal says so
+	inflight := 0
+	more := true       // something may be due; after a short claim, only a signal says so
+	signalled := false // a wake-up came while a round was in flight
 	for ctx.Err() == nil {
 		free := p.free()
 		ready := free >= floor || (free > 0 && !gatherUntil.IsZero() && !time.Now().Before(gatherUntil))
-		if more && free > 0 && !ready && gatherUntil.IsZero() {
+		if more && free > 0 && !ready && gatherUntil.IsZero() && inflight < maxRounds {
 			gatherUntil = time.Now().Add(gatherWindow)
 		}
-		if more && ready {
+		if more && ready && inflight < maxRounds {
 			gatherUntil = time.Time{}
-			more, wakeAt = p.claimRound(ctx, jobsCtx)
-			if more {
-				continue
-			}
-			pollAt = time.Now().Add(p.w.cfg.PollInterval)
-			if due := p.nextDue(ctx); !due.IsZero() && (wakeAt.IsZero() || due.Before(wakeAt)) {
-				wakeAt = due
-			}
+			inflight++
+			rounds.Go(func() {
+				more, next := p.claimRound(ctx, jobsCtx)
+				results <- roundResult{more: more, nextToken: next}
+			})
+			continue
 		}
-		timer.Reset(max(time.Until(earliest(pollAt, wakeAt, gatherUntil)), 100*time.Microsecond))
+		// With no slot free, or every round in flight, only a freed slot or a
+		// round's end can change anything: timers would only spin.
+		next := time.Now().Add(p.w.cfg.PollInterval)
+		if free > 0 && inflight < maxRounds {
+			next = earliest(next, pollAt, wakeAt, gatherUntil)
+		}
+		timer.Reset(max(time.Until(next), 100*time.Microsecond))
+		p.wakeups.Add(1)
 		select {
 		case <-ctx.Done():
+		case r := <-results:
+			inflight--
+			// The round's claim may have read the queue before a wake-up's
+			// job was committed: such a wake-up still counts.
+			more, wakeAt = r.more || signalled, r.nextToken
+			signalled = signalled && inflight > 0
+			if !more && inflight == 0 {
+				pollAt = time.Now().Add(p.w.cfg.PollInterval)
+				if due := p.nextDue(ctx); !due.IsZero() && (wakeAt.IsZero() || due.Before(wakeAt)) {
+					wakeAt = due
+				}
+			}
 		case <-p.wake:
 			more = true
+			signalled = inflight > 0
 		case <-timer.C:
 			more = more || gatherUntil.IsZero()
 		case <-p.freed:
@@ -286,11 +324,12 @@ func (p *producer) claimRound(ctx, jobsCtx context.Context) (more bool, nextToke
 		groups = append(groups, claimGroup{types: []string{t}, limits: nonNil(queueLimit, limits.types[t])})
 	}
 	for _, g := range groups {
-		want := min(p.free(), w.cfg.MaxClaim)
+		want := p.reserve(w.cfg.MaxClaim)
 		if want == 0 {
 			return true, nextToken
 		}
 		n, wait, err := p.claimGroup(ctx, jobsCtx, g, want)
+		p.unreserve(want - n)
 		if err != nil {
 			return false, nextToken
 		}
@@ -348,10 +387,7 @@ func (p *producer) claimGroup(ctx, jobsCtx context.Context, g claimGroup, n int)
 		return 0, time.Time{}, err
 	}
 	for _, job := range jobs {
-		p.mu.Lock()
-		p.busy++
-		p.mu.Unlock()
-		w.start(jobsCtx, p, job)
+		w.start(jobsCtx, p, job) // its slot was reserved by claimRound
 	}
 	return len(jobs), nextToken, nil
 }
@@ -364,6 +400,27 @@ func (p *producer) nextDue(ctx context.Context) time.Time {
 		p.w.log.Warn("next due time unknown", "queue", p.queue, "error", err)
 	}
 	return t
+}
+
+// reserve takes up to n free slots for a claim about to be made, so that
+// rounds in flight together never claim more than the queue's concurrency.
+func (p *producer) reserve(n int) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n = min(n, p.limit-p.busy)
+	p.busy += n
+	return n
+}
+
+// unreserve gives back the slots a claim reserved but did not fill.
+func (p *producer) unreserve(n int) {
+	if n == 0 {
+		return
+	}
+	p.mu.Lock()
+	p.busy -= n
+	p.mu.Unlock()
+	signal(p.freed)
 }
 
 func (p *producer) release() {
