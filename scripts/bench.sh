@@ -4,7 +4,7 @@
 # Builds both harnesses outside the repository, then runs the standard set
 # as A B pairs twice: A = River at its defaults, then River tuned
 # (-fetch-cooldown 1ms). GROWTH=1 adds the growth pairs (0 vs 1M finished
-# rows). Results (JSON lines) and summaries go to $BENCH_OUT.
+# rows) and pick-up latency while the pruner deletes 1M expired rows. Results (JSON lines) and summaries go to $BENCH_OUT.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bench_dir=$(realpath -m "${BENCH_DIR:-../shared/bench}")
@@ -36,9 +36,9 @@ if [[ ${GROWTH:-0} == 1 ]]; then
 	echo "== growth: drain with 0 and 1M finished rows, River tuned and Spool" >&2
 	for ((i = 1; i <= pairs; i++)); do
 		for prefill in 0 1000000; do
-			"$bin/river" -mode throughput -n 30000 -concurrent=false -fetch-cooldown 1ms -prefill-finished "$prefill" |
+			"$bin/river" -mode throughput -n 100000 -concurrent=false -fetch-cooldown 1ms -prefill-finished "$prefill" |
 				jq -c --argjson p "$i" '. + {pair: $p}' >>"$out/growth.jsonl"
-			"$bin/spool" -mode throughput -n 30000 -concurrent=false -prefill-finished "$prefill" |
+			"$bin/spool" -mode throughput -n 100000 -concurrent=false -prefill-finished "$prefill" |
 				jq -c --argjson p "$i" '. + {pair: $p}' >>"$out/growth.jsonl"
 		done
 	done
@@ -46,5 +46,11 @@ if [[ ${GROWTH:-0} == 1 ]]; then
 		(map(select(.prefill_finished == 0))[0]) as $e | (map(select(.prefill_finished > 0))[0]) as $f |
 		"\($e.system) pair \($e.pair): drain \($e.work_jobs_per_s) (empty) vs \($f.work_jobs_per_s) (1M finished): ratio \(($f.work_jobs_per_s / $e.work_jobs_per_s * 1000 | round) / 1000)"' \
 		"$out/growth.jsonl" | tee "$out/growth.txt"
+	echo "== pick-up latency while the worker prunes 1M expired jobs (Spool)" >&2
+	for ((i = 1; i <= pairs; i++)); do
+		"$bin/spool" -mode latency -prefill-expired 1000000 >>"$out/prune-latency.jsonl"
+	done
+	jq -r '"p50 \(.p50_ms) p90 \(.p90_ms) p99 \(.p99_ms) max \(.max_ms) tail_max \(.tail_max_ms) ms; pruned \(.pruned_during_run), pruning through \(.prune_covered_measured * 100 | round)% of the measured period"' \
+		"$out/prune-latency.jsonl" | tee "$out/prune-latency.txt"
 fi
 echo "results in $out" >&2
