@@ -108,7 +108,9 @@ func scanJob(row pgx.Row) (*Job, error) {
 	}
 	j.Timeout, j.BackoffBase, j.BackoffMax = msDuration(timeout), msDuration(bbase), msDuration(bmax)
 	j.Payload, j.Result = payload, result
-	if err := json.Unmarshal(errs, &j.Errors); err != nil {
+	if string(errs) == "[]" { // most jobs: skip the decoder on the claim path
+		j.Errors = []AttemptError{}
+	} else if err := json.Unmarshal(errs, &j.Errors); err != nil {
 		return nil, fmt.Errorf("decode error history of job %d: %w", j.ID, err)
 	}
 	return &j, nil

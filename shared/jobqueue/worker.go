@@ -239,18 +239,24 @@ func (p *producer) loop(ctx, jobsCtx context.Context) {
 	var rounds sync.WaitGroup
 	defer rounds.Wait() // claims in flight still start their jobs
 	results := make(chan roundResult, maxRounds)
-	floor := max(1, min(p.limit, p.w.cfg.MaxClaim)/4)
+	// A busy producer claims for half its slots at once, or after the gather
+	// window for fewer: per-claim costs are then shared by many jobs (+10% on
+	// the drain benchmark against a quarter).
+	floor := max(1, min(p.limit, p.w.cfg.MaxClaim)/2)
 	var pollAt, wakeAt, gatherUntil time.Time
 	inflight := 0
 	more := true       // something may be due; after a short claim, only a signal says so
 	signalled := false // a wake-up came while a round was in flight
 	for ctx.Err() == nil {
 		free := p.free()
-		ready := free >= floor || (free > 0 && !gatherUntil.IsZero() && !time.Now().Before(gatherUntil))
-		if more && free > 0 && !ready && gatherUntil.IsZero() && inflight < maxRounds {
+		if !more {
+			gatherUntil = time.Time{} // nothing to gather for until a signal
+		}
+		canClaim := more && free > 0 && inflight < maxRounds
+		if canClaim && free < floor && gatherUntil.IsZero() {
 			gatherUntil = time.Now().Add(gatherWindow)
 		}
-		if more && ready && inflight < maxRounds {
+		if canClaim && (free >= floor || !time.Now().Before(gatherUntil)) {
 			gatherUntil = time.Time{}
 			inflight++
 			rounds.Go(func() {
@@ -285,7 +291,7 @@ func (p *producer) loop(ctx, jobsCtx context.Context) {
 			more = true
 			signalled = inflight > 0
 		case <-timer.C:
-			more = more || gatherUntil.IsZero()
+			more = true // poll time, a due job or token, or the gather window's end
 		case <-p.freed:
 		}
 	}
