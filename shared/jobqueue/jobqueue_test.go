@@ -625,3 +625,28 @@ func TestClaimRoundsNeverExceedConcurrency(t *testing.T) {
 		t.Fatalf("at most %d jobs ran at once, want between 4 and 7 (concurrency 7)", most)
 	}
 }
+
+// An idle worker woken for one job claims once: a second round launched
+// before the first had reserved its slots would claim again for nothing.
+func TestOneNotificationOneClaim(t *testing.T) {
+	b := setup(t)
+	m := NewMetrics(prometheus.NewRegistry())
+	reg := NewRegistry()
+	reg.Handle("one", func(context.Context, *Job) error { return nil }, nil)
+	b.runWorker(t, reg, WorkerConfig{PollInterval: time.Hour, Metrics: m})
+	time.Sleep(200 * time.Millisecond) // the start-up claim has come back empty
+	polls := func() float64 {
+		return testutil.ToFloat64(m.polls.WithLabelValues("jobs")) + testutil.ToFloat64(m.polls.WithLabelValues("empty"))
+	}
+	before := polls()
+	for range 5 {
+		res, err := b.client.Enqueue(context.Background(), EnqueueParams{Type: "one"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.waitStatus(t, res.Job.ID, StatusCompleted)
+	}
+	if n := polls() - before; n != 5 {
+		t.Fatalf("%v claims for 5 jobs enqueued one at a time, want 5", n)
+	}
+}

@@ -231,6 +231,7 @@ const maxRounds = 2
 type roundResult struct {
 	more      bool      // a claim came back full: more may be due now
 	nextToken time.Time // when a rate limit's next token arrives
+	wakes     int       // the producer's wake-up count when the round started
 }
 
 func (p *producer) loop(ctx, jobsCtx context.Context) {
@@ -245,30 +246,36 @@ func (p *producer) loop(ctx, jobsCtx context.Context) {
 	floor := max(1, min(p.limit, p.w.cfg.MaxClaim)/2)
 	var pollAt, wakeAt, gatherUntil time.Time
 	inflight := 0
-	more := true       // something may be due; after a short claim, only a signal says so
-	signalled := false // a wake-up came while a round was in flight
+	more := true  // something may be due; after a short claim, only a signal says so
+	full := false // the last round filled its slots: the queue is backlogged
+	wakes := 0    // wake-ups so far: one that came after a round began may be for a job it missed
 	for ctx.Err() == nil {
 		free := p.free()
 		if !more {
 			gatherUntil = time.Time{} // nothing to gather for until a signal
 		}
-		canClaim := more && free > 0 && inflight < maxRounds
+		// A second round in flight only pays off in a backlog; for a wake-up
+		// the round already on its way suffices.
+		open := inflight == 0 || (full && inflight < maxRounds)
+		canClaim := more && free > 0 && open
 		if canClaim && free < floor && gatherUntil.IsZero() {
 			gatherUntil = time.Now().Add(gatherWindow)
 		}
 		if canClaim && (free >= floor || !time.Now().Before(gatherUntil)) {
 			gatherUntil = time.Time{}
 			inflight++
+			// Reserved here, before the next turn of the loop looks at free.
+			slots, started := p.reserve(p.w.cfg.MaxClaim), wakes
 			rounds.Go(func() {
-				more, next := p.claimRound(ctx, jobsCtx)
-				results <- roundResult{more: more, nextToken: next}
+				more, next := p.claimRound(ctx, jobsCtx, slots)
+				results <- roundResult{more: more, nextToken: next, wakes: started}
 			})
 			continue
 		}
-		// With no slot free, or every round in flight, only a freed slot or a
+		// With no slot free, or no round to start, only a freed slot or a
 		// round's end can change anything: timers would only spin.
 		next := time.Now().Add(p.w.cfg.PollInterval)
-		if free > 0 && inflight < maxRounds {
+		if free > 0 && open {
 			next = earliest(next, pollAt, wakeAt, gatherUntil)
 		}
 		timer.Reset(max(time.Until(next), 100*time.Microsecond))
@@ -277,10 +284,8 @@ func (p *producer) loop(ctx, jobsCtx context.Context) {
 		case <-ctx.Done():
 		case r := <-results:
 			inflight--
-			// The round's claim may have read the queue before a wake-up's
-			// job was committed: such a wake-up still counts.
-			more, wakeAt = r.more || signalled, r.nextToken
-			signalled = signalled && inflight > 0
+			full = r.more
+			more, wakeAt = r.more || wakes > r.wakes, r.nextToken
 			if !more && inflight == 0 {
 				pollAt = time.Now().Add(p.w.cfg.PollInterval)
 				if due := p.nextDue(ctx); !due.IsZero() && (wakeAt.IsZero() || due.Before(wakeAt)) {
@@ -289,7 +294,7 @@ func (p *producer) loop(ctx, jobsCtx context.Context) {
 			}
 		case <-p.wake:
 			more = true
-			signalled = inflight > 0
+			wakes++
 		case <-timer.C:
 			more = true // poll time, a due job or token, or the gather window's end
 		case <-p.freed:
@@ -307,10 +312,11 @@ func earliest(first time.Time, ts ...time.Time) time.Time {
 	return first
 }
 
-// claimRound fills free slots: unlimited job types in one claim, each
-// limited type in a claim of its own under its limits. It reports whether
-// more may be due now, and when a rate limit's next token arrives.
-func (p *producer) claimRound(ctx, jobsCtx context.Context) (more bool, nextToken time.Time) {
+// claimRound fills the slots reserved for it: unlimited job types in one
+// claim, each limited type in a claim of its own under its limits; it gives
+// back the slots it did not fill. It reports whether more may be due now,
+// and when a rate limit's next token arrives.
+func (p *producer) claimRound(ctx, jobsCtx context.Context, slots int) (more bool, nextToken time.Time) {
 	w := p.w
 	limits := w.limits.Load()
 	queueLimit := limits.queues[p.queue]
@@ -329,17 +335,17 @@ func (p *producer) claimRound(ctx, jobsCtx context.Context) (more bool, nextToke
 	for _, t := range limited {
 		groups = append(groups, claimGroup{types: []string{t}, limits: nonNil(queueLimit, limits.types[t])})
 	}
+	defer func() { p.unreserve(slots) }()
 	for _, g := range groups {
-		want := p.reserve(w.cfg.MaxClaim)
-		if want == 0 {
+		if slots == 0 {
 			return true, nextToken
 		}
-		n, wait, err := p.claimGroup(ctx, jobsCtx, g, want)
-		p.unreserve(want - n)
+		n, wait, err := p.claimGroup(ctx, jobsCtx, g, slots)
 		if err != nil {
 			return false, nextToken
 		}
-		more = more || n == want
+		more = more || n == slots
+		slots -= n
 		if !wait.IsZero() && (nextToken.IsZero() || wait.Before(nextToken)) {
 			nextToken = wait
 		}
