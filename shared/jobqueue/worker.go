@@ -248,7 +248,7 @@ func (p *producer) loop(ctx, jobsCtx context.Context) {
 	inflight := 0
 	more := true  // something may be due; after a short claim, only a signal says so
 	full := false // the last round filled its slots: the queue is backlogged
-	wakes := 0    // wake-ups so far: one that came after a round began may be for a job it missed
+	wakes := 0    // wake-ups and timer firings so far: one after a round began may be for a job it missed
 	for ctx.Err() == nil {
 		free := p.free()
 		if !more {
@@ -296,7 +296,12 @@ func (p *producer) loop(ctx, jobsCtx context.Context) {
 			more = true
 			wakes++
 		case <-timer.C:
-			more = true // poll time, a due job or token, or the gather window's end
+			// Poll time, a due job or token, or the gather window's end. All
+			// but the last may concern a job a round in flight did not see.
+			if gatherUntil.IsZero() || time.Now().Before(gatherUntil) {
+				wakes++
+			}
+			more = true
 		case <-p.freed:
 		}
 	}
