@@ -3,7 +3,7 @@
 
 .PHONY: bench bench-go
 
-bench: ## compare Spool with River (defaults and tuned) on this PostgreSQL; GROWTH=1 adds growth pairs
+bench: ## compare Spool with River (defaults and tuned) on this PostgreSQL; GROWTH=1 adds growth pairs and latency while pruning
 	scripts/bench.sh
 
 bench-go: ## Go benchmarks of the queue (pick-up latency), 5 runs

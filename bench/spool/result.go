@@ -94,7 +94,7 @@ func newResult(o opts, start time.Time) *result {
 			PollIntervalMs: float64(poll) / float64(time.Millisecond), ListenNotify: true,
 			Notify:     "statement trigger in the inserting transaction, one per queue per statement",
 			Completion: "batched: one UPDATE for everything finished while the previous batch was written",
-			ClaimBatch: "free slots, at most 100 per claim query",
+			ClaimBatch: "free slots, at most 100 per claim query; a busy worker waits up to 2 ms to gather half its slots and keeps up to two claims in flight",
 			MaxWorkers: o.workers, PoolMaxConns: o.maxConns - 1, InsertMethod: "EnqueueManyFast (COPY)",
 			Processes: "one process inserts and works; one LISTEN connection besides the pool",
 		}}
