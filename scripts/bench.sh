@@ -4,7 +4,8 @@
 # Builds both harnesses outside the repository, then runs the standard set
 # as A B pairs twice: A = River at its defaults, then River tuned
 # (-fetch-cooldown 1ms). GROWTH=1 adds the growth pairs (0 vs 1M finished
-# rows) and pick-up latency while the pruner deletes 1M expired rows. Results (JSON lines) and summaries go to $BENCH_OUT.
+# rows) and pick-up latency while the pruner deletes 1M expired rows.
+# Results (JSON lines) and summaries go to $BENCH_OUT.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bench_dir=$(realpath -m "${BENCH_DIR:-../shared/bench}")
