@@ -17,7 +17,11 @@ manifests: ## render k8s/ from helm/spool (default values)
 
 # -count=1: the tests read the chart through helm subprocesses, which go
 # test's result cache cannot see (files outside tools/ are not tracked).
-chart-check: ## helm lint --strict, helm template, strict decode and checks of the chart and k8s/
+# Also vets and compiles scripts/k8s/e2eclient (its own standard-library-only
+# module, otherwise built only by the opt-in e2e-k8s run; a few seconds).
+chart-check: ## helm lint --strict, helm template, strict decode and checks of the chart and k8s/; vet+build the e2e checker
+	$(GO) -C scripts/k8s/e2eclient vet ./...
+	$(GO) -C scripts/k8s/e2eclient build -o /dev/null .
 	$(GO) -C tools test -count=1 ./...
 
 chart-docs: ## regenerate the values table in helm/spool/README.md from values.yaml

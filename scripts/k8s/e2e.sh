@@ -10,16 +10,19 @@
 #      the migration hook Job runs; helm test passes
 #   3. 5,000 noop/sleep(50-500 ms) jobs through the API Service (ClusterIP);
 #      while they run: scale the workers to 4, rollout restart, scale to 1,
-#      force-delete the last worker pod (--grace-period=0 --force)
+#      force-delete the last worker pod (--grace-period=0 --force) while
+#      the database shows jobs running on it
 #   4. every job completed; no job ran twice except after the forced delete
 #      (error history); every pod that got SIGTERM exited 0 within its grace
 #      period and logged a clean shutdown
 #   5. Prometheus (Debian's, on the host, file_sd of the pod IPs) scraped the
 #      API and every worker pod; per-pod series against the database
 #   6. helm upgrade (logging.level=debug) rolls the pods through the checksum
-#      annotations while a second wave of 1,000 jobs runs: nothing lost;
-#      helm uninstall leaves no Spool object behind
-#   7. cluster down (down.sh --purge), host state compared with before
+#      annotations while a second wave of 1,000 jobs runs (the queue busy
+#      when it starts): nothing lost; helm uninstall leaves no Spool object
+#      behind (a failing kubectl/helm query fails the check)
+#   7. cluster down (down.sh --purge, which must exit 0), host state
+#      compared with before
 #
 # Everything is torn down by an EXIT trap, also on failure or Ctrl-C.
 # Environment (defaults):
@@ -191,11 +194,15 @@ teardown() {
 	fi
 	for p in "${BG_PIDS[@]}"; do [[ $live == *" $p "* ]] && wait "$p" 2>/dev/null; done
 	if [[ $CLUSTER_STARTED == 1 && ${E2E_KEEP_CLUSTER:-0} != 1 ]]; then
-		local t
+		local t down_rc=0
 		t=$(now)
-		"$K8S_LOCAL/down.sh" --purge >"$ART/down.log" 2>&1
-		say "cluster down (down.sh --purge) in $(elapsed "$t")s, rc=$? (log $ART/down.log)"
+		"$K8S_LOCAL/down.sh" --purge >"$ART/down.log" 2>&1 || down_rc=$?
+		say "cluster down (down.sh --purge) in $(elapsed "$t")s, rc=$down_rc (log $ART/down.log)"
 		printf 'cluster-down %s %s\n' "$t" "$(now)" >>"$PHASES"
+		if ((down_rc != 0)); then
+			tail -n 20 "$ART/down.log"
+			fail_check "cluster down: $K8S_LOCAL/down.sh --purge exited $down_rc (log $ART/down.log)"
+		fi
 		host_snapshot >"$ART/host-after.txt"
 		if diff "$ART/host-before.txt" "$ART/host-after.txt" >"$ART/host-diff.txt"; then
 			note "host restored: ip_forward, kubelet sysctls, bridge, Service route, KUBE-* iptables chains, CNI netns, kubepods cgroups, mounts, listeners as before the run"
@@ -461,8 +468,23 @@ FORCED=$(worker_pods | tr -d ' ')
 [[ -n $FORCED ]] || die "no worker pod to delete"
 wait_scraped
 busy "force-delete"
+# The forced delete must hit a worker with jobs in hand: the database (the
+# workers' claims set worker_id) must show jobs running on $FORCED right
+# before the delete. Wait for that up to 30 s (the queue is busy, so a
+# moment without a running job on it passes quickly).
+running_on() { psql_db -c "select count(*) || ' (' || coalesce(string_agg(id::text, ',' order by id), '') || ')' from spool_jobs where status = 'running' and worker_id = '$1'"; }
+forced_before=""
+for ((i = 0; i < 300; i++)); do
+	forced_before=$(running_on "$FORCED") || die "psql: cannot read the jobs running on $FORCED"
+	[[ $forced_before == 0\ * ]] || break
+	sleep 0.1
+done
+[[ -n $forced_before && $forced_before != 0\ * ]] ||
+	die "worker $FORCED had no running job (database: $forced_before) for 30s before the forced delete: it would not hit running work"
 phase force-delete bash -c "'$KUBECTL' -n '$NS' delete pod '$FORCED' --grace-period=0 --force >'$ART/force-delete.log' 2>&1"
+forced_after=$(running_on "$FORCED") || forced_after="(psql failed)"
 say "force-deleted $FORCED: $(grep -v '^Warning' "$ART/force-delete.log" | tr '\n' ' ')"
+note "forced delete of $FORCED while it ran jobs: running on it just before kubectl delete: $forced_before; just after: $forced_after (jobs it could not finish in the kubelet's 2 s come back after its lease expires)"
 rollout 180s
 wait_scraped
 say "replacement ready: $(worker_pods)"
@@ -500,6 +522,21 @@ force=()
 upgrade_help=$("$HELM" upgrade --help)
 [[ $upgrade_help == *--force-conflicts* ]] && force=(--force-conflicts)
 sleep 3
+# Like every disruption, the upgrade must hit a busy queue. Wave 2 arrives in
+# batches of 25 a second that the workers may finish before the next one, so
+# one look could catch a gap: look for up to 5 s, and wave 2 must still be
+# being enqueued (it then lasts through the upgrade's start).
+kill -0 "$ENQ2" 2>/dev/null || { cat "$ART/enqueue-wave2.log"; die "wave 2's enqueue ended before helm upgrade: the upgrade would not hit running work"; }
+busy_within() { # SECONDS NAME: the queue has unfinished jobs at some moment within SECONDS
+	local end=$((SECONDS + $1)) line
+	while :; do
+		line=$("$E2EC" stats -api "$API" -require-unfinished) && break
+		((SECONDS < end)) || die "no unfinished job within $1s before '$2' (last: $line): the upgrade would not hit running work"
+		sleep 0.2
+	done
+	say "queue before $2: $line"
+}
+busy_within 5 "helm-upgrade"
 up_t0=$(now)
 phase helm-upgrade helm upgrade "$RELEASE" ./helm/spool -n "$NS" -f scripts/k8s/e2e-values.yaml -f "$ART/run-values.yaml" \
 	--set logging.level=debug "${force[@]}" --wait --timeout 5m >"$ART/helm-upgrade.log" 2>&1 || {
@@ -546,16 +583,37 @@ phase helm-uninstall helm uninstall "$RELEASE" -n "$NS" --wait --timeout 3m >"$A
 }
 no_pods() { [[ -z $(kn get pods -o name) ]]; }
 wait_until 120 "every pod of the release gone" no_pods
-leftovers() { # every namespaced kind but events
-	kn get "$(k api-resources --verbs=list --namespaced -o name | grep -vE '^events' | paste -sd, -)" -o name |
-		grep -vE '^(serviceaccount/default|configmap/kube-root-ca.crt)$' || true
+# A kubectl or helm failure in these queries fails the check (an empty
+# answer would otherwise look like "nothing left"); an empty list passes.
+kinds() { # api-resources flags...: every listable kind but events, comma-separated
+	local all list
+	all=$(k api-resources --verbs=list -o name "$@") || return 1
+	list=$(grep -vE '^events' <<<"$all" | paste -sd, -)
+	[[ -n $list ]] || return 1
+	printf '%s\n' "$list"
 }
-left=$(leftovers)
+drop_lines() { # ERE: stdin less matching lines; grep's "nothing left" (1) is fine
+	grep -vE "$1" || (($? == 1))
+}
+leftovers() { # every namespaced kind but events, less what every namespace has
+	local ks objs
+	ks=$(kinds --namespaced) || return 1
+	objs=$(kn get "$ks" -o name) || return 1
+	drop_lines '^(serviceaccount/default|configmap/kube-root-ca.crt)$' <<<"$objs"
+}
+labelled_objects() { # anything labelled with the release, in any namespace or cluster-wide
+	local ks
+	ks=$(kinds) || return 1
+	k get "$ks" -A -l "app.kubernetes.io/instance=$RELEASE" -o name
+}
+uninstall_listed=1
+left=$(leftovers) || { uninstall_listed=0; fail_check "after helm uninstall: kubectl failed to list the objects in namespace $NS"; }
 [[ -z $left ]] || fail_check "objects left in namespace $NS after helm uninstall: $(echo "$left" | tr '\n' ' ')"
-labelled=$(k get "$(k api-resources --verbs=list -o name | grep -vE '^events' | paste -sd, -)" -A -l app.kubernetes.io/instance=$RELEASE -o name 2>/dev/null || true)
+labelled=$(labelled_objects) || { uninstall_listed=0; fail_check "after helm uninstall: kubectl failed to list objects labelled app.kubernetes.io/instance=$RELEASE"; }
 [[ -z $labelled ]] || fail_check "objects labelled app.kubernetes.io/instance=$RELEASE remain: $(echo "$labelled" | tr '\n' ' ')"
-[[ -z $(helm list -n "$NS" -q) ]] || fail_check "helm still lists a release"
-[[ -n $left || -n $labelled ]] || note "helm uninstall: nothing left: in namespace $NS only the default ServiceAccount and kube-root-ca.crt ConfigMap that every namespace has (all namespaced kinds listed), no object labelled app.kubernetes.io/instance=$RELEASE in any namespace or cluster-wide, no release"
+releases=$(helm list -n "$NS" -q) || { uninstall_listed=0; fail_check "after helm uninstall: helm list failed"; }
+[[ -z $releases ]] || fail_check "helm still lists a release: $releases"
+[[ $uninstall_listed == 0 || -n $left || -n $labelled || -n $releases ]] || note "helm uninstall: nothing left: in namespace $NS only the default ServiceAccount and kube-root-ca.crt ConfigMap that every namespace has (all namespaced kinds listed), no object labelled app.kubernetes.io/instance=$RELEASE in any namespace or cluster-wide, no release"
 kn get events -o json >"$ART/events.json"
 warn=$(jq -r '[.items[] | select(.type == "Warning") | .reason] | group_by(.) | map("\(.[0])=\(length)") | join(" ")' "$ART/events.json")
 note "warning events in $NS during the run: ${warn:-none}"

@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
 # Runs the built images the way the chart does (read-only root, uid 65532, no
 # capabilities) and checks graceful shutdown:
+#   0. image-inspect.sh: the images' own configuration (numeric non-root
+#      USER, exposed ports, exec-form entrypoint, version label), which the
+#      runs below cannot see because they force --user like the chart; and
+#      once running, both binaries report that version (spool_build_info),
+#      so the -ldflags stamp took effect;
 #   1. a fresh database; `spool-api migrate` from the api image (exit 0);
 #   2. the api image serving, the worker image working, both `podman run
 #      --network host` against PostgreSQL on this machine;
@@ -118,6 +123,22 @@ stop_worker() { # podman stop -t 10; fails unless exit 0 with a clean-exit log l
 		{ tail -n 20 "$logs/worker.log" >&2; fail "worker did not log a clean exit"; }
 }
 
+# version_reported NAME ADMIN_PORT: the running binary's spool_build_info
+# carries the version stamped at build time (the image label's).
+version_reported() {
+	local got
+	got=$(curl -fsS "http://127.0.0.1:$2/metrics" | sed -nE 's/^spool_build_info\{(.*,)?version="([^"]*)".*/\2/p') ||
+		fail "$1: GET /metrics failed"
+	[[ $got == "$version" ]] ||
+		fail "$1 reports version '$got' (spool_build_info), want '$version' (image label): the -ldflags -X stamp did not take effect"
+	pass "$1 reports version $got"
+}
+
+# 0. The images' configuration.
+version=$("$root/scripts/k8s/image-inspect.sh" "$api_image" "$worker_image") ||
+	fail "image configuration (see above)"
+pass "image configuration: numeric non-root USER, exposed ports, exec-form entrypoint, version $version"
+
 # 1. Fresh database, migrated by the api image.
 "$psql" -q "$admin" -c "CREATE DATABASE $db" >/dev/null
 podman run --rm --network host "${hardened[@]}" -e DATABASE_URL="$db_url" "$api_image" migrate >/dev/null ||
@@ -131,9 +152,11 @@ podman run -d --name "$run-api" --network host "${hardened[@]}" \
 	-e SPOOL_LOG_FORMAT=text "$api_image" >/dev/null
 wait_http "http://127.0.0.1:$api_admin/readyz" 20 || fail "api not ready"
 pass "api ready on $api"
+version_reported api "$api_admin"
 
 # 3. Finish: the job outlives the stop signal but not the shutdown timeout.
 start_worker
+version_reported worker "$worker_admin"
 id=$(enqueue '{"type":"sleep","payload":{"ms":3000}}')
 wait_status "$id" running 10 || fail "sleep job $id never ran"
 stop_worker

@@ -13,8 +13,10 @@ import (
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
@@ -205,12 +207,68 @@ func TestChecksCatchMistakes(t *testing.T) {
 		t.Fatal("no spool-worker Deployment")
 		return nil
 	}
+	deployment := func(objs []Object, name string) *appsv1.Deployment {
+		for _, o := range objs {
+			if d, ok := o.Obj.(*appsv1.Deployment); ok && d.Name == name {
+				return d
+			}
+		}
+		t.Fatalf("no %s Deployment", name)
+		return nil
+	}
+	hpa := func(objs []Object) *autoscalingv2.HorizontalPodAutoscaler {
+		for _, o := range objs {
+			if h, ok := o.Obj.(*autoscalingv2.HorizontalPodAutoscaler); ok {
+				return h
+			}
+		}
+		t.Fatal("no HorizontalPodAutoscaler")
+		return nil
+	}
 	for _, tc := range []struct {
 		name string
 		set  []string
 		edit func(objs []Object)
 		want string
 	}{
+		{name: "api maxUnavailable 1", edit: func(objs []Object) {
+			u := intstr.FromInt32(1)
+			deployment(objs, "spool-api").Spec.Strategy.RollingUpdate.MaxUnavailable = &u
+		}, want: "rollingUpdate.maxUnavailable 1, want 0"},
+		{name: "api maxUnavailable 10%", edit: func(objs []Object) {
+			u := intstr.FromString("10%")
+			deployment(objs, "spool-api").Spec.Strategy.RollingUpdate.MaxUnavailable = &u
+		}, want: "rollingUpdate.maxUnavailable 10%, want 0"},
+		{name: "api default strategy", edit: func(objs []Object) {
+			deployment(objs, "spool-api").Spec.Strategy = appsv1.DeploymentStrategy{} // Kubernetes' default: 25% unavailable
+		}, want: "Deployment spool-api container api: Deployment strategy must be RollingUpdate with maxUnavailable 0"},
+		{name: "api recreate", edit: func(objs []Object) {
+			deployment(objs, "spool-api").Spec.Strategy = appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType}
+		}, want: "Deployment spool-api container api: Deployment strategy must be RollingUpdate"},
+		{name: "no spread", set: []string{"topologySpread.enabled=false"}, want: "Deployment spool-api: up to 2 replicas but no topology spread constraint"},
+		{name: "no worker spread", edit: func(objs []Object) {
+			workerPod(objs).TopologySpreadConstraints = nil
+		}, want: "Deployment spool-worker: up to 2 replicas but no topology spread constraint"},
+		{name: "spread without key", edit: func(objs []Object) {
+			workerPod(objs).TopologySpreadConstraints[0].TopologyKey = ""
+		}, want: "Deployment spool-worker: up to 2 replicas but no topology spread constraint"},
+		{name: "no spread, autoscaled api", set: []string{"api.autoscaling.enabled=true"}, edit: func(objs []Object) {
+			deployment(objs, "spool-api").Spec.Template.Spec.TopologySpreadConstraints = nil
+		}, want: "Deployment spool-api: up to 10 replicas but no topology spread constraint"},
+		{name: "no spread, keda worker", set: []string{"worker.keda.enabled=true", "worker.keda.minReplicaCount=1"}, edit: func(objs []Object) {
+			workerPod(objs).TopologySpreadConstraints = nil
+		}, want: "Deployment spool-worker: up to 10 replicas but no topology spread constraint"},
+		{name: "hpa on memory", set: []string{"api.autoscaling.enabled=true"}, edit: func(objs []Object) {
+			hpa(objs).Spec.Metrics[0].Resource.Name = corev1.ResourceMemory
+		}, want: "HPA spool-api: must scale on CPU utilization"},
+		{name: "hpa on average value", set: []string{"api.autoscaling.enabled=true"}, edit: func(objs []Object) {
+			h := hpa(objs)
+			q := resource.MustParse("500m")
+			h.Spec.Metrics[0].Resource.Target = autoscalingv2.MetricTarget{Type: autoscalingv2.AverageValueMetricType, AverageValue: &q}
+		}, want: "HPA spool-api: must scale on CPU utilization"},
+		{name: "hpa without metrics", set: []string{"api.autoscaling.enabled=true"}, edit: func(objs []Object) {
+			hpa(objs).Spec.Metrics = nil // the API server would default to 80% CPU, but say it
+		}, want: "HPA spool-api: must scale on CPU utilization"},
 		{name: "writable root", set: []string{"containerSecurityContext.readOnlyRootFilesystem=false"}, want: "readOnlyRootFilesystem must be true"},
 		{name: "root user", set: []string{"podSecurityContext.runAsNonRoot=false", "containerSecurityContext.runAsNonRoot=false"}, want: "runAsNonRoot must be true"},
 		{name: "no limits", set: []string{"worker.resources.limits=null"}, want: "no cpu limit"},
@@ -257,6 +315,45 @@ func TestChecksCatchMistakes(t *testing.T) {
 			err := Check(objs, cases[0].opts)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("want an error containing %q, got: %v", tc.want, err)
+			}
+		})
+	}
+}
+
+// TestSpreadOnlyWithReplicas: a single pod needs no topology spread, so the
+// spread check does not fire for one replica (its counterpart, "no spread"
+// in TestChecksCatchMistakes, fires for two).
+func TestSpreadOnlyWithReplicas(t *testing.T) {
+	objs := render(t, cases[0], "--set", "topologySpread.enabled=false", "--set", "api.replicaCount=1", "--set", "worker.replicaCount=1")
+	if err := Check(objs, cases[0].opts); err != nil {
+		t.Errorf("checks:\n%v", err)
+	}
+}
+
+// TestValidateRejects: validate.yaml fails the render, with a message
+// naming the problem, for value combinations the schema cannot catch.
+func TestValidateRejects(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		set  []string
+		want string
+	}{
+		// postgresql.enabled defaults to true: a database.url alone would be ignored.
+		{name: "url with bundled db", set: []string{"database.url=postgres://spool:pw@db:5432/spool"}, want: "database.url is set but postgresql.enabled=true"},
+		{name: "existing secret with bundled db", set: []string{"database.existingSecret=spool-database"}, want: "database.existingSecret is set but postgresql.enabled=true"},
+		{name: "hook with bundled db", set: []string{"migrations.mode=hook"}, want: "migrations.mode=hook does not work with postgresql.enabled=true"},
+		{name: "external db without url", set: []string{"postgresql.enabled=false"}, want: "set database.url or database.existingSecret"},
+		{name: "api min above max", set: []string{"api.autoscaling.enabled=true", "api.autoscaling.minReplicas=5", "api.autoscaling.maxReplicas=3"}, want: "must not exceed api.autoscaling.maxReplicas"},
+		{name: "no pools", set: []string{"worker.pools.default.enabled=false"}, want: "at least one pool must be enabled"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := []string{"template", "spool", chartDir, "--kube-version", kubeVersion}
+			for _, s := range tc.set {
+				args = append(args, "--set", s)
+			}
+			_, errOut, err := helm(t, args...)
+			if err == nil || !strings.Contains(errOut, tc.want) {
+				t.Errorf("helm template %v: want an error containing %q, got err=%v\n%s", tc.set, tc.want, err, errOut)
 			}
 		})
 	}

@@ -282,6 +282,11 @@ func (ix *index) checkWorkload(w workload, opts Options, fail func(string, ...an
 		}
 		switch role {
 		case "api":
+			// A rollout must never take a serving pod away before its
+			// replacement is ready: maxUnavailable 0 (and so maxSurge > 0).
+			if d, ok := w.obj.Obj.(*appsv1.Deployment); ok {
+				checkNoUnavailableRollout(where, d.Spec.Strategy, fail)
+			}
 			httpPort, err := addrPort(env["SPOOL_HTTP_ADDR"])
 			if err != nil {
 				fail("%s: SPOOL_HTTP_ADDR %q: %v", where, env["SPOOL_HTTP_ADDR"], err)
@@ -320,6 +325,24 @@ func (ix *index) checkWorkload(w workload, opts Options, fail func(string, ...an
 			}) {
 				fail("%s: SPOOL_WORKER_ID must come from the pod name (downward API)", where)
 			}
+		}
+	}
+}
+
+func checkNoUnavailableRollout(where string, s appsv1.DeploymentStrategy, fail func(string, ...any)) {
+	// An empty type or rollingUpdate means Kubernetes' defaults: 25% unavailable.
+	if s.Type != appsv1.RollingUpdateDeploymentStrategyType || s.RollingUpdate == nil || s.RollingUpdate.MaxUnavailable == nil {
+		fail("%s: Deployment strategy must be RollingUpdate with maxUnavailable 0", where)
+		return
+	}
+	ru := s.RollingUpdate
+	// Rounded up, as for maxSurge: any non-zero percentage allows a pod down.
+	if n, err := intstr.GetScaledValueFromIntOrPercent(ru.MaxUnavailable, 100, true); err != nil || n != 0 {
+		fail("%s: rollingUpdate.maxUnavailable %s, want 0", where, ru.MaxUnavailable.String())
+	}
+	if ru.MaxSurge != nil {
+		if n, err := intstr.GetScaledValueFromIntOrPercent(ru.MaxSurge, 100, true); err != nil || n == 0 {
+			fail("%s: rollingUpdate.maxSurge %s must be above 0 when maxUnavailable is 0", where, ru.MaxSurge.String())
 		}
 	}
 }
@@ -515,15 +538,40 @@ func (ix *index) checkServices(fail func(string, ...any)) {
 
 var queryConcurrency = regexp.MustCompile(`count\(\*\)::decimal / ([0-9]+)\)`)
 
+// hpaTargetsCPU reports whether an HPA scales on the average CPU
+// utilization of its pods (a percentage of their CPU requests).
+func hpaTargetsCPU(h *autoscalingv2.HorizontalPodAutoscaler) bool {
+	for _, m := range h.Spec.Metrics {
+		if m.Type != autoscalingv2.ResourceMetricSourceType || m.Resource == nil || m.Resource.Name != corev1.ResourceCPU {
+			continue
+		}
+		t := m.Resource.Target
+		if t.Type == autoscalingv2.UtilizationMetricType && t.AverageUtilization != nil && *t.AverageUtilization > 0 && *t.AverageUtilization <= 100 {
+			return true
+		}
+	}
+	return false
+}
+
+// kedaDefaultMaxReplicas is KEDA's maxReplicaCount when a ScaledObject sets none.
+const kedaDefaultMaxReplicas = 100
+
 func (ix *index) checkScaling(fail func(string, ...any)) {
 	autoscaled := map[string]bool{}
+	// maxReplicas is the most pods a Deployment can run: its replicas, or
+	// the maximum of the HPA or ScaledObject that scales it.
+	maxReplicas := map[string]int32{}
 	for _, h := range ix.hpas {
+		if !hpaTargetsCPU(h) {
+			fail("HPA %s: must scale on CPU utilization (a Resource metric cpu with target type Utilization, averageUtilization 1-100)", h.Name)
+		}
 		d := ix.deployment(h.Spec.ScaleTargetRef.Name)
 		if h.Spec.ScaleTargetRef.Kind != "Deployment" || d == nil {
 			fail("HPA %s: target %s %s is not rendered", h.Name, h.Spec.ScaleTargetRef.Kind, h.Spec.ScaleTargetRef.Name)
 			continue
 		}
 		autoscaled[d.name] = true
+		maxReplicas[d.name] = max(maxReplicas[d.name], h.Spec.MaxReplicas)
 		if d.replicas != nil {
 			fail("%s: has replicas although HPA %s scales it (every upgrade would reset the scale)", d, h.Name)
 		}
@@ -535,6 +583,11 @@ func (ix *index) checkScaling(fail func(string, ...any)) {
 			continue
 		}
 		autoscaled[d.name] = true
+		m := int32(kedaDefaultMaxReplicas)
+		if so.Spec.MaxReplicaCount != nil {
+			m = *so.Spec.MaxReplicaCount
+		}
+		maxReplicas[d.name] = max(maxReplicas[d.name], m)
 		if d.replicas != nil {
 			fail("%s: has replicas although ScaledObject %s scales it", d, so.Name)
 		}
@@ -589,7 +642,26 @@ func (ix *index) checkScaling(fail func(string, ...any)) {
 		}
 	}
 	for _, w := range ix.workloads {
-		if w.kind != "Deployment" || autoscaled[w.name] || w.replicas == nil || *w.replicas <= 1 {
+		if w.kind != "Deployment" {
+			continue
+		}
+		n := maxReplicas[w.name]
+		if !autoscaled[w.name] {
+			n = 1 // Kubernetes' default when replicas is unset
+			if w.replicas != nil {
+				n = *w.replicas
+			}
+		}
+		// Several pods of an API or worker Deployment must be spread, or one
+		// node's loss takes them all.
+		if n > 1 && slices.ContainsFunc(w.template.Spec.Containers, func(c corev1.Container) bool { return spoolRole(c) != "" }) {
+			if !slices.ContainsFunc(w.template.Spec.TopologySpreadConstraints, func(t corev1.TopologySpreadConstraint) bool {
+				return t.TopologyKey != "" && t.MaxSkew >= 1 && matches(t.LabelSelector, w.template.Labels)
+			}) {
+				fail("%s: up to %d replicas but no topology spread constraint over its own pods", w, n)
+			}
+		}
+		if autoscaled[w.name] || w.replicas == nil || *w.replicas <= 1 {
 			continue
 		}
 		if !slices.ContainsFunc(ix.pdbs, func(p *policyv1.PodDisruptionBudget) bool { return matches(p.Spec.Selector, w.template.Labels) }) {

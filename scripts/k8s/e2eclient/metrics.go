@@ -192,59 +192,102 @@ func cmdMetrics(args []string) error {
 	sort.Strings(workers)
 	sort.Strings(apis)
 
+	// Per worker pod, p is the last sample Prometheus scraped of its
+	// completed counter and d the jobs the database says it completed:
+	//   - alive at the end (scraped in the last 5 s): p = d exactly;
+	//   - deleted after at least one scrape: d - p is the jobs it finished
+	//     after its last scrape, so lo <= d - p <= hi with lo, hi counted
+	//     from the jobs' finished_at around that scrape;
+	//   - never scraped: p = 0 and all d jobs are unseen. Allowed only for
+	//     a pod that ended within -short-lived (Prometheus applies new
+	//     targets every 5 s), and those jobs must have finished while it ran;
+	//     the pods are listed and their jobs count against the bound below.
+	//   - every scraped pod polled: its spool_worker_polls_total (all
+	//     results) is > 0 (the series exist from the start at 0, so presence
+	//     proves nothing).
 	fmt.Printf("  %-34s %7s %8s %10s %10s %8s %6s %s\n", "worker pod", "scrapes", "polls", "prom done", "db done", "tail", "alive", "tail explained by finished_at")
-	var sumProm, sumDB, sumTail float64
-	var missingPolls, missingProcessed, short []string
+	var sumDB, tailHi, unseenJobs, lostAttempts float64
+	var noPolls, missingProcessed, unseen, unseenBad []string
+	known := map[string]bool{}
 	for _, name := range workers {
+		known[name] = true
 		w := rep.PerWorker[name]
 		if w == nil {
 			w = &workerJobs{}
 		}
-		_, hasPolls := pollsBy[name]
 		lived, ended := lifetime(podByName[name])
-		unseen := lastUp[name] == 0 && ended && lived < shortLived.Seconds()
-		switch {
-		case unseen:
-			short = append(short, fmt.Sprintf("%s ran %.0fs", name, lived))
-		case !hasPolls:
-			missingPolls = append(missingPolls, name)
-		case w.Completed > 0 && !processedPresent[name]:
-			missingProcessed = append(missingProcessed, name)
-		}
+		scraped := lastUp[name] > 0
 		p := completedBy[name]
 		d := float64(w.Completed)
 		alive := lastUp[name] > now-5
 		tail := d - p
-		sumProm += p
 		sumDB += d
-		sumTail += tail
+		lostAttempts += float64(w.Lost)
 		expl := "-"
-		if alive {
-			if tail != 0 {
-				fail("%s (running): Prometheus says %.0f jobs completed, the database %0.f", name, p, d)
+		switch {
+		case !scraped:
+			unseenJobs += d
+			unseen = append(unseen, fmt.Sprintf("%s (ran %.0fs, completed %d jobs)", name, lived, w.Completed))
+			if !ended || lived >= shortLived.Seconds() {
+				unseenBad = append(unseenBad, fmt.Sprintf("%s (ended %v, ran %.0fs)", name, ended, lived))
 			}
-		} else if unseen {
-			expl = fmt.Sprintf("never scraped: ran %.0fs, all its jobs", lived)
-		} else if lastUp[name] > 0 {
+			// Its jobs must have finished while it ran.
+			from, to := runWindow(podByName[name], now)
+			to += lagAfter.Seconds()
+			if n := len(w.Finished) - countAfter(w.Finished, from) + countAfter(w.Finished, to); n > 0 {
+				fail("%s (never scraped): %d of its %d completed jobs finished outside its lifetime", name, n, w.Completed)
+			}
+			expl = fmt.Sprintf("never scraped: ran %.0fs, all %d of its jobs unseen", lived, w.Completed)
+		case alive:
+			if tail != 0 {
+				fail("%s (running): Prometheus says %.0f jobs completed, the database %.0f", name, p, d)
+			}
+		default:
 			lo := countAfter(w.Finished, lastUp[name]+lagAfter.Seconds())
 			hi := countAfter(w.Finished, lastUp[name]-lagBefore.Seconds())
+			tailHi += float64(hi)
 			expl = fmt.Sprintf("%d..%d finished after the last scrape", lo, hi)
 			if tail < float64(lo) || tail > float64(hi) {
-				fail("%s (deleted): %0.f jobs missing from its last scrape, but %d..%d finished after it", name, tail, lo, hi)
+				fail("%s (deleted): %.0f jobs missing from its last scrape, but %d..%d finished after it", name, tail, lo, hi)
 			}
+		}
+		if scraped && pollsBy[name] <= 0 {
+			noPolls = append(noPolls, name)
+		}
+		if scraped && w.Completed > 0 && !processedPresent[name] {
+			missingProcessed = append(missingProcessed, name)
 		}
 		fmt.Printf("  %-34s %7d %8.0f %10.0f %10.0f %8.0f %6v %s\n", name, scrapes[name], pollsBy[name], p, d, tail, alive, expl)
 	}
-	if len(short) > 0 {
-		info("not scrapeable: %s (pods that run less than %s can end before Prometheus applies their target; their jobs are counted as unscraped tail below)", strings.Join(short, ", "), *shortLived)
-	}
-	check(len(missingPolls) == 0, "spool_worker_polls_total scraped from every worker pod that ran %s or more (%d of %d pods%s)", *shortLived, len(workers)-len(short), len(workers), sampleList(missingPolls))
-	check(len(missingProcessed) == 0, "spool_jobs_processed_total scraped from every such worker pod that completed a job%s", sampleList(missingProcessed))
+	check(len(unseenBad) == 0, "worker pods never scraped: %d%s; each ended within %s (else Prometheus should have seen it)%s",
+		len(unseen), sampleList(unseen), *shortLived, failList("scrapeable but never scraped", unseenBad))
+	check(len(noPolls) == 0, "spool_worker_polls_total > 0 (last sample, all results) for every scraped worker pod (%d of %d pods scraped%s)", len(workers)-len(unseen), len(workers), failList("no polls", noPolls))
+	check(len(missingProcessed) == 0, "spool_jobs_processed_total scraped from every scraped worker pod that completed a job%s", sampleList(missingProcessed))
 	completedDB := float64(rep.ByStatus["completed"])
-	check(sumDB == completedDB, "the database's completed jobs are all attributed to scraped worker pods (%0.f of %0.f)", sumDB, completedDB)
-	check(sumProm+sumTail == completedDB && sumTail >= 0,
-		"sum over pods of spool_jobs_processed_total{outcome=\"completed\"} (last sample per pod) = %.0f; + %.0f finished by deleted pods after their last scrape (or by pods never scraped) = %.0f = completed jobs in the database",
-		sumProm, sumTail, sumProm+sumTail)
+	check(sumDB == completedDB, "the database's completed jobs are all attributed to worker pods seen in the watch (%.0f of %.0f)", sumDB, completedDB)
+	// The aggregate, from Prometheus' side: the last sample of every pod
+	// series Prometheus has (not only the pods the watch knows), against the
+	// database's count. A completion is counted once its batch is written,
+	// so Prometheus can never be ahead of the database, except that a
+	// worker counts a batch's completions even when some were no longer its
+	// own (shared/jobqueue/completer.go): at most one per attempt that a
+	// rescuer took back ("lost" attempts, from the error histories). Below,
+	// Prometheus misses only what it could not see: the jobs deleted pods
+	// finished after their last scrape (at most hi each, as above) and the
+	// jobs of pods it never scraped.
+	var sumPromAll float64
+	var unknown []string
+	for _, pod := range sortedKeys(completedBy) {
+		sumPromAll += completedBy[pod]
+		if !known[pod] && completedBy[pod] > 0 {
+			unknown = append(unknown, fmt.Sprintf("%s=%.0f", pod, completedBy[pod]))
+		}
+	}
+	check(len(unknown) == 0, "every pod with completed jobs in Prometheus is a worker pod of the watch%s", sampleList(unknown))
+	lowest := completedDB - tailHi - unseenJobs
+	check(sumPromAll <= completedDB+lostAttempts && sumPromAll >= lowest,
+		"sum over every pod in Prometheus of spool_jobs_processed_total{outcome=\"completed\"} (last sample per pod) = %.0f, within [%.0f, %.0f]: the database's %.0f completed jobs, less at most %.0f finished by deleted pods after their last scrape and %.0f by %d pods never scraped; plus at most %.0f attempts lost to a rescue",
+		sumPromAll, lowest, completedDB+lostAttempts, completedDB, tailHi, unseenJobs, len(unseen), lostAttempts)
 	check(len(otherOutcomes) == 0 || allZero(otherOutcomes), "no attempt ended other than completed (retried, dead, handed_back ...): %v", otherOutcomes)
 	var sumClaimed, sumPollsJobs float64
 	for _, name := range workers {
@@ -294,6 +337,31 @@ func lifetime(p *podInfo) (float64, bool) {
 		return p.DeleteAt.Sub(p.Running).Seconds() + 2, true
 	}
 	return 0, false
+}
+
+// runWindow is when a pod's main container can have run, in unix seconds,
+// with the second that the API's timestamps truncate: from its start to its
+// recorded end, else the SIGKILL deadline of its deletion (for a forced
+// delete the kubelet's minimum grace, 2 s), else now.
+func runWindow(p *podInfo, now float64) (from, to float64) {
+	from = float64(p.Running.Unix()) - 1
+	switch {
+	case p.Terminated != nil:
+		to = float64(p.Terminated.FinishedAt.Unix()) + 1
+	case p.HasDelete:
+		to = float64(max(p.Deadline.Unix(), p.DeleteAt.Unix()+2)) + 1
+	default:
+		to = now
+	}
+	return from, to
+}
+
+// failList formats the offending items of a check, if any.
+func failList(what string, items []string) string {
+	if len(items) == 0 {
+		return ""
+	}
+	return "; " + what + sampleList(items)
 }
 
 func allZero(m map[string]float64) bool {
