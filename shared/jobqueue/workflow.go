@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -61,19 +62,41 @@ type WorkflowView struct {
 	LastError *string         `json:"last_error,omitempty"`
 }
 
+// ValidText reports whether PostgreSQL's text type can store s: it must be
+// valid UTF-8 without U+0000, or the server refuses it (SQLSTATE 22021)
+// and the caller sees an internal error instead of a refusal.
+func ValidText(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] == 0 {
+			return false
+		}
+	}
+	return utf8.ValidString(s)
+}
+
+// MaxWorkflowName bounds workflow and step names, in bytes.
+const MaxWorkflowName = 128
+
+// Validate checks p as CreateWorkflow will, without a database: names,
+// step count, idempotency keys and the DAG. Errors wrap ErrInvalidWorkflow.
+func (p WorkflowParams) Validate() error {
+	_, err := p.order()
+	return err
+}
+
 // order checks the DAG and returns the steps parents first (Kahn's
 // algorithm): unknown dependencies, duplicates and cycles are refused.
 func (p WorkflowParams) order() ([]int, error) {
-	if p.Name == "" || len(p.Name) > 128 {
-		return nil, fmt.Errorf("%w: name must be 1-128 characters", ErrInvalidWorkflow)
+	if p.Name == "" || len(p.Name) > MaxWorkflowName || !ValidText(p.Name) {
+		return nil, fmt.Errorf("%w: name must be 1-%d bytes of UTF-8 without U+0000", ErrInvalidWorkflow, MaxWorkflowName)
 	}
 	if len(p.Steps) == 0 || len(p.Steps) > MaxWorkflowSteps {
 		return nil, fmt.Errorf("%w: a workflow has 1-%d steps", ErrInvalidWorkflow, MaxWorkflowSteps)
 	}
 	index := map[string]int{}
 	for i, s := range p.Steps {
-		if s.Name == "" || len(s.Name) > 128 {
-			return nil, fmt.Errorf("%w: step %d: name must be 1-128 characters", ErrInvalidWorkflow, i)
+		if s.Name == "" || len(s.Name) > MaxWorkflowName || !ValidText(s.Name) {
+			return nil, fmt.Errorf("%w: step %d: name must be 1-%d bytes of UTF-8 without U+0000", ErrInvalidWorkflow, i, MaxWorkflowName)
 		}
 		if _, dup := index[s.Name]; dup {
 			return nil, fmt.Errorf("%w: step name %q used twice", ErrInvalidWorkflow, s.Name)
@@ -163,7 +186,7 @@ func (c *Client) CreateWorkflowTx(ctx context.Context, tx pgx.Tx, p WorkflowPara
 	ids := map[string]int64{}
 	for _, i := range order {
 		s := p.Steps[i]
-		r, err := toRow(s.Params)
+		r, err := c.toRow(s.Params)
 		if err != nil {
 			return nil, err
 		}
@@ -294,10 +317,14 @@ func advance(ctx context.Context, tx pgx.Tx, m *Metrics, wfID, stepID int64, sta
 			return err
 		}
 	}
-	if _, err := tx.Exec(ctx, `UPDATE spool_jobs c SET status = 'pending', run_at = now()
+	// Unblocked steps wake idle workers at commit, as an insert would;
+	// otherwise each step of a chain would wait up to a poll interval.
+	if _, err := tx.Exec(ctx, `WITH woken AS (UPDATE spool_jobs c SET status = 'pending', run_at = now()
 		WHERE c.workflow_id = $1 AND c.status = 'blocked' AND NOT EXISTS (
 			SELECT 1 FROM spool_jobs p WHERE p.id = ANY(c.parents)
-			AND NOT (p.status = 'completed' OR (p.status = 'dead' AND p.continue_on_failure)))`, wfID); err != nil {
+			AND NOT (p.status = 'completed' OR (p.status = 'dead' AND p.continue_on_failure)))
+		RETURNING c.queue)
+		SELECT pg_notify('spool_jobs', q.queue) FROM (SELECT DISTINCT queue FROM woken) AS q`, wfID); err != nil {
 		return fmt.Errorf("unblock steps: %w", err)
 	}
 	_, err := tx.Exec(ctx, `UPDATE spool_workflows SET status = 'completed', finished_at = now()

@@ -73,11 +73,18 @@ type Product struct {
 const (
 	MaxItems    = 50
 	MaxQuantity = 1000
+	MaxSKU      = 64  // bytes, as products.sku holds at most 64 characters
+	MaxEmail    = 254 // bytes
 )
 
-// Validate checks an order before anything is written.
+// Validate checks an order before anything is written. Every string that
+// reaches SQL is text PostgreSQL accepts (jobqueue.ValidText), so a hostile
+// value is refused here rather than failing in the database.
 func (n NewOrder) Validate() error {
-	if a, err := mail.ParseAddress(n.CustomerEmail); err != nil || a.Address != n.CustomerEmail || len(n.CustomerEmail) > 254 {
+	if !jobqueue.ValidText(n.CustomerEmail) || len(n.CustomerEmail) > MaxEmail {
+		return fmt.Errorf("%w: customer_email is not an email address", ErrInvalid)
+	}
+	if a, err := mail.ParseAddress(n.CustomerEmail); err != nil || a.Address != n.CustomerEmail {
 		return fmt.Errorf("%w: customer_email is not an email address", ErrInvalid)
 	}
 	card := strings.ReplaceAll(n.CardNumber, " ", "")
@@ -89,8 +96,11 @@ func (n NewOrder) Validate() error {
 	}
 	seen := map[string]bool{}
 	for i, it := range n.Items {
-		if it.SKU == "" || len(it.SKU) > 64 || it.Quantity < 1 || it.Quantity > MaxQuantity {
-			return fmt.Errorf("%w: items[%d]: sku is required and quantity must be 1-%d", ErrInvalid, i, MaxQuantity)
+		if it.SKU == "" || len(it.SKU) > MaxSKU || !jobqueue.ValidText(it.SKU) {
+			return fmt.Errorf("%w: items[%d]: sku must be 1-%d bytes of UTF-8 without U+0000", ErrInvalid, i, MaxSKU)
+		}
+		if it.Quantity < 1 || it.Quantity > MaxQuantity {
+			return fmt.Errorf("%w: items[%d]: quantity must be 1-%d", ErrInvalid, i, MaxQuantity)
 		}
 		if seen[it.SKU] {
 			return fmt.Errorf("%w: items[%d]: sku %q listed twice", ErrInvalid, i, it.SKU)

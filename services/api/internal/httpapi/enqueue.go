@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/spoolq/spool/shared/jobqueue"
 	"github.com/spoolq/spool/shared/jobs"
@@ -171,8 +169,8 @@ func (req enqueueRequest) key(p *jobqueue.EnqueueParams) error {
 		return nil
 	}
 	k := *req.IdempotencyKey
-	if k == "" || len(k) > maxKeyBytes || strings.ContainsRune(k, 0) {
-		return invalid("idempotency_key", "must be 1 to %d bytes, without U+0000", maxKeyBytes)
+	if k == "" || len(k) > maxKeyBytes || !jobqueue.ValidText(k) {
+		return invalid("idempotency_key", "must be 1 to %d bytes of UTF-8, without U+0000", maxKeyBytes)
 	}
 	p.IdempotencyKey = k
 	return nil
@@ -208,5 +206,5 @@ func (req enqueueRequest) schedule(p *jobqueue.EnqueueParams, now time.Time) err
 // or U+0000, so such a filter would fail in the database rather than match
 // nothing.
 func typeFilter(s string) bool {
-	return len(s) <= 128 && utf8.ValidString(s) && !strings.ContainsRune(s, 0)
+	return len(s) <= 128 && jobqueue.ValidText(s)
 }

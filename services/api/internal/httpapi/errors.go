@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/spoolq/spool/shared/jobqueue"
 )
 
@@ -47,7 +49,9 @@ type errorBody struct {
 // shown to the client.
 func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	ae := toAPIError(err)
-	if ae.Status >= 500 {
+	if ae.Status >= 500 || unstorableText(err) {
+		// The backstop below answering means a validator let such text
+		// through: the log line says which query refused it.
 		noteError(r.Context(), err)
 	}
 	switch ae.Status {
@@ -76,8 +80,20 @@ func toAPIError(err error) *apiError {
 		// The request deadline covers pool waits and queries alike: past it
 		// the database is, for this client, unavailable.
 		return &apiError{Status: http.StatusServiceUnavailable, Message: "database unavailable; retry later"}
+	case unstorableText(err):
+		return &apiError{Status: http.StatusBadRequest, Message: "the request holds text the database cannot store (U+0000 or invalid UTF-8)"}
 	}
 	return &apiError{Status: http.StatusInternalServerError, Message: "internal error"}
+}
+
+// unstorableText reports whether PostgreSQL refused err's query for text it
+// cannot hold: U+0000 or invalid UTF-8 in text (22021), or \u0000 in jsonb
+// (22P05). Validation refuses both before any query (jobqueue.ValidText,
+// jobs.Normalize); this is the backstop, so that a value a validator missed
+// is still the client's 400 and not a 500.
+func unstorableText(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "22021" || pgErr.Code == "22P05")
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -8,8 +8,10 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"net/mail"
 	"net/url"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +21,7 @@ import (
 
 	"github.com/spoolq/spool/shared/jobqueue"
 	"github.com/spoolq/spool/shared/jobs"
+	"github.com/spoolq/spool/shared/orders"
 )
 
 // The fuzz targets run the request path up to, not including, the
@@ -30,7 +33,7 @@ import (
 var fuzzLimits = limits{maxPayload: 4096, maxBatch: 5, diagnostic: true}
 
 func fuzzAPI() *api {
-	return &api{opts: Opts{MaxPayloadBytes: fuzzLimits.maxPayload, MaxBatchBytes: 16 << 10}, limits: fuzzLimits}
+	return &api{opts: Opts{MaxPayloadBytes: fuzzLimits.maxPayload, MaxBatchBytes: 16 << 10, MaxBatch: fuzzLimits.maxBatch}, limits: fuzzLimits}
 }
 
 func jsonRequest(method, path string, body []byte) *http.Request {
@@ -99,6 +102,12 @@ func checkParams(t *testing.T, p jobqueue.EnqueueParams, now time.Time) {
 
 // requestFor is the request that asks for exactly p.
 func requestFor(p jobqueue.EnqueueParams) []byte {
+	b, _ := json.Marshal(requestFields(p))
+	return b
+}
+
+// requestFields are the fields of the request that asks for exactly p.
+func requestFields(p jobqueue.EnqueueParams) map[string]any {
 	req := map[string]any{"type": p.Type, "payload": p.Payload, "priority": p.Priority}
 	if p.Queue != "" {
 		req["queue"] = p.Queue
@@ -117,8 +126,7 @@ func requestFor(p jobqueue.EnqueueParams) []byte {
 	if p.IdempotencyKey != "" {
 		req["idempotency_key"] = p.IdempotencyKey
 	}
-	b, _ := json.Marshal(req)
-	return b
+	return req
 }
 
 func sameParams(a, b jobqueue.EnqueueParams) bool {
@@ -342,6 +350,322 @@ func FuzzScheduleRequest(f *testing.F) {
 		again := *s
 		if err := again.Validate(); err != nil || !reflect.DeepEqual(&again, s) {
 			t.Fatalf("validating %+v again: %v, %+v", s, err, again)
+		}
+	})
+}
+
+// decodeWorkflow is POST /v1/workflows without the insert; req is nil
+// unless the body decoded (a decoder error may leave it half filled).
+func decodeWorkflow(a *api, body []byte) (*workflowRequest, jobqueue.WorkflowParams, error) {
+	var req workflowRequest
+	if err := decodeBody(httptest.NewRecorder(), jsonRequest("POST", "/v1/workflows", body), a.opts.MaxBatchBytes, &req); err != nil {
+		return nil, jobqueue.WorkflowParams{}, err
+	}
+	p, err := a.workflowParams(req, "fuzz-request")
+	return &req, p, err
+}
+
+// storableName reports whether s may name a workflow or a step.
+func storableName(s string) bool {
+	return s != "" && len(s) <= jobqueue.MaxWorkflowName && utf8.ValidString(s) && !strings.ContainsRune(s, 0)
+}
+
+// acyclic reports whether the steps' dependencies, all known, form a DAG,
+// by depth-first search: an independent check of the queue's Kahn's
+// algorithm.
+func acyclic(steps []jobqueue.WorkflowStep) bool {
+	deps := map[string][]string{}
+	for _, s := range steps {
+		deps[s.Name] = s.DependsOn
+	}
+	const (
+		unseen = iota
+		onPath
+		done
+	)
+	state := map[string]int{}
+	var visit func(string) bool
+	visit = func(n string) bool {
+		switch state[n] {
+		case onPath:
+			return false
+		case done:
+			return true
+		}
+		state[n] = onPath
+		for _, d := range deps[n] {
+			if !visit(d) {
+				return false
+			}
+		}
+		state[n] = done
+		return true
+	}
+	for _, s := range steps {
+		if !visit(s.Name) {
+			return false
+		}
+	}
+	return true
+}
+
+// workflowRequestFor is the request that asks for exactly p.
+func workflowRequestFor(p jobqueue.WorkflowParams) []byte {
+	steps := make([]map[string]any, len(p.Steps))
+	for i, s := range p.Steps {
+		m := requestFields(s.Params)
+		m["name"], m["depends_on"], m["continue_on_failure"] = s.Name, s.DependsOn, s.ContinueOnFailure
+		steps[i] = m
+	}
+	b, _ := json.Marshal(map[string]any{"name": p.Name, "steps": steps})
+	return b
+}
+
+func FuzzWorkflowRequest(f *testing.F) {
+	for _, s := range []string{
+		`{"name":"fan","steps":[{"name":"start","type":"noop"},{"name":"a","type":"noop","depends_on":["start"]},{"name":"b","type":"sleep","payload":{"ms":1},"depends_on":["start"],"continue_on_failure":true},{"name":"end","type":"noop","depends_on":["a","b"],"queue":"emails","priority":5}]}`,
+		`{"name":"w","steps":[{"name":"a","type":"send_email","payload":{"to":"a@example.com","subject":"s","body":"b"},"max_attempts":3,"timeout":"30s","backoff_base":"1s","backoff_max":"1m"}]}`,
+		`{"name":"w","steps":[{"name":"a","type":"noop","depends_on":["b"]},{"name":"b","type":"noop","depends_on":["a"]}]}`,
+		`{"name":"w","steps":[{"name":"a","type":"noop","depends_on":["a"]}]}`,
+		`{"name":"w","steps":[{"name":"a","type":"noop","depends_on":["ghost"]}]}`,
+		`{"name":"w","steps":[{"name":"a","type":"noop"},{"name":"b","type":"noop","depends_on":["a","a"]}]}`,
+		`{"name":"w","steps":[{"name":"a","type":"noop"},{"name":"a","type":"noop"}]}`,
+		`{"name":"w","steps":[]}`,
+		`{"name":"w","steps":null}`,
+		`{"name":"","steps":[{"name":"a","type":"noop"}]}`,
+		`{"name":"w","steps":[{"name":"","type":"noop"}]}`,
+		`{"name":"w\u0000","steps":[{"name":"a","type":"noop"}]}`,
+		`{"name":"w","steps":[{"name":"\u0000","type":"noop"},{"name":"b","type":"noop","depends_on":["\u0000"]}]}`,
+		`{"name":"w","steps":[{"name":"a\ud800","type":"noop"}]}`,
+		"{\"name\":\"w\xff\",\"steps\":[{\"name\":\"a\",\"type\":\"noop\"}]}",
+		`{"name":"w","steps":[{"name":"a","type":"noop","run_at":"2030-01-01T00:00:00Z"}]}`,
+		`{"name":"w","steps":[{"name":"a","type":"noop","delay":"1s"}]}`,
+		`{"name":"w","steps":[{"name":"a","type":"noop","idempotency_key":"k"}]}`,
+		`{"name":"w","steps":[{"name":"a","type":"noop"},{"name":"b","type":"noop","priority":1001}]}`,
+		`{"name":"w","steps":[{"name":"a","type":"fail","payload":{"message":"\u0000"}}]}`,
+		`{"name":"w","steps":[{"name":"a","type":"noop"},{"name":"b","type":"noop"},{"name":"c","type":"noop"},{"name":"d","type":"noop"},{"name":"e","type":"noop"},{"name":"f","type":"noop"}]}`,
+		`{"name":"w","name":"v","steps":[{"name":"a","type":"noop"}]}`,
+		`{"name":"w","steps":[{"name":"a","type":"noop","colour":1}]}`,
+		`{"name":"w","steps":[{"name":"a","type":"noop","depends_on":"a"}]}`,
+		`{"name":"` + strings.Repeat("w", 129) + `","steps":[{"name":"a","type":"noop"}]}`,
+		`{"name":"` + strings.Repeat("é", 64) + `","steps":[{"name":"a","type":"noop"}]}`,
+		`{"name":"w","steps":[{"name":"a","type":"noop","depends_on":["` + strings.Repeat("d", 1000) + `"]}]}`,
+		`{"name":"x'); DROP TABLE spool_workflows; --","steps":[{"name":"' OR 1=1","type":"noop"}]}`,
+	} {
+		f.Add([]byte(s))
+	}
+	a := fuzzAPI()
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req, p, err := decodeWorkflow(a, body)
+		if err != nil {
+			ae := mustRefuse(t, err)
+			if req == nil {
+				return
+			}
+			if len(req.Steps) > a.opts.MaxBatch && ae.Status != http.StatusRequestEntityTooLarge {
+				t.Fatalf("%d steps refused with %d %q, want 413", len(req.Steps), ae.Status, ae.Message)
+			}
+			if ae.Index != nil {
+				i := *ae.Index
+				if i < 0 || i >= len(req.Steps) || !strings.HasPrefix(ae.Field, fmt.Sprintf("steps[%d]", i)) {
+					t.Fatalf("refusal points at step %d, field %q, of %d", i, ae.Field, len(req.Steps))
+				}
+			}
+			return
+		}
+		switch {
+		case p.Name != req.Name || !storableName(p.Name):
+			t.Fatalf("accepted workflow name %q (from %q)", p.Name, req.Name)
+		case len(p.Steps) == 0 || len(p.Steps) > a.opts.MaxBatch || len(p.Steps) != len(req.Steps):
+			t.Fatalf("accepted %d steps from %d", len(p.Steps), len(req.Steps))
+		case p.OnFailure != nil || p.RequestID != "fuzz-request":
+			t.Fatalf("accepted on_failure %v, request id %q", p.OnFailure, p.RequestID)
+		case !acyclic(p.Steps):
+			t.Fatalf("accepted a cycle: %+v", p.Steps)
+		}
+		names := map[string]bool{}
+		for _, s := range p.Steps {
+			if !storableName(s.Name) || names[s.Name] {
+				t.Fatalf("accepted step name %q (unstorable or twice)", s.Name)
+			}
+			names[s.Name] = true
+		}
+		for i, s := range p.Steps {
+			deps := map[string]bool{}
+			for _, d := range s.DependsOn {
+				if !names[d] || deps[d] {
+					t.Fatalf("step %q accepted with dependency %q (unknown or twice)", s.Name, d)
+				}
+				deps[d] = true
+			}
+			if s.ContinueOnFailure != req.Steps[i].ContinueOnFailure || s.Params.RequestID != p.RequestID ||
+				!s.Params.RunAt.IsZero() || s.Params.IdempotencyKey != "" {
+				t.Fatalf("step %d accepted as %+v from %+v", i, s, req.Steps[i])
+			}
+			q := s.Params
+			q.RequestID = ""
+			checkParams(t, q, time.Now())
+		}
+		if err := p.Validate(); err != nil {
+			t.Fatalf("accepted %+v, which the queue refuses: %v", p, err)
+		}
+		_, again, err := decodeWorkflow(a, workflowRequestFor(p))
+		if err != nil || !reflect.DeepEqual(normalDeps(again), normalDeps(p)) {
+			t.Fatalf("round trip of %+v: %+v, %v", p, again, err)
+		}
+	})
+}
+
+// normalDeps is p with empty dependency lists nil, which JSON cannot tell
+// apart.
+func normalDeps(p jobqueue.WorkflowParams) jobqueue.WorkflowParams {
+	p.Steps = slices.Clone(p.Steps)
+	for i := range p.Steps {
+		if len(p.Steps[i].DependsOn) == 0 {
+			p.Steps[i].DependsOn = nil
+		}
+	}
+	return p
+}
+
+// decodeDeadFilter is POST /v1/dead/retry up to the update: retryDead's
+// decoding (no body: every dead job) and check.
+func decodeDeadFilter(body []byte) (deadFilter, error) {
+	r := jsonRequest("POST", "/v1/dead/retry", body)
+	var f deadFilter
+	if r.ContentLength != 0 {
+		if err := decodeBody(httptest.NewRecorder(), r, envelopeBytes, &f); err != nil {
+			return f, err
+		}
+	}
+	return f, f.check()
+}
+
+func FuzzDeadFilter(f *testing.F) {
+	for _, s := range []struct{ body, query string }{
+		{``, `all=true`},
+		{`{}`, ``},
+		{`{"type":"send_email","queue":"emails"}`, `type=send_email&queue=emails`},
+		{`{"type":"noop"}`, `type=noop&type=fail`},
+		{`{"queue":"a.b-c_9"}`, `queue=a.b-c_9&all=false`},
+		{`{"type":"` + strings.Repeat("t", 129) + `"}`, `type=` + strings.Repeat("t", 129)},
+		{`{"type":"\u0000"}`, `type=%00`},
+		{`{"queue":"\u0000"}`, `queue=%00`},
+		{"{\"type\":\"\xff\"}", `type=%FF%FE`},
+		{`{"type":"\ud800"}`, `type=%ED%A0%80`},
+		{`{"queue":"Emails"}`, `queue=Emails`},
+		{`{"type":"noop","type":"fail"}`, `type=noop;queue=x`},
+		{`{"type":"noop","colour":"red"}`, `%zz=1&type=%`},
+		{`{"type":1}`, `queue=x'%20OR%20'1'='1`},
+		{`null`, `type=noop'--`},
+		{`[]`, `all=true&type=`},
+		{`{"type":"x' OR '1'='1","queue":"'; DROP TABLE spool_jobs; --"}`, `type=%27%3B%20DROP%20TABLE%20spool_jobs%3B--`},
+	} {
+		f.Add([]byte(s.body), s.query)
+	}
+	storable := func(t *testing.T, fl deadFilter) {
+		t.Helper()
+		switch {
+		case len(fl.Type) > 128 || !utf8.ValidString(fl.Type) || strings.ContainsRune(fl.Type, 0):
+			t.Fatalf("accepted type filter %q", fl.Type)
+		case fl.Queue != "" && !queueName.MatchString(fl.Queue):
+			t.Fatalf("accepted queue filter %q", fl.Queue)
+		}
+	}
+	f.Fuzz(func(t *testing.T, body []byte, rawQuery string) {
+		// POST /v1/dead/retry: the filter in the body.
+		fl, err := decodeDeadFilter(body)
+		if err != nil {
+			mustRefuse(t, err)
+		} else {
+			storable(t, fl)
+			b, _ := json.Marshal(fl)
+			if again, err := decodeDeadFilter(b); err != nil || again != fl {
+				t.Fatalf("round trip of %+v: %+v, %v", fl, again, err)
+			}
+		}
+		// DELETE /v1/dead: the filter in the query.
+		q := (&url.URL{RawQuery: rawQuery}).Query()
+		fl = deadFilter{Type: q.Get("type"), Queue: q.Get("queue")}
+		if err := fl.check(); err != nil {
+			if ae := mustRefuse(t, err); ae.Status != http.StatusUnprocessableEntity || ae.Field == "" {
+				t.Fatalf("refusal %d on field %q, want 422 naming the field", ae.Status, ae.Field)
+			}
+			return
+		}
+		storable(t, fl)
+	})
+}
+
+// decodeOrder is POST /v1/orders up to the transaction.
+func decodeOrder(body []byte) (orders.NewOrder, error) {
+	return orderRequest(httptest.NewRecorder(), jsonRequest("POST", "/v1/orders", body))
+}
+
+func FuzzOrderRequest(f *testing.F) {
+	const card = `"card_number":"4242 4242 4242 4242"`
+	for _, s := range []string{
+		`{"customer_email":"ada@example.com",` + card + `,"items":[{"sku":"mug","quantity":2},{"sku":"stickers","quantity":1}]}`,
+		`{"customer_email":"a.b+c@sub.example.co.uk","card_number":"424242424242","items":[{"sku":"poster","quantity":1000}]}`,
+		`{"customer_email":"ada@[192.0.2.1]","card_number":"4242424242424242424","items":[{"sku":"` + strings.Repeat("s", 64) + `","quantity":1}]}`,
+		`{"customer_email":"\"a b\"@example.com",` + card + `,"items":[{"sku":"mug","quantity":1}]}`,
+		`{"customer_email":"Ada <ada@example.com>",` + card + `,"items":[{"sku":"mug","quantity":1}]}`,
+		`{"customer_email":"ada@example.com\u0000",` + card + `,"items":[{"sku":"mug","quantity":1}]}`,
+		`{"customer_email":"ada@example.com",` + card + `,"items":[{"sku":"mug\u0000","quantity":1}]}`,
+		`{"customer_email":"ada@example.com",` + card + `,"items":[{"sku":"\ud800","quantity":1}]}`,
+		"{\"customer_email\":\"ada@example.com\"," + card + ",\"items\":[{\"sku\":\"mug\xff\",\"quantity\":1}]}",
+		`{"customer_email":"ada@example.com",` + card + `,"items":[{"sku":"` + strings.Repeat("s", 65) + `","quantity":1}]}`,
+		`{"customer_email":"ada@example.com",` + card + `,"items":[{"sku":"mug","quantity":0}]}`,
+		`{"customer_email":"ada@example.com",` + card + `,"items":[{"sku":"mug","quantity":-1}]}`,
+		`{"customer_email":"ada@example.com",` + card + `,"items":[{"sku":"mug","quantity":1001}]}`,
+		`{"customer_email":"ada@example.com",` + card + `,"items":[{"sku":"mug","quantity":9223372036854775808}]}`,
+		`{"customer_email":"ada@example.com",` + card + `,"items":[{"sku":"mug","quantity":1e3}]}`,
+		`{"customer_email":"ada@example.com",` + card + `,"items":[{"sku":"mug","quantity":1},{"sku":"mug","quantity":1}]}`,
+		`{"customer_email":"ada@example.com",` + card + `,"items":[]}`,
+		`{"customer_email":"ada@example.com",` + card + `,"items":[` + strings.Repeat(`{"sku":"mug","quantity":1},`, 50) + `{"sku":"cup","quantity":1}]}`,
+		`{"customer_email":"ada@example.com","card_number":"4242-4242-4242-4242","items":[{"sku":"mug","quantity":1}]}`,
+		`{"customer_email":"ada@example.com","card_number":"  42 42 42 42 42 42  ","items":[{"sku":"mug","quantity":1}]}`,
+		`{"customer_email":"ada@example.com","card_number":"٤٢٤٢٤٢٤٢٤٢٤٢٤٢٤٢","items":[{"sku":"mug","quantity":1}]}`,
+		`{"customer_email":"ada@example.com",` + card + `,"items":[{"sku":"mug","quantity":1}],"coupon":"x"}`,
+		`{"customer_email":"ada@example.com",` + card + `,"items":[{"sku":"mug","sku":"poster","quantity":1}]}`,
+		`{"customer_email":"x' OR '1'='1@example.com",` + card + `,"items":[{"sku":"'; DROP TABLE orders; --","quantity":1}]}`,
+		`null`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		n, err := decodeOrder(body)
+		if err != nil {
+			mustRefuse(t, err)
+			return
+		}
+		digits := strings.ReplaceAll(n.CardNumber, " ", "")
+		addr, aerr := mail.ParseAddress(n.CustomerEmail)
+		switch {
+		case len(n.CustomerEmail) > orders.MaxEmail || !utf8.ValidString(n.CustomerEmail) || strings.ContainsRune(n.CustomerEmail, 0):
+			t.Fatalf("accepted email %q, which orders.customer_email cannot hold", n.CustomerEmail)
+		case aerr != nil || addr.Address != n.CustomerEmail:
+			t.Fatalf("accepted email %q, which is not a bare address: %v", n.CustomerEmail, aerr)
+		case len(digits) < 12 || len(digits) > 19 || strings.Trim(digits, "0123456789") != "":
+			t.Fatalf("accepted card number %q", n.CardNumber)
+		case len(n.Items) == 0 || len(n.Items) > orders.MaxItems:
+			t.Fatalf("accepted %d items", len(n.Items))
+		}
+		skus := map[string]bool{}
+		for _, it := range n.Items {
+			switch {
+			case it.SKU == "" || len(it.SKU) > orders.MaxSKU || !utf8.ValidString(it.SKU) || strings.ContainsRune(it.SKU, 0):
+				t.Fatalf("accepted SKU %q, which cannot be looked up", it.SKU)
+			case skus[it.SKU]:
+				t.Fatalf("accepted SKU %q twice", it.SKU)
+			case it.Quantity < 1 || it.Quantity > orders.MaxQuantity:
+				t.Fatalf("accepted quantity %d, which order_items refuses", it.Quantity)
+			}
+			skus[it.SKU] = true
+		}
+		b, _ := json.Marshal(n)
+		if again, err := decodeOrder(b); err != nil || !reflect.DeepEqual(again, n) {
+			t.Fatalf("round trip of %+v: %+v, %v", n, again, err)
 		}
 	})
 }

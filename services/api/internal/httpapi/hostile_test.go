@@ -6,25 +6,52 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 	"unicode/utf16"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/spoolq/spool/services/api/internal/httpapi"
 	"github.com/spoolq/spool/shared/jobqueue"
 )
 
-// dbState is the row count and a content checksum of every table the API
-// writes.
+// stateTables are the tables dbState must find: the queue's, the
+// workflows', and the order showcase's (products and their stock, orders,
+// and the simulated services' records).
+var stateTables = []string{
+	"spool_jobs", "spool_schedules", "spool_limits", "spool_queues", "spool_workflows", "spool_effects",
+	"products", "orders", "order_items", "payments", "invoices", "inventory_syncs", "sim_emails",
+}
+
+// dbState is the row count and a content checksum of every table in the
+// schema (so a table added later is covered too), failing unless those the
+// API can write are among them. Sequences are left out: a refused insert
+// may use up an identity value without leaving a row.
 func (f *fixture) dbState() string {
 	f.t.Helper()
+	ctx := context.Background()
+	rows, err := f.db.Pool.Query(ctx, `SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename`)
+	if err != nil {
+		f.t.Fatalf("list tables: %v", err)
+	}
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		f.t.Fatalf("list tables: %v", err)
+	}
+	for _, want := range stateTables {
+		if !slices.Contains(tables, want) {
+			f.t.Fatalf("table %s is missing from %v", want, tables)
+		}
+	}
 	var out []string
-	for _, table := range []string{"spool_jobs", "spool_schedules", "spool_limits", "spool_queues"} {
+	for _, table := range tables {
 		var n int64
 		var sum string
-		err := f.db.Pool.QueryRow(context.Background(),
-			`SELECT count(*), md5(coalesce(string_agg(t::text, ',' ORDER BY t::text), '')) FROM `+table+` t`).Scan(&n, &sum)
+		err := f.db.Pool.QueryRow(ctx, `SELECT count(*), md5(coalesce(string_agg(t::text, ',' ORDER BY t::text), '')) FROM `+
+			pgx.Identifier{table}.Sanitize()+` t`).Scan(&n, &sum)
 		if err != nil {
 			f.t.Fatalf("state of %s: %v", table, err)
 		}
@@ -42,13 +69,32 @@ func (f *fixture) seedAll() {
 	}
 	f.exec(makeCompleted, f.enqueue(jobqueue.EnqueueParams{}))
 	f.enqueue(jobqueue.EnqueueParams{IdempotencyKey: "seed"})
-	for _, r := range []struct{ method, path, body string }{
-		{"PUT", "/v1/schedules/kept", `{"spec":"@hourly","type":"noop"}`},
-		{"PUT", "/v1/limits/queue/emails", `{"max_running":3}`},
-		{"POST", "/v1/queues/paused/pause", ""},
+	for _, r := range []struct {
+		method, path, body string
+		status             int
+	}{
+		{"PUT", "/v1/schedules/kept", `{"spec":"@hourly","type":"noop"}`, 200},
+		{"PUT", "/v1/limits/queue/emails", `{"max_running":3}`, 200},
+		{"POST", "/v1/queues/paused/pause", "", 200},
+		{"POST", "/v1/workflows", `{"name":"kept","steps":[{"name":"a","type":"noop"},{"name":"b","type":"noop","depends_on":["a"]}]}`, 201},
+		{"POST", "/v1/orders", `{"customer_email":"kept@example.com","card_number":"4242424242424242","items":[{"sku":"mug","quantity":2},{"sku":"poster","quantity":1}]}`, 201},
 	} {
-		if rec := f.do(r.method, r.path, r.body); rec.Code != 200 {
+		if rec := f.do(r.method, r.path, r.body); rec.Code != r.status {
 			f.t.Fatalf("seed %s %s: %d %s", r.method, r.path, rec.Code, rec.Body)
+		}
+	}
+	// What the order's pipeline would have recorded, so the services'
+	// tables have rows to damage too.
+	f.exec(`INSERT INTO payments (order_id, amount_cents) SELECT id, total_cents FROM orders`)
+	f.exec(`INSERT INTO invoices (order_id, payment_id, amount_cents) SELECT order_id, id, amount_cents FROM payments`)
+	f.exec(`INSERT INTO inventory_syncs (order_id, sku, delta) SELECT order_id, sku, -quantity FROM order_items`)
+	f.exec(`INSERT INTO sim_emails (effect_key, job_id, recipient, subject, order_id)
+		SELECT 'email:' || id, 1, customer_email, 'confirmed', id FROM orders`)
+	f.exec(`INSERT INTO spool_effects (key, job_id) SELECT effect_key, job_id FROM sim_emails`)
+	for _, table := range stateTables {
+		var n int64
+		if err := f.db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM `+table).Scan(&n); err != nil || n == 0 {
+			f.t.Fatalf("seed: %s has %d rows (%v), want some", table, n, err)
 		}
 	}
 }
@@ -270,6 +316,174 @@ func hostileCases() []hostileCase {
 	}
 }
 
+// workflowOrderCases are hostile POST /v1/workflows and /v1/orders
+// requests (U+0000 and invalid UTF-8 are in unstorableTextCases).
+func workflowOrderCases() []hostileCase {
+	const sqlDrop = `'; DROP TABLE spool_workflows; --`
+	wf := func(steps string) string { return `{"name":"w","steps":[` + steps + `]}` }
+	step := func(name, fields string) string { return `{"name":"` + name + `","type":"noop"` + fields + `}` }
+	manySteps := func(n int, deps func(i int) string) string {
+		var b strings.Builder
+		for i := range n {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(step(fmt.Sprintf("s%d", i), deps(i)))
+		}
+		return wf(b.String())
+	}
+	none := func(int) string { return "" }
+	ring := func(n int) func(int) string {
+		return func(i int) string { return fmt.Sprintf(`,"depends_on":["s%d"]`, (i+1)%n) }
+	}
+	order := func(items string) string {
+		return `{"customer_email":"ada@example.com","card_number":"4242424242424242","items":[` + items + `]}`
+	}
+	item := func(sku, qty string) string { return `{"sku":"` + sku + `","quantity":` + qty + `}` }
+	mug := func(qty string) string { return order(item("mug", qty)) }
+	who := func(email, card string) string {
+		return `{"customer_email":"` + email + `","card_number":"` + card + `","items":[` + item("mug", "1") + `]}`
+	}
+	return []hostileCase{
+		// Workflows: malformed JSON and wrong shapes.
+		{"workflow trailing comma", "POST", "/v1/workflows", wf(step("a", "") + ","), "", 400},
+		{"workflow truncated", "POST", "/v1/workflows", `{"name":"w","steps":[{"name":"a"`, "", 400},
+		{"workflow empty body", "POST", "/v1/workflows", "", "", 400},
+		{"workflow array body", "POST", "/v1/workflows", `[` + wf(step("a", "")) + `]`, "", 400},
+		{"workflow null body", "POST", "/v1/workflows", `null`, "", 422},
+		{"workflow two values", "POST", "/v1/workflows", wf(step("a", "")) + wf(step("a", "")), "", 400},
+		{"workflow name a number", "POST", "/v1/workflows", `{"name":1,"steps":[` + step("a", "") + `]}`, "", 400},
+		{"workflow steps an object", "POST", "/v1/workflows", `{"name":"w","steps":{"a":{"type":"noop"}}}`, "", 400},
+		{"workflow depends_on a string", "POST", "/v1/workflows", wf(step("a", "") + "," + step("b", `,"depends_on":"a"`)), "", 400},
+		{"workflow continue_on_failure a string", "POST", "/v1/workflows", wf(step("a", `,"continue_on_failure":"yes"`)), "", 400},
+		{"workflow unknown field", "POST", "/v1/workflows", `{"name":"w","steps":[` + step("a", "") + `],"on_failure":{"type":"noop"}}`, "", 400},
+		{"workflow unknown step field", "POST", "/v1/workflows", wf(step("a", `,"parents":[1]`)), "", 400},
+		{"workflow duplicate name key", "POST", "/v1/workflows", `{"name":"w","name":"v","steps":[` + step("a", "") + `]}`, "", 400},
+		{"workflow duplicate step key", "POST", "/v1/workflows", wf(`{"name":"a","name":"b","type":"noop"}`), "", 400},
+
+		// Deep nesting.
+		{"workflow 100k nested arrays as body", "POST", "/v1/workflows", nested("[", "]", 100_000), "", 400},
+		{"workflow 100k nested step payload", "POST", "/v1/workflows", wf(step("a", `,"payload":`+nested("[", "]", 100_000))), "", 400},
+		{"workflow 100k nested depends_on", "POST", "/v1/workflows", wf(step("a", `,"depends_on":`+nested("[", "]", 100_000))), "", 400},
+		{"workflow 20k nested objects in steps", "POST", "/v1/workflows", `{"name":"w","steps":[` + strings.Repeat(`{"name":`, 20_000) + `"a"` + strings.Repeat("}", 20_000) + `]}`, "", 400},
+
+		// Huge strings and counts.
+		{"1 MB workflow name", "POST", "/v1/workflows", `{"name":"` + strings.Repeat("w", 1_000_000) + `","steps":[` + step("a", "") + `]}`, "", 422},
+		{"129-byte workflow name", "POST", "/v1/workflows", `{"name":"` + strings.Repeat("é", 64) + `w","steps":[` + step("a", "") + `]}`, "", 422},
+		{"1 MB step name", "POST", "/v1/workflows", wf(step(strings.Repeat("s", 1_000_000), "")), "", 422},
+		{"1 MB depends_on entry", "POST", "/v1/workflows", wf(step("a", `,"depends_on":["`+strings.Repeat("d", 1_000_000)+`"]`)), "", 422},
+		{"10k depends_on entries", "POST", "/v1/workflows", wf(step("a", "") + "," + step("b", `,"depends_on":["a"`+strings.Repeat(`,"a"`, 10_000)+`]`)), "", 422},
+		{"2 MB step payload", "POST", "/v1/workflows", wf(`{"name":"a","type":"fail","payload":{"message":"` + strings.Repeat("x", 2<<20) + `"}}`), "", 413},
+		{"9 MB workflow body", "POST", "/v1/workflows", `{"name":"` + strings.Repeat("w", 9<<20) + `"}`, "", 413},
+		{"1001 steps", "POST", "/v1/workflows", manySteps(1001, none), "", 413},
+		{"no steps", "POST", "/v1/workflows", wf(""), "", 422},
+		{"null steps", "POST", "/v1/workflows", `{"name":"w","steps":null}`, "", 422},
+
+		// The DAG.
+		{"self dependency", "POST", "/v1/workflows", wf(step("a", `,"depends_on":["a"]`)), "", 422},
+		{"two-step cycle", "POST", "/v1/workflows", wf(step("a", `,"depends_on":["b"]`) + "," + step("b", `,"depends_on":["a"]`)), "", 422},
+		{"cycle behind a root", "POST", "/v1/workflows", wf(step("r", "") + "," + step("a", `,"depends_on":["r","c"]`) + "," + step("b", `,"depends_on":["a"]`) + "," + step("c", `,"depends_on":["b"]`)), "", 422},
+		{"1000-step ring", "POST", "/v1/workflows", manySteps(1000, ring(1000)), "", 422},
+		{"unknown dependency", "POST", "/v1/workflows", wf(step("a", `,"depends_on":["ghost"]`)), "", 422},
+		{"dependency listed twice", "POST", "/v1/workflows", wf(step("a", "") + "," + step("b", `,"depends_on":["a","a"]`)), "", 422},
+		{"step name used twice", "POST", "/v1/workflows", wf(step("a", "") + "," + step("a", "")), "", 422},
+		{"empty step name", "POST", "/v1/workflows", wf(step("", "")), "", 422},
+		{"empty workflow name", "POST", "/v1/workflows", `{"name":"","steps":[` + step("a", "") + `]}`, "", 422},
+
+		// Step fields, as for a job.
+		{"unknown step type", "POST", "/v1/workflows", wf(`{"name":"a","type":"teleport"}`), "", 422},
+		{"SQL step type", "POST", "/v1/workflows", wf(`{"name":"a","type":"noop` + sqlDrop + `"}`), "", 422},
+		{"SQL step queue", "POST", "/v1/workflows", wf(step("a", `,"queue":"q`+sqlDrop+`"`)), "", 422},
+		{"step priority 1e309", "POST", "/v1/workflows", wf(step("a", `,"priority":1e309`)), "", 400},
+		{"step priority 2^63", "POST", "/v1/workflows", wf(step("a", `,"priority":9223372036854775808`)), "", 400},
+		{"step priority 1001", "POST", "/v1/workflows", wf(step("a", "") + "," + step("b", `,"priority":1001`)), "", 422},
+		{"step max_attempts -1", "POST", "/v1/workflows", wf(step("a", `,"max_attempts":-1`)), "", 422},
+		{"step timeout 1e309s", "POST", "/v1/workflows", wf(step("a", `,"timeout":"1e309s"`)), "", 422},
+		{"step run_at", "POST", "/v1/workflows", wf(step("a", `,"run_at":"2030-01-01T00:00:00Z"`)), "", 422},
+		{"step delay", "POST", "/v1/workflows", wf(step("a", `,"delay":"1s"`)), "", 422},
+		{"step idempotency key", "POST", "/v1/workflows", wf(step("a", `,"idempotency_key":"k"`)), "", 422},
+		{"step bad payload", "POST", "/v1/workflows", wf(`{"name":"a","type":"sleep","payload":{"ms":-1}}`), "", 422},
+
+		// Wrong content types.
+		{"workflow text/plain", "POST", "/v1/workflows", wf(step("a", "")), "text/plain", 415},
+		{"workflow no content type", "POST", "/v1/workflows", wf(step("a", "")), "-", 415},
+		{"workflow form", "POST", "/v1/workflows", "name=w", "application/x-www-form-urlencoded", 415},
+		{"workflow UTF-16", "POST", "/v1/workflows", utf16Body(wf(step("a", ""))), "application/json; charset=utf-16le", 400},
+
+		// Workflow ids.
+		{"SQL workflow id", "GET", "/v1/workflows/" + url.PathEscape("1 OR 1=1"), "", "", 404},
+		{"workflow id 2^63", "POST", "/v1/workflows/9223372036854775808/cancel", "", "", 404},
+		{"workflow id -1", "POST", "/v1/workflows/-1/cancel", "", "", 404},
+		{"unknown workflow", "POST", "/v1/workflows/424242/cancel", "", "", 404},
+
+		// Orders: malformed JSON and wrong shapes.
+		{"order trailing comma", "POST", "/v1/orders", order(item("mug", "1") + ","), "", 400},
+		{"order truncated", "POST", "/v1/orders", `{"customer_email":"ada@example.com","items":[{"sku":"mug"`, "", 400},
+		{"order empty body", "POST", "/v1/orders", "", "", 400},
+		{"order null body", "POST", "/v1/orders", `null`, "", 422},
+		{"order array body", "POST", "/v1/orders", `[` + mug("1") + `]`, "", 400},
+		{"order items an object", "POST", "/v1/orders", `{"customer_email":"ada@example.com","card_number":"4242424242424242","items":{"mug":1}}`, "", 400},
+		{"order unknown field", "POST", "/v1/orders", `{"customer_email":"ada@example.com","card_number":"4242424242424242","items":[` + item("mug", "1") + `],"price_cents":1}`, "", 400},
+		{"order unknown item field", "POST", "/v1/orders", order(`{"sku":"mug","quantity":1,"price_cents":1}`), "", 400},
+		{"order duplicate key", "POST", "/v1/orders", order(`{"sku":"mug","sku":"poster","quantity":1}`), "", 400},
+		{"order 30k nested items", "POST", "/v1/orders", `{"customer_email":"ada@example.com","items":` + nested("[", "]", 30_000) + `}`, "", 400},
+		{"order 100k nested items", "POST", "/v1/orders", `{"items":` + nested("[", "]", 100_000) + `}`, "", 413},
+
+		// Huge strings: the body limit is 64 KiB.
+		{"1 MB email", "POST", "/v1/orders", who(strings.Repeat("a", 1_000_000)+"@example.com", "4242424242424242"), "", 413},
+		{"60 KB email", "POST", "/v1/orders", who(strings.Repeat("a", 60_000)+"@example.com", "4242424242424242"), "", 422},
+		{"60 KB SKU", "POST", "/v1/orders", order(item(strings.Repeat("m", 60_000), "1")), "", 422},
+		{"65-byte SKU", "POST", "/v1/orders", order(item(strings.Repeat("m", 65), "1")), "", 422},
+		{"60 KB card", "POST", "/v1/orders", who("ada@example.com", strings.Repeat("4", 60_000)), "", 422},
+
+		// Quantities.
+		{"quantity -1", "POST", "/v1/orders", mug("-1"), "", 422},
+		{"quantity -0", "POST", "/v1/orders", mug("-0"), "", 422},
+		{"quantity 1001", "POST", "/v1/orders", mug("1001"), "", 422},
+		{"quantity 2^31", "POST", "/v1/orders", mug("2147483648"), "", 422},
+		{"quantity 2^63", "POST", "/v1/orders", mug("9223372036854775808"), "", 400},
+		{"quantity -2^63-1", "POST", "/v1/orders", mug("-9223372036854775809"), "", 400},
+		{"quantity 1e309", "POST", "/v1/orders", mug("1e309"), "", 400},
+		{"quantity 1e3", "POST", "/v1/orders", mug("1e3"), "", 400},
+		{"quantity 1.5", "POST", "/v1/orders", mug("1.5"), "", 400},
+		{"quantity a string", "POST", "/v1/orders", mug(`"1"`), "", 400},
+		{"quantity null", "POST", "/v1/orders", mug("null"), "", 422},
+		{"more posters than in stock", "POST", "/v1/orders", order(item("mug", "1") + "," + item("poster", "1000")), "", 409},
+
+		// Items and SKUs.
+		{"no items", "POST", "/v1/orders", order(""), "", 422},
+		{"51 items", "POST", "/v1/orders", order(strings.TrimSuffix(strings.Repeat(item("mug", "1")+",", 51), ",")), "", 422},
+		{"SKU twice", "POST", "/v1/orders", order(item("mug", "1") + "," + item("mug", "2")), "", 422},
+		{"unknown SKU", "POST", "/v1/orders", order(item("unicorn", "1")), "", 422},
+		{"unknown SKU after a reserved one", "POST", "/v1/orders", order(item("mug", "5") + "," + item("zzz", "1")), "", 422},
+		{"SQL SKU", "POST", "/v1/orders", order(item("mug' OR '1'='1", "1")), "", 422},
+		{"SQL SKU drop", "POST", "/v1/orders", order(item("mug"+sqlDrop, "1")), "", 422},
+		{"SKU wildcard", "POST", "/v1/orders", order(item("%", "1")), "", 422},
+		{"SKU in capitals", "POST", "/v1/orders", order(item("MUG", "1")), "", 422},
+		{"SKU with a space", "POST", "/v1/orders", order(item("mug ", "1")), "", 422},
+		{"empty SKU", "POST", "/v1/orders", order(item("", "1")), "", 422},
+
+		// Email and card.
+		{"email with a display name", "POST", "/v1/orders", who("Ada <ada@example.com>", "4242424242424242"), "", 422},
+		{"email with a newline", "POST", "/v1/orders", who(`ada@example.com\nBcc: eve@example.com`, "4242424242424242"), "", 422},
+		{"SQL email", "POST", "/v1/orders", who("ada@example.com"+sqlDrop, "4242424242424242"), "", 422},
+		{"card with letters", "POST", "/v1/orders", who("ada@example.com", "4242x42424242424"), "", 422},
+		{"card of 20 digits", "POST", "/v1/orders", who("ada@example.com", "42424242424242424242"), "", 422},
+		{"card only spaces", "POST", "/v1/orders", who("ada@example.com", strings.Repeat(" ", 16)), "", 422},
+
+		// Wrong content types.
+		{"order text/plain", "POST", "/v1/orders", mug("1"), "text/plain", 415},
+		{"order no content type", "POST", "/v1/orders", mug("1"), "-", 415},
+		{"order xml", "POST", "/v1/orders", `<order><item sku="mug"/></order>`, "application/xml", 415},
+		{"order form", "POST", "/v1/orders", "sku=mug&quantity=1", "application/x-www-form-urlencoded", 415},
+
+		// Order ids.
+		{"SQL order id", "GET", "/v1/orders/" + url.PathEscape("1; DROP TABLE orders"), "", "", 404},
+		{"order id 2^63", "GET", "/v1/orders/9223372036854775808", "", "", 404},
+		{"unknown order", "GET", "/v1/orders/424242", "", "", 404},
+	}
+}
+
 // TestHostileInput sends each hostile request through the real router:
 // each gets the expected 4xx with the usual error body, promptly, and the
 // database is exactly as it was.
@@ -277,8 +491,16 @@ func TestHostileInput(t *testing.T) {
 	t.Parallel()
 	f := setup(t, nil)
 	f.seedAll()
+	f.refuseAll(append(hostileCases(), workflowOrderCases()...))
+}
+
+// refuseAll sends each case and fails unless it gets its status with the
+// usual error body, promptly, leaving the database exactly as it was.
+func (f *fixture) refuseAll(cases []hostileCase) {
+	t := f.t
+	t.Helper()
 	before := f.dbState()
-	for _, tc := range hostileCases() {
+	for _, tc := range cases {
 		req := httptest.NewRequest(tc.method, tc.path, strings.NewReader(tc.body))
 		switch {
 		case tc.contentType == "-":
@@ -300,9 +522,9 @@ func TestHostileInput(t *testing.T) {
 		err := json.Unmarshal(rec.Body.Bytes(), &b)
 		switch {
 		case rec.Code != tc.status:
-			t.Errorf("%s: status %d, want %d; body %.200s", tc.name, rec.Code, tc.status, rec.Body)
+			t.Errorf("%s: status %d, want %d; body %.200q", tc.name, rec.Code, tc.status, rec.Body)
 		case err != nil || b.Error == "" || b.RequestID == "":
-			t.Errorf("%s: body %.200s is not the error shape", tc.name, rec.Body)
+			t.Errorf("%s: body %.200q is not the error shape", tc.name, rec.Body)
 		case rec.Body.Len() > 4096:
 			t.Errorf("%s: %d-byte error body, want the input not echoed in full", tc.name, rec.Body.Len())
 		}
@@ -312,6 +534,75 @@ func TestHostileInput(t *testing.T) {
 		if after := f.dbState(); after != before {
 			t.Fatalf("%s: database changed:\nbefore %s\nafter  %s", tc.name, before, after)
 		}
+	}
+}
+
+// TestUnstorableTextRefused: PostgreSQL's text cannot hold U+0000 or
+// invalid UTF-8 (SQLSTATE 22021), so every string field that reaches a
+// text column, sent with either, is refused with a 4xx before it gets
+// there, never answered 500.
+func TestUnstorableTextRefused(t *testing.T) {
+	t.Parallel()
+	f := setup(t, nil)
+	f.seedAll()
+	f.refuseAll(unstorableTextCases())
+}
+
+func unstorableTextCases() []hostileCase {
+	wf := func(steps string) string { return `{"name":"w","steps":[` + steps + `]}` }
+	order := func(email, sku string) string {
+		return `{"customer_email":"` + email + `","card_number":"4242424242424242","items":[{"sku":"` + sku + `","quantity":1}]}`
+	}
+	return []hostileCase{
+		// Workflows: the name goes to spool_workflows.name, step names to
+		// spool_jobs.step.
+		{"NUL workflow name", "POST", "/v1/workflows", `{"name":"w\u0000","steps":[{"name":"a","type":"noop"}]}`, "", 422},
+		{"NUL-only workflow name", "POST", "/v1/workflows", `{"name":"\u0000","steps":[{"name":"a","type":"noop"}]}`, "", 422},
+		{"NUL step name", "POST", "/v1/workflows", wf(`{"name":"a\u0000","type":"noop"}`), "", 422},
+		{"NUL second step name", "POST", "/v1/workflows", wf(`{"name":"a","type":"noop"},{"name":"\u0000b","type":"noop","depends_on":["a"]}`), "", 422},
+		{"NUL depends_on of a NUL step", "POST", "/v1/workflows", wf(`{"name":"\u0000","type":"noop"},{"name":"b","type":"noop","depends_on":["\u0000"]}`), "", 422},
+		{"NUL depends_on", "POST", "/v1/workflows", wf(`{"name":"a","type":"noop"},{"name":"b","type":"noop","depends_on":["a\u0000"]}`), "", 422},
+		{"NUL step type", "POST", "/v1/workflows", wf(`{"name":"a","type":"noop\u0000"}`), "", 422},
+		{"NUL step queue", "POST", "/v1/workflows", wf(`{"name":"a","type":"noop","queue":"q\u0000"}`), "", 422},
+		{"NUL step payload", "POST", "/v1/workflows", wf(`{"name":"a","type":"fail","payload":{"message":"\u0000"}}`), "", 422},
+		{"invalid UTF-8 workflow name", "POST", "/v1/workflows", "{\"name\":\"w\xff\",\"steps\":[{\"name\":\"a\",\"type\":\"noop\"}]}", "", 400},
+		{"invalid UTF-8 step name", "POST", "/v1/workflows", wf("{\"name\":\"a\xc3\x28\",\"type\":\"noop\"}"), "", 400},
+		{"invalid UTF-8 depends_on", "POST", "/v1/workflows", wf("{\"name\":\"a\",\"type\":\"noop\"},{\"name\":\"b\",\"type\":\"noop\",\"depends_on\":[\"\xed\xa0\x80\"]}"), "", 400},
+
+		// Orders: the SKU is looked up in products, the email goes to
+		// orders.customer_email.
+		{"NUL SKU", "POST", "/v1/orders", order("ada@example.com", `mug\u0000`), "", 422},
+		{"NUL-only SKU", "POST", "/v1/orders", order("ada@example.com", `\u0000`), "", 422},
+		{"NUL SKU after a good one", "POST", "/v1/orders", `{"customer_email":"ada@example.com","card_number":"4242424242424242","items":[{"sku":"mug","quantity":1},{"sku":"tshirt\u0000","quantity":1}]}`, "", 422},
+		{"NUL email local part", "POST", "/v1/orders", order(`ada\u0000@example.com`, "mug"), "", 422},
+		{"NUL email quoted", "POST", "/v1/orders", order(`\"a\u0000\"@example.com`, "mug"), "", 422},
+		{"NUL email domain literal", "POST", "/v1/orders", order(`ada@[\u0000]`, "mug"), "", 422},
+		{"NUL after email", "POST", "/v1/orders", order(`ada@example.com\u0000`, "mug"), "", 422},
+		{"NUL card", "POST", "/v1/orders", `{"customer_email":"ada@example.com","card_number":"4242424242424242\u0000","items":[{"sku":"mug","quantity":1}]}`, "", 422},
+		{"invalid UTF-8 SKU", "POST", "/v1/orders", order("ada@example.com", "mug\xff"), "", 400},
+		{"invalid UTF-8 email", "POST", "/v1/orders", order("ad\xc0\xafa@example.com", "mug"), "", 400},
+
+		// Jobs, in case any of these miss it.
+		{"NUL job type", "POST", "/v1/jobs", `{"type":"\u0000"}`, "", 422},
+		{"NUL job queue", "POST", "/v1/jobs", `{"type":"noop","queue":"\u0000"}`, "", 422},
+		{"NUL idempotency key", "POST", "/v1/jobs", `{"type":"noop","idempotency_key":"\u0000"}`, "", 422},
+		{"NUL batch type", "POST", "/v1/jobs/batch", `{"jobs":[{"type":"noop"},{"type":"noop\u0000"}]}`, "", 422},
+		{"NUL batch queue", "POST", "/v1/jobs/batch", `{"jobs":[{"type":"noop","queue":"a\u0000"}]}`, "", 422},
+		{"NUL batch key", "POST", "/v1/jobs/batch", `{"jobs":[{"type":"noop","idempotency_key":"k\u0000"}]}`, "", 422},
+		{"invalid UTF-8 job type", "POST", "/v1/jobs", "{\"type\":\"\xff\"}", "", 400},
+		{"invalid UTF-8 job queue", "POST", "/v1/jobs", "{\"type\":\"noop\",\"queue\":\"\xff\"}", "", 400},
+		{"invalid UTF-8 idempotency key", "POST", "/v1/jobs", "{\"type\":\"noop\",\"idempotency_key\":\"k\xff\"}", "", 400},
+		{"NUL type filter", "GET", "/v1/jobs?type=noop%00", "", "", 400},
+		{"NUL queue filter", "GET", "/v1/jobs?queue=default%00", "", "", 400},
+		{"NUL status filter", "GET", "/v1/jobs?status=dead%00", "", "", 400},
+		{"invalid UTF-8 type filter", "GET", "/v1/jobs?type=noop%FF", "", "", 400},
+		{"invalid UTF-8 queue filter", "GET", "/v1/jobs?queue=%C0%AF", "", "", 400},
+		{"invalid UTF-8 status filter", "GET", "/v1/jobs?status=%ED%A0%80", "", "", 400},
+		{"NUL dead delete type", "DELETE", "/v1/dead?type=noop%00", "", "", 422},
+		{"NUL dead delete queue", "DELETE", "/v1/dead?queue=%00", "", "", 422},
+		{"invalid UTF-8 dead delete type", "DELETE", "/v1/dead?type=%FF", "", "", 422},
+		{"NUL dead retry type", "POST", "/v1/dead/retry", `{"type":"noop\u0000"}`, "", 422},
+		{"NUL dead retry queue", "POST", "/v1/dead/retry", `{"queue":"emails\u0000"}`, "", 422},
 	}
 }
 

@@ -54,7 +54,7 @@ func (a *api) createWorkflow(w http.ResponseWriter, r *http.Request) {
 	}
 	wf, err := a.client.CreateWorkflow(r.Context(), p)
 	if errors.Is(err, jobqueue.ErrInvalidWorkflow) {
-		err = &apiError{Status: http.StatusUnprocessableEntity, Message: err.Error()}
+		err = workflowError(err)
 	}
 	if err != nil {
 		writeError(w, r, err)
@@ -82,7 +82,18 @@ func (a *api) workflowParams(req workflowRequest, rid string) (jobqueue.Workflow
 		params.RequestID = rid
 		p.Steps = append(p.Steps, jobqueue.WorkflowStep{Name: s.Name, Params: params, DependsOn: s.DependsOn, ContinueOnFailure: s.ContinueOnFailure})
 	}
+	// Names, the DAG and text the database cannot store are refused here,
+	// before a transaction begins.
+	if err := p.Validate(); err != nil {
+		return p, workflowError(err)
+	}
 	return p, nil
+}
+
+// workflowError is the 422 for a refused workflow definition; its message
+// may quote a step name or dependency of any length, so it is clipped.
+func workflowError(err error) error {
+	return &apiError{Status: http.StatusUnprocessableEntity, Message: clipTo(err.Error(), maxMessage)}
 }
 
 func (a *api) getWorkflow(w http.ResponseWriter, r *http.Request) {
@@ -117,8 +128,8 @@ func (a *api) workflowAction(w http.ResponseWriter, r *http.Request, fn func(ctx
 // placeOrder: POST /v1/orders writes the order, reserves its stock and
 // enqueues its pipeline in one transaction, and answers at once.
 func (a *api) placeOrder(w http.ResponseWriter, r *http.Request) {
-	var n orders.NewOrder
-	if err := decodeBody(w, r, envelopeBytes, &n); err != nil {
+	n, err := orderRequest(w, r)
+	if err != nil {
 		writeError(w, r, err)
 		return
 	}
@@ -128,6 +139,19 @@ func (a *api) placeOrder(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusCreated, o)
+}
+
+// orderRequest reads and validates a POST /v1/orders body: everything but
+// the stock, which only the transaction can check.
+func orderRequest(w http.ResponseWriter, r *http.Request) (orders.NewOrder, error) {
+	var n orders.NewOrder
+	if err := decodeBody(w, r, envelopeBytes, &n); err != nil {
+		return n, err
+	}
+	if err := n.Validate(); err != nil {
+		return n, orderError(err)
+	}
+	return n, nil
 }
 
 func (a *api) getOrder(w http.ResponseWriter, r *http.Request) {
@@ -164,9 +188,9 @@ func (a *api) products(w http.ResponseWriter, r *http.Request) {
 func orderError(err error) error {
 	switch {
 	case errors.Is(err, orders.ErrInvalid):
-		return &apiError{Status: http.StatusUnprocessableEntity, Message: err.Error()}
+		return &apiError{Status: http.StatusUnprocessableEntity, Message: clipTo(err.Error(), maxMessage)}
 	case errors.Is(err, orders.ErrOutOfStock):
-		return &apiError{Status: http.StatusConflict, Message: err.Error()}
+		return &apiError{Status: http.StatusConflict, Message: clipTo(err.Error(), maxMessage)}
 	case errors.Is(err, orders.ErrNotFound):
 		return &apiError{Status: http.StatusNotFound, Message: "order not found"}
 	}
