@@ -199,6 +199,8 @@ func renewLeases(ctx context.Context, db DBTX, ids []int64, workerID string, lea
 type RescuedJob struct {
 	ID       int64
 	Type     string
+	Queue    string
+	Attempts int // the attempt that was lost
 	Status   Status
 	WorkerID string
 }
@@ -223,7 +225,7 @@ func rescue(ctx context.Context, db Beginner, m *Metrics, limit int) ([]RescuedJ
 				errors = errors || jsonb_build_array(jsonb_build_object(
 					'attempt', attempts, 'error', $2::text, 'at', now(), 'worker_id', worker_id))
 			FROM lost WHERE id = lost.lost_id
-			RETURNING id, type, status, coalesce(worker_id, ''), workflow_id, continue_on_failure`, limit, lostWorkerError)
+			RETURNING id, type, queue, attempts, status, coalesce(worker_id, ''), workflow_id, continue_on_failure`, limit, lostWorkerError)
 		if err != nil {
 			return err
 		}
@@ -236,7 +238,7 @@ func rescue(ctx context.Context, db Beginner, m *Metrics, limit int) ([]RescuedJ
 			var r RescuedJob
 			var wf *int64
 			var cont bool
-			if err := rows.Scan(&r.ID, &r.Type, &r.Status, &r.WorkerID, &wf, &cont); err != nil {
+			if err := rows.Scan(&r.ID, &r.Type, &r.Queue, &r.Attempts, &r.Status, &r.WorkerID, &wf, &cont); err != nil {
 				return err
 			}
 			out = append(out, r)

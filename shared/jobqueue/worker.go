@@ -48,6 +48,9 @@ type WorkerConfig struct {
 	Retention       *Retention    // DefaultRetention
 	Logger          *slog.Logger
 	Metrics         *Metrics
+	// TypeMaxAttempts gives the attempt limit of follow-up jobs enqueued
+	// without one (Client.SetTypeMaxAttempts); nil: DefaultMaxAttempts.
+	TypeMaxAttempts func(typ string) int
 }
 
 func (c *WorkerConfig) setDefaults() {
@@ -91,6 +94,7 @@ type Worker struct {
 	producers map[string]*producer
 	limits    atomic.Pointer[limitSet]
 	completer *completer
+	enqueuer  *Client // follow-up jobs (Then)
 
 	mu     sync.Mutex
 	active map[int64]*activeJob
@@ -114,6 +118,7 @@ func NewWorker(pool *pgxpool.Pool, reg *Registry, cfg WorkerConfig) (*Worker, er
 	w := &Worker{cfg: cfg, pool: pool, reg: reg, types: reg.Types(), producers: map[string]*producer{},
 		active: map[int64]*activeJob{}, log: cfg.Logger.With("worker_id", cfg.ID)}
 	w.completer = newCompleter(w)
+	w.enqueuer = &Client{metrics: cfg.Metrics, typeAttempts: cfg.TypeMaxAttempts}
 	cfg.Metrics.preset(w.types)
 	for _, q := range cfg.Queues {
 		if q.Concurrency <= 0 {
@@ -477,9 +482,10 @@ func (w *Worker) forget(id int64) {
 
 // execute runs one attempt and records its outcome.
 func (w *Worker) execute(ctx context.Context, h handler, job *Job, timeout time.Duration) {
+	ctx = w.withJobLog(ctx, job) // Logger(ctx) gives handlers the job's logger
 	debug := w.log.Enabled(ctx, slog.LevelDebug)
 	if debug {
-		w.jobLog(job).Debug("job started")
+		Logger(ctx).Debug("job started")
 	}
 	ctx, cancel := context.WithTimeoutCause(ctx, timeout, ErrJobTimeout)
 	defer cancel()
@@ -491,13 +497,14 @@ func (w *Worker) execute(ctx context.Context, h handler, job *Job, timeout time.
 		w.completer.in <- completion{job: job, elapsed: elapsed, ended: time.Now(), debug: debug} // counted once written
 		return
 	}
-	outcome := w.record(ctx, job, out, err, context.Cause(ctx), w.backoffFor(h, job), w.jobLog(job))
+	outcome := w.record(ctx, job, out, err, context.Cause(ctx), w.backoffFor(h, job), Logger(ctx))
 	w.cfg.Metrics.finished(job.Type, outcome, elapsed.Seconds())
 }
 
-// jobLog is the logger for one job's lines. Built only when a line is
-// written: pre-formatting these attributes for every job would cost more
-// than running a small job.
+// jobLog is the logger for one job's lines, the worker's and its handler's
+// (through Logger): every one carries job_id, type, queue, attempt and
+// worker_id. Built only when a line is written: pre-formatting these
+// attributes for every job would cost more than running a small job.
 func (w *Worker) jobLog(job *Job) *slog.Logger {
 	return w.log.With("job_id", job.ID, "type", job.Type, "queue", job.Queue, "attempt", job.Attempts)
 }
@@ -550,7 +557,7 @@ func (w *Worker) record(ctx context.Context, job *Job, out *attemptOutcome, err,
 	switch {
 	case err == nil:
 		w.write(wctx, log, "complete", func(ctx context.Context) (bool, error) {
-			return completeTx(ctx, w.pool, w.cfg.Metrics, job, w.cfg.ID, out)
+			return completeTx(ctx, w.pool, w.enqueuer, job, w.cfg.ID, out)
 		})
 		log.Debug("job completed")
 		return OutcomeCompleted
@@ -671,7 +678,8 @@ func (w *Worker) rescueOnce(ctx context.Context) {
 	}
 	for _, j := range jobs {
 		w.cfg.Metrics.rescue(j.Type, j.Status)
-		w.log.Warn("rescued job of lost worker", "job_id", j.ID, "type", j.Type, "lost_worker_id", j.WorkerID, "status", j.Status)
+		w.log.Warn("rescued job of lost worker", "job_id", j.ID, "type", j.Type, "queue", j.Queue, "attempt", j.Attempts,
+			"lost_worker_id", j.WorkerID, "status", j.Status)
 	}
 	if len(jobs) > 0 {
 		w.wakeAll()

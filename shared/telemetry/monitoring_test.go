@@ -9,13 +9,18 @@ package telemetry_test
 import (
 	"encoding/json"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -23,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/spoolq/spool/shared/jobqueue"
+	"github.com/spoolq/spool/shared/proctest"
 	"github.com/spoolq/spool/shared/telemetry"
 )
 
@@ -32,23 +38,47 @@ var (
 	rulesFile     = filepath.Join(repoRoot, "helm", "spool", "files", "spool-rules.yaml")
 	dashboardFile = filepath.Join(repoRoot, "helm", "spool", "files", "spool-dashboard.json")
 	docsFile      = filepath.Join(repoRoot, "docs", "monitoring.md")
+	readmeFile    = filepath.Join(repoRoot, "README.md")
 )
 
-// describer records the names of the metrics collectors describe, so
-// vectors that have no series yet count too.
-type describer struct{ names map[string]bool }
+// describer records the names and label names of the metrics collectors
+// describe, so vectors that have no series yet count too.
+type describer struct {
+	names  map[string]bool
+	labels map[string][]string // sorted
+}
 
-var descName = regexp.MustCompile(`fqName: "([^"]+)"`)
+var (
+	descName   = regexp.MustCompile(`fqName: "([^"]+)"`)
+	descLabels = regexp.MustCompile(`variableLabels: \{([^}]*)\}\}$`)
+)
 
 func (d *describer) Register(c prometheus.Collector) error {
 	ch := make(chan *prometheus.Desc, 64)
 	go func() { c.Describe(ch); close(ch) }()
 	for desc := range ch {
-		if m := descName.FindStringSubmatch(desc.String()); m != nil {
-			d.names[m[1]] = true
+		s := desc.String()
+		m := descName.FindStringSubmatch(s)
+		l := descLabels.FindStringSubmatch(s)
+		if m == nil || l == nil {
+			continue
 		}
+		d.names[m[1]] = true
+		d.labels[m[1]] = sortedLabels(strings.Split(l[1], ","))
 	}
 	return nil
+}
+
+// sortedLabels drops empty names and sorts the rest.
+func sortedLabels(names []string) []string {
+	out := []string{}
+	for _, n := range names {
+		if n = strings.TrimSpace(n); n != "" {
+			out = append(out, n)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 func (d *describer) MustRegister(cs ...prometheus.Collector) {
@@ -71,30 +101,117 @@ var metricRegistration = regexp.MustCompile(`Name:\s*"(spool_[a-z0-9_]+)"`)
 // collectors described in-process, plus names registered in services/.
 func definedMetrics(t *testing.T) map[string]bool {
 	t.Helper()
-	d := &describer{names: map[string]bool{}}
-	for _, name := range []string{"spool_build_info"} { // NewRegistry's own
-		d.names[name] = true
-	}
+	return discoverMetrics(t).names
+}
+
+// definedLabels is every spool_* metric the code defines with its label
+// names, sorted.
+func definedLabels(t *testing.T) map[string][]string {
+	t.Helper()
+	return discoverMetrics(t).labels
+}
+
+func discoverMetrics(t *testing.T) *describer {
+	t.Helper()
+	d := &describer{names: map[string]bool{}, labels: map[string][]string{}}
 	d.MustRegister(telemetry.NewPoolCollector(noPool{}))
 	jobqueue.NewMetrics(d)
 	jobqueue.NewQueueGauges(nil, d)
-	err := filepath.WalkDir(filepath.Join(repoRoot, "services"), func(p string, e fs.DirEntry, err error) error {
+	// NewRegistry's own: spool_build_info, with its one series.
+	mfs, err := telemetry.NewRegistry("test").Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if name := mf.GetName(); strings.HasPrefix(name, "spool_") {
+			var labels []string
+			for _, lp := range mf.GetMetric()[0].GetLabel() {
+				labels = append(labels, lp.GetName())
+			}
+			d.names[name] = true
+			d.labels[name] = sortedLabels(labels)
+		}
+	}
+	err = filepath.WalkDir(filepath.Join(repoRoot, "services"), func(p string, e fs.DirEntry, err error) error {
 		if err != nil || e.IsDir() || !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") {
 			return err
 		}
 		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
 		for _, m := range metricRegistration.FindAllStringSubmatch(string(b), -1) {
 			d.names[m[1]] = true
 		}
-		return err
+		maps.Copy(d.labels, sourceLabels(t, p, b))
+		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !d.names["spool_http_requests_total"] || !d.names["spool_worker_polls_total"] || !d.names["spool_db_pool_max_connections"] {
+	if !d.names["spool_http_requests_total"] || !d.names["spool_worker_polls_total"] || !d.names["spool_db_pool_max_connections"] ||
+		!d.names["spool_build_info"] {
 		t.Fatalf("metric discovery is broken: %v", keys(d.names))
 	}
-	return d.names
+	for name := range d.names {
+		if _, ok := d.labels[name]; !ok {
+			t.Fatalf("label discovery is broken: no labels found for %s (registered in a form sourceLabels does not know?)", name)
+		}
+	}
+	return d
+}
+
+// sourceLabels finds the metrics a Go file creates as
+// prometheus.NewXxx(prometheus.XxxOpts{Name: "spool_…"}, []string{labels…})
+// and returns their label names.
+func sourceLabels(t *testing.T, path string, src []byte) map[string][]string {
+	t.Helper()
+	f, err := parser.ParseFile(token.NewFileSet(), path, src, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]string{}
+	ast.Inspect(f, func(n ast.Node) bool {
+		call, ok := n.(*ast.CallExpr)
+		if !ok || len(call.Args) == 0 {
+			return true
+		}
+		opts, ok := call.Args[0].(*ast.CompositeLit)
+		if !ok {
+			return true
+		}
+		var name string
+		for _, e := range opts.Elts {
+			if kv, ok := e.(*ast.KeyValueExpr); ok {
+				if k, ok := kv.Key.(*ast.Ident); ok && k.Name == "Name" {
+					if v, ok := kv.Value.(*ast.BasicLit); ok && v.Kind == token.STRING {
+						name, _ = strconv.Unquote(v.Value)
+					}
+				}
+			}
+		}
+		if !strings.HasPrefix(name, "spool_") {
+			return true
+		}
+		labels := []string{}
+		if len(call.Args) > 1 {
+			lit, ok := call.Args[1].(*ast.CompositeLit)
+			if !ok {
+				t.Fatalf("%s: the labels of %s are not a []string literal", path, name)
+			}
+			for _, e := range lit.Elts {
+				v, ok := e.(*ast.BasicLit)
+				if !ok || v.Kind != token.STRING {
+					t.Fatalf("%s: a label of %s is not a string literal", path, name)
+				}
+				l, _ := strconv.Unquote(v.Value)
+				labels = append(labels, l)
+			}
+		}
+		out[name] = sortedLabels(labels)
+		return true
+	})
+	return out
 }
 
 func keys(m map[string]bool) []string {
@@ -247,10 +364,7 @@ func checkNames(t *testing.T, where, expr string, defined, recorded map[string]b
 // recording rules and running promtool check rules.
 func promtoolParse(t *testing.T, exprs map[string]string) {
 	t.Helper()
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		t.Skip("promtool not installed (apt-get install prometheus); queries not parsed")
-	}
+	promtool := proctest.LookPath(t, "promtool", "promtool not installed (apt-get install prometheus); queries not parsed")
 	names := make([]string, 0, len(exprs))
 	for k := range exprs {
 		names = append(names, k)
@@ -369,46 +483,118 @@ func TestRulesNameExistingMetrics(t *testing.T) {
 	t.Run("expressions parse", func(t *testing.T) { promtoolParse(t, exprs) })
 }
 
-// docRow matches a row of the metrics table in docs/monitoring.md.
-var docRow = regexp.MustCompile("(?m)^\\| `(spool_[a-z0-9_]+)` \\| (counter|gauge|histogram|summary) \\|")
+// docRow matches a row of a metrics table (docs/monitoring.md's, the
+// README's): name, type, labels.
+var docRow = regexp.MustCompile("(?m)^\\| `(spool_[a-z0-9_]+)` \\| (counter|gauge|histogram|summary) \\|([^|]*)\\|")
 
-// documentedMetrics returns the metrics table of docs/monitoring.md: name to type.
-func documentedMetrics(t *testing.T) map[string]string {
+// docMetric is a row of a metrics table.
+type docMetric struct {
+	typ    string
+	labels []string // sorted
+}
+
+// docLabel is a name or value in backquotes in a table's labels column.
+var docLabel = regexp.MustCompile("`([^`]+)`")
+
+// parseDocLabels reads a labels column: labels separated by commas, each
+// optionally followed by "= value, value"; a semicolon ends a label's values
+// ("`type`, `outcome` = `completed`, `dead`" or "`scope` = `queue`, `type`; `name`").
+func parseDocLabels(cell string) []string {
+	var out []string
+	for _, seg := range strings.Split(cell, ";") {
+		names, _, _ := strings.Cut(seg, "=")
+		for _, m := range docLabel.FindAllStringSubmatch(names, -1) {
+			out = append(out, m[1])
+		}
+	}
+	return sortedLabels(out)
+}
+
+// metricsTable returns the metrics table in text: name to type and labels.
+func metricsTable(t *testing.T, text, where string) map[string]docMetric {
+	t.Helper()
+	out := map[string]docMetric{}
+	for _, m := range docRow.FindAllStringSubmatch(text, -1) {
+		if _, dup := out[m[1]]; dup {
+			t.Errorf("%s lists %s twice", where, m[1])
+		}
+		out[m[1]] = docMetric{typ: m[2], labels: parseDocLabels(m[3])}
+	}
+	return out
+}
+
+// documentedTable returns the metrics table of docs/monitoring.md.
+func documentedTable(t *testing.T) map[string]docMetric {
 	t.Helper()
 	b, err := os.ReadFile(docsFile)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return metricsTable(t, string(b), "docs/monitoring.md")
+}
+
+// documentedMetrics returns the metrics table of docs/monitoring.md: name to type.
+func documentedMetrics(t *testing.T) map[string]string {
+	t.Helper()
 	out := map[string]string{}
-	for _, m := range docRow.FindAllStringSubmatch(string(b), -1) {
-		if _, dup := out[m[1]]; dup {
-			t.Errorf("docs/monitoring.md lists %s twice", m[1])
-		}
-		out[m[1]] = m[2]
+	for name, m := range documentedTable(t) {
+		out[name] = m.typ
 	}
 	return out
 }
 
-// TestMetricsDocumented: docs/monitoring.md's table lists every metric the
-// code defines, and nothing else. (The types are checked against live
-// output in TestPrometheusScrapesServices.)
+// readmeTable returns the table of the README's Metrics section.
+func readmeTable(t *testing.T) map[string]docMetric {
+	t.Helper()
+	b, err := os.ReadFile(readmeFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(b), "\n## Metrics\n")
+	if !ok {
+		t.Fatal("README.md has no \"## Metrics\" section")
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	return metricsTable(t, section, "README.md's metrics table")
+}
+
+// TestMetricsDocumented: docs/monitoring.md's table and the README's list
+// every metric the code defines, with the code's label names, and nothing
+// else; the README's types are those of docs/monitoring.md. (The types are
+// checked against live output in TestPrometheusScrapesServices.)
 func TestMetricsDocumented(t *testing.T) {
 	t.Parallel()
-	defined := definedMetrics(t)
-	documented := documentedMetrics(t)
-	for _, name := range keys(defined) {
-		if _, ok := documented[name]; !ok {
-			t.Errorf("%s is not in the metrics table of docs/monitoring.md", name)
+	defined := definedLabels(t)
+	documented := documentedTable(t)
+	readme := readmeTable(t)
+	for _, doc := range []struct {
+		name  string
+		table map[string]docMetric
+	}{{"docs/monitoring.md", documented}, {"README.md", readme}} {
+		for _, name := range slices.Sorted(maps.Keys(defined)) {
+			m, ok := doc.table[name]
+			if !ok {
+				t.Errorf("%s is not in the metrics table of %s", name, doc.name)
+				continue
+			}
+			if !slices.Equal(m.labels, defined[name]) {
+				t.Errorf("%s: %s gives labels %v; the code has %v", name, doc.name, m.labels, defined[name])
+			}
+		}
+		var extra []string
+		for name := range doc.table {
+			if _, ok := defined[name]; !ok {
+				extra = append(extra, name)
+			}
+		}
+		slices.Sort(extra)
+		if len(extra) > 0 {
+			t.Errorf("%s lists metrics the code does not define: %v", doc.name, extra)
 		}
 	}
-	var extra []string
-	for name := range documented {
-		if !defined[name] {
-			extra = append(extra, name)
+	for name, m := range readme {
+		if d, ok := documented[name]; ok && d.typ != m.typ {
+			t.Errorf("%s: README.md says %s, docs/monitoring.md %s", name, m.typ, d.typ)
 		}
-	}
-	slices.Sort(extra)
-	if len(extra) > 0 {
-		t.Errorf("docs/monitoring.md lists metrics the code does not define: %v", extra)
 	}
 }

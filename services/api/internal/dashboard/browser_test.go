@@ -29,7 +29,7 @@ const testToken = "dashboard-test-token-0123456789"
 func TestBrowserRetriesDeadJob(t *testing.T) {
 	chromium, err := findChromium()
 	if err != nil {
-		t.Skip("headless browser test skipped: no Chromium (apt-get install chromium, or set SPOOL_CHROMIUM)")
+		proctest.Unavailable(t, "headless browser test skipped: no Chromium (apt-get install chromium, or set SPOOL_CHROMIUM)")
 	}
 	t.Parallel()
 	db := pgtest.New(t)

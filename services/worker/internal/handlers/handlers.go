@@ -24,7 +24,10 @@ type Options struct {
 	Latency    time.Duration // of each simulated service call
 	// Failure rates of the simulated services, 0..1.
 	EmailFailure, InvoiceFailure, InventoryFailure, PaymentFailure float64
-	Logger                                                         *slog.Logger
+	// Logger is not used: handlers log through jobqueue.Logger(ctx), the
+	// worker's logger carrying the job's job_id, type, queue, attempt and
+	// worker_id. Kept until services/worker stops setting it.
+	Logger *slog.Logger
 }
 
 // Register adds every handler to reg, each with its type's policy.
@@ -34,7 +37,7 @@ func Register(reg *jobqueue.Registry, o Options) {
 		register(reg, sleep)
 		register(reg, failJob)
 	}
-	sim := simulator{pool: o.Pool, latency: o.Latency, log: o.Logger}
+	sim := simulator{pool: o.Pool, latency: o.Latency}
 	register(reg, func(ctx context.Context, job *jobqueue.Job, e jobs.SendEmail) error {
 		return sim.sendEmail(ctx, job, e, o.EmailFailure)
 	})
@@ -42,13 +45,13 @@ func Register(reg *jobqueue.Registry, o Options) {
 		if job.WorkflowID != nil {
 			return sim.generateInvoice(ctx, job, g, o.InvoiceFailure)
 		}
-		return sim.call(ctx, job, o.InvoiceFailure, "invoice service", "order_id", g.OrderID)
+		return sim.call(ctx, o.InvoiceFailure, "invoice service", "order_id", g.OrderID)
 	})
 	register(reg, func(ctx context.Context, job *jobqueue.Job, s jobs.SyncInventory) error {
 		if s.OrderID > 0 {
 			return sim.syncInventory(ctx, job, s, o.InventoryFailure)
 		}
-		return sim.call(ctx, job, o.InventoryFailure, "inventory service", "sku", s.SKU)
+		return sim.call(ctx, o.InventoryFailure, "inventory service", "sku", s.SKU)
 	})
 	register(reg, func(ctx context.Context, job *jobqueue.Job, c jobs.ChargePayment) error {
 		return sim.chargePayment(ctx, job, c, o.PaymentFailure)
@@ -104,21 +107,21 @@ func wait(ctx context.Context, d time.Duration) error {
 }
 
 // simulator stands in for outside services: calls take time and fail at a
-// given rate, as a real mail or payment provider's do.
+// given rate, as a real mail or payment provider's do. Its log lines go
+// through jobqueue.Logger(ctx), so they carry the job's fields.
 type simulator struct {
 	pool    *pgxpool.Pool
 	latency time.Duration
-	log     *slog.Logger
 }
 
-func (s simulator) call(ctx context.Context, job *jobqueue.Job, failureRate float64, service string, attrs ...any) error {
+func (s simulator) call(ctx context.Context, failureRate float64, service string, attrs ...any) error {
 	if err := wait(ctx, s.latency); err != nil {
 		return err
 	}
 	if rand.Float64() < failureRate {
 		return fmt.Errorf("%s unavailable (simulated failure)", service)
 	}
-	s.log.Debug(service+" call succeeded", append([]any{"job_id", job.ID}, attrs...)...)
+	jobqueue.Logger(ctx).Debug(service+" call succeeded", attrs...)
 	return nil
 }
 
@@ -140,6 +143,6 @@ func (s simulator) sendEmail(ctx context.Context, job *jobqueue.Job, e jobs.Send
 	if err != nil {
 		return err
 	}
-	s.log.Info("email sent", "job_id", job.ID, "to", e.To, "effect_key", key, "already_sent", !sent)
+	jobqueue.Logger(ctx).Info("email sent", "to", e.To, "effect_key", key, "already_sent", !sent)
 	return wait(ctx, s.latency)
 }

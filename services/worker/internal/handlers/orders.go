@@ -14,7 +14,7 @@ import (
 // The order pipeline's steps. Each calls a simulated service (latency and
 // transient failures first), then records its effect once via the ledger.
 
-func (s simulator) chargePayment(ctx context.Context, job *jobqueue.Job, c jobs.ChargePayment, failureRate float64) error {
+func (s simulator) chargePayment(ctx context.Context, _ *jobqueue.Job, c jobs.ChargePayment, failureRate float64) error {
 	if err := s.flaky(ctx, failureRate, "payment provider"); err != nil {
 		return err
 	}
@@ -22,7 +22,7 @@ func (s simulator) chargePayment(ctx context.Context, job *jobqueue.Job, c jobs.
 	if err != nil {
 		return err
 	}
-	s.log.Info("payment captured", "job_id", job.ID, "order_id", c.OrderID, "payment_id", id)
+	jobqueue.Logger(ctx).Info("payment captured", "order_id", c.OrderID, "payment_id", id)
 	return jobqueue.SetResult(ctx, map[string]int64{"payment_id": id})
 }
 
