@@ -59,7 +59,7 @@ delta "$now" '
     ["failed", d(.orders.failed)],
     ["  of which declined cards", d(.declined_charges)],
     ["still processing", d(.orders.processing)],
-    ["charges made", d(.charges)],
+    ["charges captured (kept)", d(.charges)],
     ["refunds", d(.refunds)],
     ["confirmation emails sent", d(.confirmation_emails)],
     ["invoices", d(.invoices)],
@@ -68,7 +68,7 @@ delta "$now" '
   | .[] | "\(.[0] | . + (" " * (32 - length)))\(.[1])"' -r
 ok=$(delta "$now" '
   def d(f): ($b | f) - ($a | f);
-  d(.orders.processing) == 0 and d(.charges) - d(.refunds) == d(.orders.fulfilled)
+  d(.orders.processing) == 0 and d(.charges) == d(.orders.fulfilled)
   and d(.confirmation_emails) == d(.orders.fulfilled) and d(.invoices) == d(.orders.fulfilled)')
 if [[ $ok == true ]]; then
 	echo "reconciled: one charge, one confirmation email and one invoice per fulfilled order"

@@ -19,6 +19,7 @@ import (
 	"github.com/spoolq/spool/services/api/internal/httpapi"
 	"github.com/spoolq/spool/services/api/internal/settings"
 	"github.com/spoolq/spool/shared/jobqueue"
+	"github.com/spoolq/spool/shared/jobs"
 	"github.com/spoolq/spool/shared/postgres"
 	"github.com/spoolq/spool/shared/telemetry"
 )
@@ -121,6 +122,7 @@ func serve(ctx context.Context, stopSignals func(), cfg settings.Config, log *sl
 	reg := telemetry.NewRegistry("api")
 	reg.MustRegister(telemetry.NewPoolCollector(pool))
 	client := jobqueue.NewClient(pool, jobqueue.NewClientMetrics(reg))
+	client.SetTypeMaxAttempts(jobs.MaxAttemptsOf)
 	router := httpapi.New(client, &httpapi.Opts{
 		MaxPayloadBytes: cfg.MaxPayloadBytes, MaxBatch: cfg.MaxBatch, MaxBatchBytes: cfg.MaxBatchBytes,
 		RequestTimeout: cfg.RequestTimeout, MaxInFlight: cfg.MaxInFlight, NoDiagnosticJobs: !cfg.DiagnosticJobs, Tokens: cfg.Tokens,

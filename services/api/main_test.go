@@ -89,6 +89,17 @@ func TestBinary(t *testing.T) {
 			t.Fatalf("exit %d, output:\n%s\nwant a failure saying the schema is missing and to run spool-api migrate", code, out)
 		}
 	})
+	t.Run("refuses a newer schema", func(t *testing.T) {
+		t.Parallel()
+		db := pgtest.New(t)
+		stampNewerSchema(t, db)
+		for _, args := range [][]string{nil, {"migrate"}} {
+			out, code := runBin(t, bin, append(dbEnv(db), "SPOOL_AUTH_DISABLED=true", "SPOOL_HTTP_ADDR=127.0.0.1:0", "SPOOL_ADMIN_ADDR=127.0.0.1:0"), args...)
+			if code == 0 || !strings.Contains(out, "schema is newer than this binary") {
+				t.Fatalf("spool-api %v: exit %d, output:\n%s\nwant a failure saying the schema is newer", args, code, out)
+			}
+		}
+	})
 	t.Run("serves and stops on SIGTERM", func(t *testing.T) {
 		t.Parallel()
 		testServe(t, bin)
@@ -104,6 +115,18 @@ func testServe(t *testing.T, bin string) {
 
 	if code := get(t, "http://"+admin+"/readyz"); code != http.StatusOK {
 		t.Fatalf("/readyz = %d, want 200; output:\n%s", code, p.output())
+	}
+	// A schema this binary does not know (an upgrade rolled back past a
+	// migration) makes the replica unready; it is ready again once it is not.
+	stampNewerSchema(t, db)
+	if code := get(t, "http://"+admin+"/readyz"); code != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz with a newer schema = %d, want 503", code)
+	}
+	if _, err := db.Pool.Exec(context.Background(), `DELETE FROM spool_schema_migrations WHERE version > $1`, postgres.LatestVersion()); err != nil {
+		t.Fatal(err)
+	}
+	if code := get(t, "http://"+admin+"/readyz"); code != http.StatusOK {
+		t.Fatalf("/readyz after the schema is current again = %d, want 200", code)
 	}
 	res, err := http.Post("http://"+api+"/v1/jobs", "application/json", strings.NewReader(`{"type":"noop"}`))
 	if err != nil || res.StatusCode != http.StatusCreated {
@@ -124,6 +147,15 @@ func testServe(t *testing.T, bin string) {
 	}
 	if out := p.output(); !strings.Contains(out, "draining") || !strings.Contains(out, "spool-api stopped") {
 		t.Fatalf("output lacks the drain and stop lines:\n%s", out)
+	}
+}
+
+// stampNewerSchema records a migration newer than this binary knows.
+func stampNewerSchema(t *testing.T, db *pgtest.DB) {
+	t.Helper()
+	if _, err := db.Pool.Exec(context.Background(), `INSERT INTO spool_schema_migrations (version, name) VALUES ($1, 'from the future')`,
+		postgres.LatestVersion()+1); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/spoolq/spool/services/worker/internal/settings"
 	"github.com/spoolq/spool/shared/config"
 	"github.com/spoolq/spool/shared/jobqueue"
+	"github.com/spoolq/spool/shared/jobs"
 	"github.com/spoolq/spool/shared/postgres"
 	"github.com/spoolq/spool/shared/schedule"
 	"github.com/spoolq/spool/shared/telemetry"
@@ -63,7 +64,7 @@ func run() error {
 	worker, err := jobqueue.NewWorker(pool, handlerReg, jobqueue.WorkerConfig{
 		ID: cfg.WorkerID, Queues: queues, PollInterval: cfg.PollInterval, ShutdownTimeout: cfg.ShutdownTimeout,
 		LeaseDuration: cfg.LeaseDuration, RescueInterval: offIfZero(cfg.RescueInterval), JobTimeout: cfg.JobTimeout,
-		Backoff: jobqueue.Backoff{Base: cfg.BackoffBase, Max: cfg.BackoffMax}, Logger: log, Metrics: metrics,
+		Backoff: jobqueue.Backoff{Base: cfg.BackoffBase, Max: cfg.BackoffMax}, Logger: log, Metrics: metrics, TypeMaxAttempts: jobs.MaxAttemptsOf,
 		PruneInterval: offIfZero(cfg.PruneInterval), Retention: &jobqueue.Retention{Completed: cfg.RetainCompleted,
 			Cancelled: cfg.RetainCancelled, Dead: cfg.RetainDead, Effects: cfg.RetainEffects},
 	})
@@ -71,7 +72,9 @@ func run() error {
 		return err
 	}
 
-	schedules := schedule.NewStore(pool, jobqueue.NewClient(pool, metrics))
+	scheduled := jobqueue.NewClient(pool, metrics)
+	scheduled.SetTypeMaxAttempts(jobs.MaxAttemptsOf)
+	schedules := schedule.NewStore(pool, scheduled)
 	if cfg.SchedulesFile != "" {
 		list, err := schedule.LoadFile(cfg.SchedulesFile)
 		if err != nil {

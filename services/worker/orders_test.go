@@ -74,6 +74,19 @@ func TestOrderPipelineSurvivesKill9WithEachEffectOnce(t *testing.T) {
 	if counts["payments"] != 1 || counts["emails"] != 1 || counts["invoices"] != 1 || counts["inventory"] != 2 {
 		t.Fatalf("effects recorded = %v; want 1 payment, 1 email, 1 invoice, 2 inventory lines", counts)
 	}
+	// Every step completed, and the ledger holds one entry per effect:
+	// charge, invoice and inventory keyed by order, the email by its job.
+	var steps, completed, ledger int
+	if err := b.db.Pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE status = 'completed'),
+		(SELECT count(*) FROM spool_effects WHERE key LIKE 'order:' || $2::bigint || ':%'
+			OR key IN (SELECT 'send_email:' || id || ':email' FROM spool_jobs WHERE workflow_id = $1))
+		FROM spool_jobs WHERE workflow_id = $1`, o.WorkflowID, o.ID).Scan(&steps, &completed, &ledger); err != nil {
+		t.Fatal(err)
+	}
+	if steps != 5 || completed != 5 || ledger != 4 {
+		t.Fatalf("%d steps, %d completed, %d ledger entries; want 5 completed steps and 4 entries (charge, email, invoice, inventory)",
+			steps, completed, ledger)
+	}
 	var lost int
 	_ = b.db.Pool.QueryRow(ctx, `SELECT count(*) FROM spool_jobs WHERE workflow_id = $1 AND errors::text LIKE '%worker lost%'`, o.WorkflowID).Scan(&lost)
 	t.Logf("killed %s mid-step; %d steps were rescued and re-run; each effect recorded once", victim, lost)
@@ -131,6 +144,21 @@ func TestFiveHundredConcurrentOrdersReconcile(t *testing.T) {
 	}
 	if st.Retries == 0 {
 		t.Error("no step was retried: the simulated failures did not happen")
+	}
+	// The ledger and the services' own tables tell the same story.
+	var ledger, records [4]int64
+	if err := b.db.Pool.QueryRow(ctx, `SELECT
+		(SELECT count(*) FROM spool_effects WHERE key LIKE 'order:%:charge'),
+		(SELECT count(*) FROM spool_effects WHERE key LIKE 'send_email:%:email'),
+		(SELECT count(*) FROM spool_effects WHERE key LIKE 'order:%:invoice'),
+		(SELECT count(*) FROM spool_effects WHERE key LIKE 'order:%:inventory'),
+		(SELECT count(*) FROM payments), (SELECT count(*) FROM sim_emails),
+		(SELECT count(*) FROM invoices), (SELECT count(DISTINCT order_id) FROM inventory_syncs)`).
+		Scan(&ledger[0], &ledger[1], &ledger[2], &ledger[3], &records[0], &records[1], &records[2], &records[3]); err != nil {
+		t.Fatal(err)
+	}
+	if ledger != records {
+		t.Errorf("ledger entries (charge, email, invoice, inventory) %v, service records %v; want equal", ledger, records)
 	}
 	var dupEmails int
 	_ = b.db.Pool.QueryRow(ctx, `SELECT count(*) FROM (SELECT order_id FROM sim_emails GROUP BY order_id HAVING count(*) > 1) d`).Scan(&dupEmails)

@@ -27,12 +27,20 @@ type DBTX interface {
 type Client struct {
 	pool    *pgxpool.Pool
 	metrics *Metrics
+	// typeAttempts gives a job type's attempt limit (0: none of its own);
+	// the limit is stored on the row at enqueue, so the enqueuer must know it.
+	typeAttempts func(typ string) int
 }
 
 // NewClient returns a client on pool; metrics may be nil.
 func NewClient(pool *pgxpool.Pool, metrics *Metrics) *Client {
 	return &Client{pool: pool, metrics: metrics}
 }
+
+// SetTypeMaxAttempts makes f the attempt limit of jobs enqueued without
+// one: f(type) when it is positive, else DefaultMaxAttempts. Call it before
+// the client is used.
+func (c *Client) SetTypeMaxAttempts(f func(typ string) int) { c.typeAttempts = f }
 
 // Pool is the client's connection pool.
 func (c *Client) Pool() *pgxpool.Pool { return c.pool }
@@ -77,7 +85,7 @@ const insertJobSQL = `INSERT INTO spool_jobs
 	RETURNING ` + jobColumns
 
 func (c *Client) enqueue(ctx context.Context, db DBTX, p EnqueueParams) (EnqueueResult, error) {
-	row, err := toRow(p)
+	row, err := c.toRow(p)
 	if err != nil {
 		return EnqueueResult{}, err
 	}
@@ -115,7 +123,7 @@ type insertRow struct {
 	payload                                []byte
 }
 
-func toRow(p EnqueueParams) (insertRow, error) {
+func (c *Client) toRow(p EnqueueParams) (insertRow, error) {
 	if p.Type == "" {
 		return insertRow{}, errors.New("enqueue: job type is required")
 	}
@@ -127,6 +135,9 @@ func toRow(p EnqueueParams) (insertRow, error) {
 		timeoutMs: msPtr(p.Timeout), backoffBaseMs: msPtr(p.BackoffBase), backoffMaxMs: msPtr(p.BackoffMax), payload: payload}
 	if r.queue == "" {
 		r.queue = DefaultQueue
+	}
+	if r.maxAttempts <= 0 && c.typeAttempts != nil {
+		r.maxAttempts = c.typeAttempts(p.Type)
 	}
 	if r.maxAttempts <= 0 {
 		r.maxAttempts = DefaultMaxAttempts
@@ -196,7 +207,7 @@ func (c *Client) EnqueueManyTx(ctx context.Context, tx pgx.Tx, ps []EnqueueParam
 	}
 	cols := newBatchColumns(len(ps))
 	for _, p := range ps {
-		r, err := toRow(p)
+		r, err := c.toRow(p)
 		if err != nil {
 			return nil, err
 		}

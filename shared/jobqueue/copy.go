@@ -39,7 +39,7 @@ func (c *Client) EnqueueManyFastTx(ctx context.Context, tx pgx.Tx, ps []EnqueueP
 		if p.IdempotencyKey != "" {
 			return 0, fmt.Errorf("enqueue fast: job %d has an idempotency key; use EnqueueMany", i)
 		}
-		r, err := toRow(p)
+		r, err := c.toRow(p)
 		if err != nil {
 			return 0, err
 		}

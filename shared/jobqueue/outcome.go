@@ -79,7 +79,7 @@ func (o *attemptOutcome) simple() bool {
 
 // completeTx marks a job completed together with its result, its follow-up
 // jobs and the workflow's next steps, all in one transaction.
-func completeTx(ctx context.Context, db Beginner, m *Metrics, job *Job, workerID string, o *attemptOutcome) (bool, error) {
+func completeTx(ctx context.Context, db Beginner, enq *Client, job *Job, workerID string, o *attemptOutcome) (bool, error) {
 	o.mu.Lock()
 	result, followUps := o.result, o.followUps
 	o.mu.Unlock()
@@ -92,12 +92,12 @@ func completeTx(ctx context.Context, db Beginner, m *Metrics, job *Job, workerID
 		}
 		done = true
 		if len(followUps) > 0 {
-			if _, err := (&Client{metrics: m}).EnqueueManyTx(ctx, tx, followUps); err != nil {
+			if _, err := enq.EnqueueManyTx(ctx, tx, followUps); err != nil {
 				return fmt.Errorf("enqueue follow-ups: %w", err)
 			}
 		}
 		if job.WorkflowID != nil {
-			return advance(ctx, tx, m, *job.WorkflowID, job.ID, StatusCompleted, job.ContinueOnFailure)
+			return advance(ctx, tx, enq.metrics, *job.WorkflowID, job.ID, StatusCompleted, job.ContinueOnFailure)
 		}
 		return nil
 	})

@@ -23,3 +23,7 @@ var policies = map[string]Policy{
 
 // PolicyOf returns typ's policy; zero fields mean "use the default".
 func PolicyOf(typ string) Policy { return policies[typ] }
+
+// MaxAttemptsOf returns typ's attempt limit, 0 when it has none of its own;
+// it is what clients are given with SetTypeMaxAttempts.
+func MaxAttemptsOf(typ string) int { return policies[typ].MaxAttempts }
