@@ -23,6 +23,7 @@ type Metrics struct {
 	lag         *prometheus.HistogramVec
 	enqueuedCtr *prometheus.CounterVec
 	running     prometheus.Gauge
+	slots       prometheus.Gauge
 	wakeups     prometheus.Counter
 	rescued     *prometheus.CounterVec
 	throttled   *prometheus.CounterVec
@@ -62,6 +63,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "spool_worker_running_jobs",
 			Help: "Jobs this worker is running now.",
 		}),
+		slots: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "spool_worker_job_slots",
+			Help: "Jobs this worker may run at once: the sum of its queues' concurrency.",
+		}),
 		wakeups: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "spool_worker_notify_wakeups_total",
 			Help: "LISTEN/NOTIFY notifications that woke this worker.",
@@ -75,7 +80,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "spool_worker_throttled_claims_total",
 		Help: "Claims that a cluster-wide concurrency or rate limit held back entirely, by limit scope and name.",
 	}, []string{"scope", "name"})
-	reg.MustRegister(m.polls, m.claimed, m.processed, m.duration, m.lag, m.enqueuedCtr, m.running, m.wakeups, m.rescued, m.throttled)
+	reg.MustRegister(m.polls, m.claimed, m.processed, m.duration, m.lag, m.enqueuedCtr, m.running, m.slots, m.wakeups, m.rescued, m.throttled)
 	for _, r := range []string{"jobs", "empty", "error"} {
 		m.polls.WithLabelValues(r)
 	}
@@ -91,6 +96,14 @@ func NewClientMetrics(reg prometheus.Registerer) *Metrics {
 	}, []string{"type"})}
 	reg.MustRegister(m.enqueuedCtr)
 	return m
+}
+
+// setSlots records the worker's capacity, so a worker with free slots that
+// stops claiming can be told from a busy one.
+func (m *Metrics) setSlots(n int) {
+	if m != nil && m.slots != nil {
+		m.slots.Set(float64(n))
+	}
 }
 
 // preset creates every type's outcome series at zero, so rates and

@@ -112,3 +112,21 @@ func TestNotifyWakeupsCounted(t *testing.T) {
 		t.Fatalf("%v wake-ups counted for 3 inserts, want 3", got)
 	}
 }
+
+// The worker's capacity is exported, so an alert can tell a stuck worker
+// with free slots from a busy one.
+func TestJobSlotsGaugeIsTheQueuesConcurrency(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	_, err := NewWorker(nil, NewRegistry(), WorkerConfig{ID: "w", Metrics: NewMetrics(reg),
+		Queues: []QueueConfig{{Name: DefaultQueue, Concurrency: 3}, {Name: "emails", Concurrency: 4}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(`# HELP spool_worker_job_slots Jobs this worker may run at once: the sum of its queues' concurrency.
+# TYPE spool_worker_job_slots gauge
+spool_worker_job_slots 7
+`), "spool_worker_job_slots"); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -120,13 +120,16 @@ func NewWorker(pool *pgxpool.Pool, reg *Registry, cfg WorkerConfig) (*Worker, er
 	w.completer = newCompleter(w)
 	w.enqueuer = &Client{metrics: cfg.Metrics, typeAttempts: cfg.TypeMaxAttempts}
 	cfg.Metrics.preset(w.types)
+	slots := 0
 	for _, q := range cfg.Queues {
 		if q.Concurrency <= 0 {
 			return nil, fmt.Errorf("worker: queue %q: concurrency must be positive", q.Name)
 		}
 		w.producers[q.Name] = &producer{w: w, queue: q.Name, limit: q.Concurrency,
 			wake: make(chan struct{}, 1), freed: make(chan struct{}, 1)}
+		slots += q.Concurrency
 	}
+	cfg.Metrics.setSlots(slots)
 	return w, nil
 }
 
