@@ -11,12 +11,17 @@ import (
 // DeadFilter selects dead jobs for bulk retry or deletion. Empty fields match
 // everything.
 type DeadFilter struct {
+	ID    int64 // one job; 0: any
 	Type  string
 	Queue string
 }
 
 func (f DeadFilter) where() (string, []any) {
 	conds, args := []string{"status = 'dead'"}, []any{}
+	if f.ID != 0 {
+		args = append(args, f.ID)
+		conds = append(conds, "id = $"+strconv.Itoa(len(args)))
+	}
 	if f.Type != "" {
 		args = append(args, f.Type)
 		conds = append(conds, "type = $"+strconv.Itoa(len(args)))

@@ -33,7 +33,7 @@ func TestBrowserRetriesDeadJob(t *testing.T) {
 	}
 	t.Parallel()
 	db := pgtest.New(t)
-	dead := seed(t, db)
+	dead, doomed := seed(t, db)
 
 	addr := proctest.FreeAddr(t)
 	api := proctest.Start(t, proctest.Build(t, "github.com/spoolq/spool/services/api"), []string{
@@ -100,6 +100,19 @@ func TestBrowserRetriesDeadJob(t *testing.T) {
 	b.waitFor("the confirmation", `document.querySelector('#flash').innerText.includes('is pending again')`, 10*time.Second)
 	b.waitFor("the row to leave the dead list", `!document.querySelector('`+retry+`')`, 10*time.Second)
 
+	// Delete takes two clicks; then the job is gone.
+	del := fmt.Sprintf(`tr[data-job-id="%d"] button[data-action="delete"]`, doomed)
+	b.click(del)
+	b.waitFor("the armed Delete button", `document.querySelector('`+del+`').innerText.includes('Click again')`, 5*time.Second)
+	if n := jobCount(t, db, doomed); n != 1 {
+		t.Fatalf("job %d deleted after one click", doomed)
+	}
+	b.click(del)
+	proctest.Eventually(t, 10*time.Second, fmt.Sprintf("job %d to be deleted after the second click", doomed), func() bool {
+		return jobCount(t, db, doomed) == 0
+	})
+	b.waitFor("the deletion notice", `document.querySelector('#flash').innerText.includes('deleted')`, 10*time.Second)
+
 	// The job's page shows its payload and error history (kept by the retry).
 	b.navigate(fmt.Sprintf("%s/#/job/%d", base, dead))
 	b.waitFor("the job page", `document.querySelector('#view').innerText.includes('Error history')`, 10*time.Second)
@@ -139,7 +152,7 @@ func TestBrowserRetriesDeadJob(t *testing.T) {
 }
 
 // seed writes a dead job with two failed attempts, and a few others.
-func seed(t *testing.T, db *pgtest.DB) (dead int64) {
+func seed(t *testing.T, db *pgtest.DB) (dead, doomed int64) {
 	t.Helper()
 	ctx := context.Background()
 	client := jobqueue.NewClient(db.Pool, nil)
@@ -151,12 +164,13 @@ func seed(t *testing.T, db *pgtest.DB) (dead int64) {
 		return r.Job.ID
 	}
 	dead = enqueue(jobqueue.EnqueueParams{Type: "fail", Payload: map[string]string{"message": "card declined: insufficient funds"}, MaxAttempts: 2})
+	doomed = enqueue(jobqueue.EnqueueParams{Type: "fail", Payload: map[string]string{"message": "card declined: insufficient funds"}, MaxAttempts: 2})
 	_, err := db.Pool.Exec(ctx, `UPDATE spool_jobs SET status = 'dead', attempts = 2, started_at = now() - interval '1 minute',
 		finished_at = now(), last_error = 'card declined: insufficient funds',
 		errors = jsonb_build_array(
 			jsonb_build_object('attempt', 1, 'error', 'attempt 1: gateway timeout', 'at', now() - interval '1 minute', 'worker_id', 'worker-a'),
 			jsonb_build_object('attempt', 2, 'error', 'card declined: insufficient funds', 'at', now(), 'worker_id', 'worker-b'))
-		WHERE id = $1`, dead)
+		WHERE id IN ($1, $2)`, dead, doomed)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +179,16 @@ func seed(t *testing.T, db *pgtest.DB) (dead int64) {
 			Payload: map[string]string{"to": fmt.Sprintf("user%d@example.com", i), "subject": "Welcome", "body": "Hello"}})
 	}
 	enqueue(jobqueue.EnqueueParams{Type: "noop", Payload: map[string]any{}, RunAt: time.Now().Add(time.Hour)})
-	return dead
+	return dead, doomed
+}
+
+func jobCount(t *testing.T, db *pgtest.DB, id int64) int {
+	t.Helper()
+	var n int
+	if err := db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM spool_jobs WHERE id = $1`, id).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 func status(t *testing.T, db *pgtest.DB, id int64) jobqueue.Status {

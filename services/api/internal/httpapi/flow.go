@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/gorilla/mux"
@@ -33,11 +35,19 @@ func (a *api) routeFlow(r *mux.Router) {
 }
 
 type deadFilter struct {
+	ID    int64  `json:"id"`
 	Type  string `json:"type"`
 	Queue string `json:"queue"`
 }
 
+func (f deadFilter) query() jobqueue.DeadFilter {
+	return jobqueue.DeadFilter{ID: f.ID, Type: f.Type, Queue: f.Queue}
+}
+
 func (f deadFilter) check() error {
+	if f.ID < 0 {
+		return invalid("id", "must be a positive job id")
+	}
 	if !typeFilter(f.Type) {
 		return invalid("type", "must be at most 128 bytes of UTF-8 without U+0000")
 	}
@@ -47,21 +57,15 @@ func (f deadFilter) check() error {
 	return nil
 }
 
-// retryDead: POST /v1/dead/retry {type?, queue?}; no body retries every
-// dead job.
+// retryDead: POST /v1/dead/retry {id?, type?, queue?}; no body retries
+// every dead job.
 func (a *api) retryDead(w http.ResponseWriter, r *http.Request) {
-	var f deadFilter
-	if r.ContentLength != 0 {
-		if err := decodeBody(w, r, envelopeBytes, &f); err != nil {
-			writeError(w, r, err)
-			return
-		}
-	}
-	if err := f.check(); err != nil {
+	f, err := deadFilterBody(w, r)
+	if err != nil {
 		writeError(w, r, err)
 		return
 	}
-	n, err := a.client.RetryDead(r.Context(), jobqueue.DeadFilter{Type: f.Type, Queue: f.Queue})
+	n, err := a.client.RetryDead(r.Context(), f.query())
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -69,26 +73,51 @@ func (a *api) retryDead(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]int64{"retried": n})
 }
 
-// deleteDead: DELETE /v1/dead?type=&queue=, or ?all=true to delete every
+// deleteDead: DELETE /v1/dead?id=&type=&queue=, or ?all=true to delete every
 // dead job: a bare DELETE is refused, as it is too easy to send by mistake.
 func (a *api) deleteDead(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f := deadFilter{Type: q.Get("type"), Queue: q.Get("queue")}
-	if err := f.check(); err != nil {
+	f, err := deadFilterQuery(q)
+	if err != nil {
 		writeError(w, r, err)
 		return
 	}
 	if f == (deadFilter{}) && q.Get("all") != "true" {
 		writeError(w, r, &apiError{Status: http.StatusBadRequest, Field: "all",
-			Message: "give a type or queue filter, or all=true to delete every dead job"})
+			Message: "give an id, type or queue filter, or all=true to delete every dead job"})
 		return
 	}
-	n, err := a.client.DeleteDead(r.Context(), jobqueue.DeadFilter{Type: f.Type, Queue: f.Queue})
+	n, err := a.client.DeleteDead(r.Context(), f.query())
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]int64{"deleted": n})
+}
+
+// deadFilterBody reads POST /v1/dead/retry's filter; no body matches every
+// dead job.
+func deadFilterBody(w http.ResponseWriter, r *http.Request) (deadFilter, error) {
+	var f deadFilter
+	if r.ContentLength != 0 {
+		if err := decodeBody(w, r, envelopeBytes, &f); err != nil {
+			return f, err
+		}
+	}
+	return f, f.check()
+}
+
+// deadFilterQuery reads DELETE /v1/dead's filter from its query.
+func deadFilterQuery(q url.Values) (deadFilter, error) {
+	f := deadFilter{Type: q.Get("type"), Queue: q.Get("queue")}
+	if q.Has("id") {
+		id, err := strconv.ParseInt(q.Get("id"), 10, 64)
+		if err != nil || id <= 0 {
+			return f, invalid("id", "must be a positive job id")
+		}
+		f.ID = id
+	}
+	return f, f.check()
 }
 
 // queues: GET /v1/queues, each with its pause state, depth and limit.

@@ -2,6 +2,8 @@ package httpapi_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -49,6 +51,29 @@ func TestDeadLetterRoutes(t *testing.T) {
 	got = mustStatus[map[string]int](t, f.do("POST", "/v1/dead/retry", ""), 200)
 	if got["retried"] != 1 {
 		t.Fatalf("retry of all dead = %d, want 1", got["retried"])
+	}
+	// One job by id: only while it is dead.
+	if got = mustStatus[map[string]int](t, f.do("DELETE", fmt.Sprintf("/v1/dead?id=%d", dead[0]), ""), 200); got["deleted"] != 0 {
+		t.Fatalf("deleted a pending job by id: %v", got)
+	}
+	f.exec(makeDead, dead[0])
+	f.exec(makeDead, dead[1])
+	if got = mustStatus[map[string]int](t, f.do("POST", "/v1/dead/retry", fmt.Sprintf(`{"id":%d}`, dead[1])), 200); got["retried"] != 1 {
+		t.Fatalf("retry by id = %v, want 1", got)
+	}
+	if got = mustStatus[map[string]int](t, f.do("DELETE", fmt.Sprintf("/v1/dead?id=%d", dead[0]), ""), 200); got["deleted"] != 1 {
+		t.Fatalf("delete by id = %v, want 1", got)
+	}
+	if _, err := f.client.Get(context.Background(), dead[0]); !errors.Is(err, jobqueue.ErrNotFound) {
+		t.Fatalf("job %d after delete by id: %v, want not found", dead[0], err)
+	}
+	if j, _ := f.client.Get(context.Background(), dead[1]); j.Status != jobqueue.StatusPending {
+		t.Fatalf("job %d is %s, want pending", dead[1], j.Status)
+	}
+	for _, q := range []string{"id=0", "id=-3", "id=x", "id=1e3", "id="} {
+		if res := f.do("DELETE", "/v1/dead?"+q, ""); res.Code != 422 {
+			t.Errorf("DELETE /v1/dead?%s = %d, want 422", q, res.Code)
+		}
 	}
 }
 

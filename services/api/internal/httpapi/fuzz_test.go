@@ -528,17 +528,9 @@ func normalDeps(p jobqueue.WorkflowParams) jobqueue.WorkflowParams {
 	return p
 }
 
-// decodeDeadFilter is POST /v1/dead/retry up to the update: retryDead's
-// decoding (no body: every dead job) and check.
+// decodeDeadFilter is POST /v1/dead/retry up to the update.
 func decodeDeadFilter(body []byte) (deadFilter, error) {
-	r := jsonRequest("POST", "/v1/dead/retry", body)
-	var f deadFilter
-	if r.ContentLength != 0 {
-		if err := decodeBody(httptest.NewRecorder(), r, envelopeBytes, &f); err != nil {
-			return f, err
-		}
-	}
-	return f, f.check()
+	return deadFilterBody(httptest.NewRecorder(), jsonRequest("POST", "/v1/dead/retry", body))
 }
 
 func FuzzDeadFilter(f *testing.F) {
@@ -560,6 +552,11 @@ func FuzzDeadFilter(f *testing.F) {
 		{`null`, `type=noop'--`},
 		{`[]`, `all=true&type=`},
 		{`{"type":"x' OR '1'='1","queue":"'; DROP TABLE spool_jobs; --"}`, `type=%27%3B%20DROP%20TABLE%20spool_jobs%3B--`},
+		{`{"id":42}`, `id=42`},
+		{`{"id":-1}`, `id=-1`},
+		{`{"id":1e3}`, `id=1e3`},
+		{`{"id":"7"}`, `id=9223372036854775808`},
+		{`{"id":0,"type":"noop"}`, `id=&type=noop`},
 	} {
 		f.Add([]byte(s.body), s.query)
 	}
@@ -570,6 +567,8 @@ func FuzzDeadFilter(f *testing.F) {
 			t.Fatalf("accepted type filter %q", fl.Type)
 		case fl.Queue != "" && !queueName.MatchString(fl.Queue):
 			t.Fatalf("accepted queue filter %q", fl.Queue)
+		case fl.ID < 0:
+			t.Fatalf("accepted id %d", fl.ID)
 		}
 	}
 	f.Fuzz(func(t *testing.T, body []byte, rawQuery string) {
@@ -585,9 +584,8 @@ func FuzzDeadFilter(f *testing.F) {
 			}
 		}
 		// DELETE /v1/dead: the filter in the query.
-		q := (&url.URL{RawQuery: rawQuery}).Query()
-		fl = deadFilter{Type: q.Get("type"), Queue: q.Get("queue")}
-		if err := fl.check(); err != nil {
+		fl, err = deadFilterQuery((&url.URL{RawQuery: rawQuery}).Query())
+		if err != nil {
 			if ae := mustRefuse(t, err); ae.Status != http.StatusUnprocessableEntity || ae.Field == "" {
 				t.Fatalf("refusal %d on field %q, want 422 naming the field", ae.Status, ae.Field)
 			}

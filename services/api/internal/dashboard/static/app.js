@@ -282,9 +282,16 @@
       onclick: (e) => act(e.currentTarget, () => api('POST', 'jobs/' + j.id + '/cancel'), 'Job ' + j.id + ' cancelled') }, 'Cancel');
   }
 
+  function deleteDeadButton(j) {
+    return confirmButton('Delete', 'Click again to delete', 'small danger secondary', (b) => act(b,
+      () => api('DELETE', 'dead?id=' + j.id),
+      (r) => r.deleted ? 'Job ' + j.id + ' deleted' : 'Job ' + j.id + ' was no longer dead: not deleted'),
+    { action: 'delete', jobId: j.id });
+  }
+
   // confirmButton needs two clicks: the first arms it (no browser dialog).
-  function confirmButton(label, armedLabel, cls, fn) {
-    const b = h('button', { class: cls, onclick: () => {
+  function confirmButton(label, armedLabel, cls, fn, data) {
+    const b = h('button', { class: cls, data: data, onclick: () => {
       if (!b.dataset.armed) {
         b.dataset.armed = '1';
         b.textContent = armedLabel;
@@ -319,7 +326,7 @@
       filterForm('dead', [select('type', 'Type', opts.types, type), select('queue', 'Queue', opts.queues, queue)]),
       toolbar,
       table([['ID', 'num'], 'Type', 'Queue', 'Status', ['Attempts', 'num'], 'Died', 'Last error', ''],
-        jobRows(list.jobs, (j) => retryButton(j)), 'No dead jobs.')];
+        jobRows(list.jobs, (j) => [retryButton(j), ' ', deleteDeadButton(j)]), 'No dead jobs.')];
   }
 
   async function jobView(id) {
