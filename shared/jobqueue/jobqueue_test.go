@@ -283,15 +283,16 @@ func TestRescueReturnsJobsWithExpiredLeases(t *testing.T) {
 
 func TestSnoozeDoesNotSpendAnAttempt(t *testing.T) {
 	b := setup(t)
+	const snooze = 300 * time.Millisecond
 	var mu sync.Mutex
-	calls := 0
+	var runs []time.Time
 	reg := NewRegistry()
 	reg.Handle("snoozy", func(context.Context, *Job) error {
 		mu.Lock()
 		defer mu.Unlock()
-		calls++
-		if calls < 3 {
-			return Snooze(50 * time.Millisecond)
+		runs = append(runs, time.Now())
+		if len(runs) < 3 {
+			return Snooze(snooze)
 		}
 		return nil
 	}, nil)
@@ -303,6 +304,13 @@ func TestSnoozeDoesNotSpendAnAttempt(t *testing.T) {
 	j := b.waitStatus(t, res.Job.ID, StatusCompleted)
 	if j.Attempts != 1 || len(j.Errors) != 0 {
 		t.Fatalf("attempts = %d, errors = %d; want 1 and 0 after two snoozes", j.Attempts, len(j.Errors))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i := 1; i < len(runs); i++ {
+		if gap := runs[i].Sub(runs[i-1]); gap < snooze-20*time.Millisecond {
+			t.Errorf("run %d came %s after the snooze of %s: too early", i+1, gap, snooze)
+		}
 	}
 }
 

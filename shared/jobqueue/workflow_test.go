@@ -81,9 +81,22 @@ func TestWorkflowFanOutFanIn(t *testing.T) {
 			t.Errorf("order %v: want a before %s before last", rec.order, mid)
 		}
 	}
+	byName := map[string]WorkflowView{}
 	for _, s := range done.Steps {
-		if s.Status != StatusCompleted || s.Attempts != 1 {
-			t.Errorf("step %s: %s after %d attempts, want completed after 1", s.Name, s.Status, s.Attempts)
+		byName[s.Name] = s
+	}
+	for _, s := range done.Steps {
+		if s.Status != StatusCompleted || s.Attempts != 1 || s.JobID == 0 {
+			t.Errorf("step %s (job %d): %s after %d attempts, want completed after 1", s.Name, s.JobID, s.Status, s.Attempts)
+		}
+		if s.StartedAt == nil || s.Finished == nil || s.Finished.Before(*s.StartedAt) {
+			t.Errorf("step %s timings: started %v, finished %v", s.Name, s.StartedAt, s.Finished)
+			continue
+		}
+		for _, d := range s.DependsOn { // a step starts only after its parents finished
+			if p := byName[d]; p.Finished == nil || s.StartedAt.Before(*p.Finished) {
+				t.Errorf("step %s started at %v, before its parent %s finished at %v", s.Name, s.StartedAt, d, p.Finished)
+			}
 		}
 		var r map[string]string
 		if json.Unmarshal(s.Result, &r) != nil || r["by"] != s.Name {
@@ -127,7 +140,15 @@ func TestWorkflowStepReadsParentResults(t *testing.T) {
 	}
 }
 
+// Retrying the dead step, alone or through the dead-letter filter, revives
+// the workflow.
 func TestDeadStepCancelsDependantsAndRetryRevives(t *testing.T) {
+	for _, how := range []string{"retry", "retry-dead"} {
+		t.Run(how, func(t *testing.T) { testDeadStepRevives(t, how) })
+	}
+}
+
+func testDeadStepRevives(t *testing.T, how string) {
 	b := setup(t)
 	rec := &recorder{}
 	var fail sync.Map
@@ -165,7 +186,16 @@ func TestDeadStepCancelsDependantsAndRetryRevives(t *testing.T) {
 	}
 
 	fail.Store("flaky", false)
-	if _, err := b.client.Retry(context.Background(), cID); err != nil {
+	if how == "retry" {
+		_, err = b.client.Retry(context.Background(), cID)
+	} else {
+		var n int64
+		n, err = b.client.RetryDead(context.Background(), DeadFilter{Type: "flaky"})
+		if err == nil && n != 1 {
+			t.Fatalf("RetryDead retried %d jobs, want 1", n)
+		}
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
 	b.waitWorkflow(t, wf.ID, "completed")

@@ -192,6 +192,12 @@ func TestRetryDeadJob(t *testing.T) {
 	if again.Status != jobqueue.StatusPending {
 		t.Fatalf("stored status = %s, want pending", again.Status)
 	}
+	// A cancelled job can be retried too; a pending one cannot (409).
+	mustStatus[jobBody](t, f.do("POST", fmt.Sprintf("/v1/jobs/%d/cancel", id), ""), http.StatusOK)
+	if got := mustStatus[jobBody](t, f.do("POST", fmt.Sprintf("/v1/jobs/%d/retry", id), ""), http.StatusOK).Job; got.Status != jobqueue.StatusPending {
+		t.Fatalf("retried cancelled job is %s, want pending", got.Status)
+	}
+	mustStatus[map[string]any](t, f.do("POST", fmt.Sprintf("/v1/jobs/%d/retry", id), ""), http.StatusConflict)
 }
 
 type statsBody struct {

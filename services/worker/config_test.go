@@ -1,0 +1,106 @@
+package main_test
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/spoolq/spool/shared/jobqueue"
+	"github.com/spoolq/spool/shared/jobs"
+	"github.com/spoolq/spool/shared/proctest"
+)
+
+// cleanEnv is PATH and env only: no SPOOL_* or DATABASE_URL of the caller.
+func cleanEnv(env ...string) []string { return append([]string{"PATH=" + os.Getenv("PATH")}, env...) }
+
+func TestWorkerHelpListsEveryVariable(t *testing.T) {
+	t.Parallel()
+	cmd := exec.Command(proctest.Build(t, "github.com/spoolq/spool/services/worker"), "-h")
+	cmd.Env = cleanEnv()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("spool-worker -h: %v\n%s", err, out)
+	}
+	for _, want := range []string{"SPOOL_DATABASE_URL", "DATABASE_URL is read when", "SPOOL_QUEUES", "SPOOL_CONCURRENCY",
+		"SPOOL_POLL_INTERVAL", "SPOOL_SHUTDOWN_TIMEOUT", "25s", "SPOOL_LEASE_DURATION", "SPOOL_DIAGNOSTIC_JOBS",
+		"SPOOL_SCHEDULES_FILE", "SPOOL_ADMIN_ADDR", "SPOOL_RETENTION_DEAD"} {
+		if !bytes.Contains(out, []byte(want)) {
+			t.Errorf("-h output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// Configured through the plain DATABASE_URL (as platforms set it), with the
+// diagnostic job types turned off: real types run, diagnostic ones are
+// left alone, and SIGINT stops the worker cleanly.
+func TestWorkerReadsDatabaseURLAndDropsDiagnosticTypes(t *testing.T) {
+	b := setup(t)
+	cmd := exec.Command(b.bin)
+	cmd.Env = cleanEnv("DATABASE_URL="+b.db.URL, "SPOOL_DIAGNOSTIC_JOBS=false", "SPOOL_ADMIN_ADDR="+proctest.FreeAddr(t),
+		"SPOOL_POLL_INTERVAL=100ms", "SPOOL_SIM_LATENCY=1ms", "SPOOL_SIM_EMAIL_FAILURE_RATE=0")
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	})
+	email := b.enqueue(t, jobs.SendEmail{To: "a@example.com", Subject: "s", Body: "b"}, jobqueue.EnqueueParams{})
+	noop := b.enqueue(t, jobs.Noop{}, jobqueue.EnqueueParams{})
+	b.waitStatus(t, email.ID, jobqueue.StatusCompleted, 20*time.Second)
+	time.Sleep(300 * time.Millisecond) // three polls
+	if got := b.job(t, noop.ID); got.Status != jobqueue.StatusPending {
+		t.Fatalf("noop job is %s with diagnostic types off, want pending (unclaimed)", got.Status)
+	}
+	_ = cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit after SIGINT: %v\n%s", err, out.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no exit 10 s after SIGINT:\n%s", out.String())
+	}
+	logs := out.String()
+	started := ""
+	for _, line := range strings.Split(logs, "\n") {
+		if strings.Contains(line, "worker started") {
+			started = line
+		}
+	}
+	if !strings.Contains(started, "send_email") || strings.Contains(started, "noop") || strings.Contains(started, "sleep") {
+		t.Fatalf("worker started line %q: want send_email and no diagnostic types", started)
+	}
+	if !strings.Contains(logs, `"clean":true`) {
+		t.Fatalf("no clean exit line after SIGINT:\n%s", logs)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the process's writer and the test.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
