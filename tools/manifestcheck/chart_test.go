@@ -16,7 +16,9 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
@@ -225,6 +227,15 @@ func TestChecksCatchMistakes(t *testing.T) {
 		t.Fatal("no HorizontalPodAutoscaler")
 		return nil
 	}
+	dbPolicy := func(objs []Object) *networkingv1.NetworkPolicy {
+		for _, o := range objs {
+			if np, ok := o.Obj.(*networkingv1.NetworkPolicy); ok && np.Name == "spool-postgresql" {
+				return np
+			}
+		}
+		t.Fatal("no spool-postgresql NetworkPolicy")
+		return nil
+	}
 	for _, tc := range []struct {
 		name string
 		set  []string
@@ -298,6 +309,33 @@ func TestChecksCatchMistakes(t *testing.T) {
 				}
 			}
 		}, want: "matches no pods"},
+		{name: "db policy open to the namespace", set: []string{"networkPolicy.enabled=true"}, edit: func(objs []Object) {
+			dbPolicy(objs).Spec.Ingress[0].From = append(dbPolicy(objs).Spec.Ingress[0].From, networkingv1.NetworkPolicyPeer{PodSelector: &metav1.LabelSelector{}})
+		}, want: "admits every pod of its namespace"},
+		{name: "db policy admits the test pod", set: []string{"networkPolicy.enabled=true"}, edit: func(objs []Object) {
+			dbPolicy(objs).Spec.Ingress[0].From[0].PodSelector.MatchLabels["app.kubernetes.io/component"] = "test"
+		}, want: "does not admit Deployment spool-api, which needs the database"},
+		{name: "db policy forgets the workers", set: []string{"networkPolicy.enabled=true"}, edit: func(objs []Object) {
+			from := dbPolicy(objs).Spec.Ingress[0].From
+			dbPolicy(objs).Spec.Ingress[0].From = slices.DeleteFunc(from, func(p networkingv1.NetworkPolicyPeer) bool {
+				return p.PodSelector != nil && p.PodSelector.MatchLabels["app.kubernetes.io/component"] == "worker"
+			})
+		}, want: "does not admit Deployment spool-worker"},
+		{name: "db policy admits a namespace without KEDA", set: []string{"networkPolicy.enabled=true"}, edit: func(objs []Object) {
+			dbPolicy(objs).Spec.Ingress[0].From = append(dbPolicy(objs).Spec.Ingress[0].From, networkingv1.NetworkPolicyPeer{
+				NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": "keda"}}})
+		}, want: "only KEDA's, and only with a ScaledObject"},
+		{name: "api policy open to every namespace", set: []string{"networkPolicy.enabled=true"}, edit: func(objs []Object) {
+			for _, o := range objs {
+				if np, ok := o.Obj.(*networkingv1.NetworkPolicy); ok && np.Name == "spool-api" {
+					np.Spec.Ingress[0].From = append(np.Spec.Ingress[0].From, networkingv1.NetworkPolicyPeer{NamespaceSelector: &metav1.LabelSelector{}})
+				}
+			}
+		}, want: "admits pods of every namespace"},
+		{name: "ip block", set: []string{"networkPolicy.enabled=true"}, edit: func(objs []Object) {
+			dbPolicy(objs).Spec.Ingress[0].From = append(dbPolicy(objs).Spec.Ingress[0].From, networkingv1.NetworkPolicyPeer{
+				IPBlock: &networkingv1.IPBlock{CIDR: "0.0.0.0/0"}})
+		}, want: "admits the IP block 0.0.0.0/0"},
 		{name: "worker id", edit: func(objs []Object) {
 			c := &workerPod(objs).Containers[0]
 			c.Env = slices.DeleteFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "SPOOL_WORKER_ID" })

@@ -699,6 +699,12 @@ func (ix *index) checkPolicies(fail func(string, ...any)) {
 		if len(ws) == 0 {
 			fail("NetworkPolicy %s: selects no pods", np.Name)
 		}
+		checkPeers(np, fail)
+		for _, w := range ws {
+			if w.template.Labels["app.kubernetes.io/component"] == "postgresql" {
+				ix.checkDatabasePolicy(np, fail)
+			}
+		}
 		for _, rule := range np.Spec.Ingress {
 			for _, p := range rule.Ports {
 				if p.Port == nil || p.Port.Type != intstr.String {
@@ -718,6 +724,69 @@ func (ix *index) checkPolicies(fail func(string, ...any)) {
 			}
 		}
 	}
+}
+
+// checkPeers refuses peers that open a policy to the world: IP blocks and
+// selectors of every namespace.
+func checkPeers(np *networkingv1.NetworkPolicy, fail func(string, ...any)) {
+	for _, rule := range np.Spec.Ingress {
+		for _, peer := range rule.From {
+			if peer.IPBlock != nil {
+				fail("NetworkPolicy %s: admits the IP block %s", np.Name, peer.IPBlock.CIDR)
+			}
+			if ns := peer.NamespaceSelector; ns != nil && len(ns.MatchLabels) == 0 && len(ns.MatchExpressions) == 0 {
+				fail("NetworkPolicy %s: admits pods of every namespace", np.Name)
+			}
+		}
+	}
+}
+
+// checkDatabasePolicy: the bundled PostgreSQL admits exactly Spool's own
+// pods (API, workers, migrations), plus the KEDA operator's namespace when a
+// ScaledObject queries the database; and every one of those pods is admitted.
+func (ix *index) checkDatabasePolicy(np *networkingv1.NetworkPolicy, fail func(string, ...any)) {
+	admitted := map[string]bool{}
+	for _, rule := range np.Spec.Ingress {
+		if len(rule.From) == 0 {
+			fail("NetworkPolicy %s: an ingress rule without peers admits every pod", np.Name)
+		}
+		for _, peer := range rule.From {
+			switch {
+			case peer.NamespaceSelector != nil:
+				if len(ix.sos) == 0 || peer.PodSelector != nil || len(peer.NamespaceSelector.MatchLabels) != 1 ||
+					peer.NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"] == "" {
+					fail("NetworkPolicy %s: admits namespaces %v; only KEDA's, and only with a ScaledObject", np.Name, peer.NamespaceSelector.MatchLabels)
+				}
+			case peer.PodSelector != nil:
+				if len(peer.PodSelector.MatchLabels) == 0 && len(peer.PodSelector.MatchExpressions) == 0 {
+					fail("NetworkPolicy %s: admits every pod of its namespace", np.Name)
+				}
+				for _, w := range ix.workloads {
+					if !matches(peer.PodSelector, w.template.Labels) {
+						continue
+					}
+					if c := w.template.Labels["app.kubernetes.io/component"]; c != "api" && c != "worker" && c != "migrate" {
+						fail("NetworkPolicy %s: admits %s (component %q) to the database", np.Name, w, c)
+					}
+					admitted[w.name] = true
+				}
+			}
+		}
+	}
+	for _, w := range ix.workloads {
+		if needsDatabase(w) && !admitted[w.name] {
+			fail("NetworkPolicy %s: does not admit %s, which needs the database", np.Name, w)
+		}
+	}
+}
+
+func needsDatabase(w workload) bool {
+	for _, c := range slices.Concat(w.template.Spec.InitContainers, w.template.Spec.Containers) {
+		if spoolRole(c) != "" || isMigrate(c) {
+			return true
+		}
+	}
+	return false
 }
 
 func isMigrate(c corev1.Container) bool {
