@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -43,7 +42,7 @@ func TestWorkerReadsDatabaseURLAndDropsDiagnosticTypes(t *testing.T) {
 	cmd := exec.Command(b.bin)
 	cmd.Env = cleanEnv("DATABASE_URL="+b.db.URL, "SPOOL_DIAGNOSTIC_JOBS=false", "SPOOL_ADMIN_ADDR="+proctest.FreeAddr(t),
 		"SPOOL_POLL_INTERVAL=100ms", "SPOOL_SIM_LATENCY=1ms", "SPOOL_SIM_EMAIL_FAILURE_RATE=0")
-	var out syncBuffer
+	var out proctest.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -85,22 +84,4 @@ func TestWorkerReadsDatabaseURLAndDropsDiagnosticTypes(t *testing.T) {
 	if !strings.Contains(logs, `"clean":true`) {
 		t.Fatalf("no clean exit line after SIGINT:\n%s", logs)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the process's writer and the test.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

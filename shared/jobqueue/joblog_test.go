@@ -1,34 +1,16 @@
 package jobqueue
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/spoolq/spool/shared/proctest"
 )
-
-// syncBuffer is a bytes.Buffer safe for the worker's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestEveryJobLineCarriesTheJobsFields runs a worker logging JSON at debug
 // level through jobs that complete, fail, die and are rescued, with handlers
@@ -59,7 +41,7 @@ func TestEveryJobLineCarriesTheJobsFields(t *testing.T) {
 	}
 	time.Sleep(10 * time.Millisecond)
 
-	var buf syncBuffer
+	var buf proctest.Buffer
 	w, err := NewWorker(b.db.Pool, reg, WorkerConfig{
 		ID: "log-worker", Queues: []QueueConfig{{Name: DefaultQueue, Concurrency: 4}},
 		PollInterval: 50 * time.Millisecond, RescueInterval: 50 * time.Millisecond,

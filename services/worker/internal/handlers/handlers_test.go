@@ -1,36 +1,18 @@
 package handlers
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/spoolq/spool/shared/jobqueue"
 	"github.com/spoolq/spool/shared/orders"
 	"github.com/spoolq/spool/shared/pgtest"
+	"github.com/spoolq/spool/shared/proctest"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestHandlerLinesCarryTheJobsFields runs an order's pipeline through these
 // handlers in an in-process worker logging JSON at debug level: the
@@ -43,7 +25,7 @@ func TestHandlerLinesCarryTheJobsFields(t *testing.T) {
 	ctx := context.Background()
 	reg := jobqueue.NewRegistry()
 	Register(reg, Options{Pool: db.Pool, Latency: time.Millisecond})
-	var buf syncBuffer
+	var buf proctest.Buffer
 	w, err := jobqueue.NewWorker(db.Pool, reg, jobqueue.WorkerConfig{
 		ID: "handlers-test", Queues: []jobqueue.QueueConfig{{Name: jobqueue.DefaultQueue, Concurrency: 4}},
 		PollInterval: 50 * time.Millisecond,
