@@ -44,10 +44,7 @@ func TestKustomizeBuild(t *testing.T) {
 // TestPrometheusRules runs promtool on the rendered PrometheusRule (all
 // options on). promtool comes from Debian's prometheus package.
 func TestPrometheusRules(t *testing.T) {
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		t.Skip("promtool not installed (apt-get install prometheus); PrometheusRule expressions not checked")
-	}
+	promtool := needPromtool(t, "PrometheusRule expressions not checked")
 	var rule *PrometheusRule
 	for _, o := range render(t, cases[1]) {
 		if r, ok := o.Obj.(*PrometheusRule); ok {
