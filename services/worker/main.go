@@ -92,7 +92,7 @@ func run() error {
 			schedules.Run(ctx, cfg.ScheduleInterval, log)
 		}
 	}()
-	defer func() { <-schedulerDone }() // ends with ctx; a tick in flight commits or rolls back whole
+	defer func() { <-schedulerDone }() // ends with ctx, after the check in flight (at most 5 s)
 
 	adminCtx, stopAdmin := context.WithCancel(context.WithoutCancel(ctx))
 	adminErr := make(chan error, 1)

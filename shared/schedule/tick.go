@@ -84,6 +84,9 @@ func (st *Store) tickOne(ctx context.Context, s *Schedule, now time.Time) (TickR
 	return r, claimed && err == nil, err
 }
 
+// tickTimeout bounds one check of every schedule.
+const tickTimeout = 5 * time.Second
+
 // Run checks the schedules every interval until ctx ends.
 func (st *Store) Run(ctx context.Context, interval time.Duration, log *slog.Logger) {
 	tick := time.NewTicker(interval)
@@ -94,7 +97,12 @@ func (st *Store) Run(ctx context.Context, interval time.Duration, log *slog.Logg
 			return
 		case <-tick.C:
 		}
-		results, err := st.Tick(ctx, time.Now(), log)
+		// A check under way finishes even when ctx ends meanwhile: cancelled
+		// mid-commit, a tick's job could be enqueued and still be reported
+		// as a failure. Bounded, so a hung database cannot stall shutdown.
+		checkCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), tickTimeout)
+		results, err := st.Tick(checkCtx, time.Now(), log)
+		cancel()
 		if err != nil {
 			if ctx.Err() == nil && !errors.Is(err, context.Canceled) {
 				log.Warn("schedules not checked", "error", err)
