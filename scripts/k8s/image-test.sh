@@ -45,10 +45,15 @@ token=imgtest-token-$$-$RANDOM$RANDOM
 # its emptyDir), non-root uid, no capabilities, no privilege escalation.
 hardened=(--read-only --read-only-tmpfs --user 65532:65532 --cap-drop ALL --security-opt no-new-privileges)
 
+# free_port: a port nothing listens on, below the kernel's ephemeral range:
+# a port in that range can be the local end of an outgoing connection (to
+# PostgreSQL, say), which no listener sees but which makes bind fail.
 free_port() {
-	local p
+	local p low=32768
+	read -r low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+	((low > 12000)) || low=32768
 	while :; do
-		p=$((20000 + RANDOM % 40000))
+		p=$((10000 + RANDOM % (low - 10000)))
 		tcp_open 127.0.0.1 "$p" || { echo "$p"; return; }
 	done
 }
