@@ -189,7 +189,7 @@ teardown() {
 	for p in "${BG_PIDS[@]}"; do [[ $live == *" $p "* ]] && kill "$p" 2>/dev/null; done
 	if [[ -f $ART/followers.pids ]]; then
 		while read -r p; do
-			[[ $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null) == "$KUBECTL -n $NS "* ]] && kill "$p" 2>/dev/null
+			[[ $(tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline") == "$KUBECTL -n $NS "* ]] && kill "$p" 2>/dev/null
 		done <"$ART/followers.pids"
 	fi
 	for p in "${BG_PIDS[@]}"; do [[ $live == *" $p "* ]] && wait "$p" 2>/dev/null; done
