@@ -58,7 +58,7 @@ func run() error {
 	metrics := jobqueue.NewMetrics(reg)
 	handlerReg := jobqueue.NewRegistry()
 	handlers.Register(handlerReg, handlers.Options{
-		Pool: pool, Diagnostic: cfg.DiagnosticJobs, Latency: cfg.SimLatency, Logger: log,
+		Pool: pool, Diagnostic: cfg.DiagnosticJobs, Latency: cfg.SimLatency,
 		EmailFailure: cfg.SimEmailFailure, InvoiceFailure: cfg.SimInvoiceFail, InventoryFailure: cfg.SimInventoryFail, PaymentFailure: cfg.SimPaymentFail,
 	})
 	worker, err := jobqueue.NewWorker(pool, handlerReg, jobqueue.WorkerConfig{

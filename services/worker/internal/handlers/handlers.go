@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"time"
 
@@ -24,10 +23,6 @@ type Options struct {
 	Latency    time.Duration // of each simulated service call
 	// Failure rates of the simulated services, 0..1.
 	EmailFailure, InvoiceFailure, InventoryFailure, PaymentFailure float64
-	// Logger is not used: handlers log through jobqueue.Logger(ctx), the
-	// worker's logger carrying the job's job_id, type, queue, attempt and
-	// worker_id. Kept until services/worker stops setting it.
-	Logger *slog.Logger
 }
 
 // Register adds every handler to reg, each with its type's policy.
