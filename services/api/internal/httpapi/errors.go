@@ -80,10 +80,20 @@ func toAPIError(err error) *apiError {
 		// The request deadline covers pool waits and queries alike: past it
 		// the database is, for this client, unavailable.
 		return &apiError{Status: http.StatusServiceUnavailable, Message: "database unavailable; retry later"}
+	case transientConflict(err):
+		return &apiError{Status: http.StatusServiceUnavailable, Message: "a concurrent request conflicted with this one; retry"}
 	case unstorableText(err):
 		return &apiError{Status: http.StatusBadRequest, Message: "the request holds text the database cannot store (U+0000 or invalid UTF-8)"}
 	}
 	return &apiError{Status: http.StatusInternalServerError, Message: "internal error"}
+}
+
+// transientConflict reports whether PostgreSQL aborted err's transaction to
+// break a deadlock (40P01) or a serialization conflict (40001): nothing was
+// written, and the same request sent again succeeds.
+func transientConflict(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001")
 }
 
 // unstorableText reports whether PostgreSQL refused err's query for text it

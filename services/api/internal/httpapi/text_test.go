@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -61,5 +62,54 @@ func TestUnstorableTextBackstop(t *testing.T) {
 	err := db.Pool.QueryRow(t.Context(), `SELECT 1/0`).Scan(new(int))
 	if ae := toAPIError(err); ae.Status != http.StatusInternalServerError {
 		t.Fatalf("division by zero answers %d, want 500", ae.Status)
+	}
+}
+
+// A transaction PostgreSQL aborts to break a deadlock wrote nothing; the
+// client is told to retry (503 with Retry-After), not that Spool broke.
+func TestDeadlockAnswersRetry(t *testing.T) {
+	t.Parallel()
+	db := pgtest.New(t)
+	ctx := t.Context()
+	if _, err := db.Pool.Exec(ctx, `CREATE TABLE locks (id int PRIMARY KEY); INSERT INTO locks VALUES (1), (2)`); err != nil {
+		t.Fatal(err)
+	}
+	// Two transactions take the two rows in opposite orders.
+	errs := make(chan error, 2)
+	locked := make(chan struct{}, 2)
+	for _, order := range [][2]int{{1, 2}, {2, 1}} {
+		go func() {
+			tx, err := db.Pool.Begin(ctx)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer tx.Rollback(ctx)
+			if _, err := tx.Exec(ctx, `SELECT 1 FROM locks WHERE id = $1 FOR UPDATE`, order[0]); err != nil {
+				errs <- err
+				return
+			}
+			locked <- struct{}{}
+			for len(locked) < 2 && ctx.Err() == nil { // both hold their first row
+				time.Sleep(5 * time.Millisecond)
+			}
+			_, err = tx.Exec(ctx, `SELECT 1 FROM locks WHERE id = $1 FOR UPDATE`, order[1])
+			errs <- err
+		}()
+	}
+	var deadlock error
+	for range 2 {
+		if err := <-errs; err != nil {
+			deadlock = err
+		}
+	}
+	var pgErr *pgconn.PgError
+	if !errors.As(deadlock, &pgErr) || pgErr.Code != "40P01" {
+		t.Fatalf("got %v, want one transaction aborted with SQLSTATE 40P01", deadlock)
+	}
+	rec := httptest.NewRecorder()
+	writeError(rec, httptest.NewRequest("POST", "/v1/orders", nil), orderError(fmt.Errorf("place order: %w", deadlock)))
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" {
+		t.Fatalf("deadlock answers %d (Retry-After %q), want 503 with Retry-After", rec.Code, rec.Header().Get("Retry-After"))
 	}
 }
