@@ -352,7 +352,12 @@ func TestFiveWorkersEnqueueOneJobPerCronTick(t *testing.T) {
 	}
 	enqueued := 0
 	for _, w := range ws {
-		enqueued += len(w.JSONLines("scheduled job enqueued"))
+		for _, line := range w.JSONLines("scheduled job enqueued") {
+			enqueued++
+			if line["type"] != "noop" || line["queue"] != jobqueue.DefaultQueue || line["job_id"] == nil {
+				t.Errorf("log line %v lacks the job's type, queue or id", line)
+			}
+		}
 	}
 	if enqueued != len(ticks) {
 		t.Errorf("workers logged %d enqueues for %d ticks, want one each", enqueued, len(ticks))

@@ -15,6 +15,8 @@ import (
 // TickResult is one tick this worker claimed.
 type TickResult struct {
 	Schedule string
+	Type     string // the job type it enqueues
+	Queue    string
 	Tick     time.Time
 	JobID    int64 // the job enqueued for the tick; 0 when skipped
 	Skipped  bool  // the tick was missed (downtime) and the schedule does not catch up
@@ -62,7 +64,7 @@ func (st *Store) tickOne(ctx context.Context, s *Schedule, now time.Time) (TickR
 	if now.Sub(tick) > Grace { // missed: collapse into the latest due tick
 		tick, _ = due(c, from, now)
 	}
-	r := TickResult{Schedule: s.Name, Tick: tick, Skipped: now.Sub(tick) > Grace && !s.CatchUp}
+	r := TickResult{Schedule: s.Name, Type: s.Type, Queue: s.Queue, Tick: tick, Skipped: now.Sub(tick) > Grace && !s.CatchUp}
 	claimed := false
 	err = pgx.BeginFunc(ctx, st.pool, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `UPDATE spool_schedules SET last_tick = $2
@@ -114,7 +116,7 @@ func (st *Store) Run(ctx context.Context, interval time.Duration, log *slog.Logg
 			case r.Skipped:
 				log.Info("missed schedule tick skipped", "schedule", r.Schedule, "tick", r.Tick)
 			case r.JobID != 0:
-				log.Info("scheduled job enqueued", "schedule", r.Schedule, "tick", r.Tick, "job_id", r.JobID)
+				log.Info("scheduled job enqueued", "schedule", r.Schedule, "tick", r.Tick, "job_id", r.JobID, "type", r.Type, "queue", r.Queue)
 			}
 		}
 	}
