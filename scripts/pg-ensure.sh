@@ -148,7 +148,7 @@ throwaway() {
 	fi
 
 	log "starting PostgreSQL on 127.0.0.1:$dev_port (data $data, log $base/log)"
-	if ! as_pg "$bindir/pg_ctl" -D "$data" -l "$base/log" -w -t 60 -o "-c listen_addresses=127.0.0.1 -p $dev_port -k '$base' -c fsync=off -c synchronous_commit=off -c full_page_writes=off" start >&2; then
+	if ! as_pg "$bindir/pg_ctl" -D "$data" -l "$base/log" -w -t 60 -o "-c listen_addresses=127.0.0.1 -p $dev_port -k '$base' -c fsync=off -c full_page_writes=off" start >&2; then
 		tail -n 20 "$base/log" >&2 || true
 		die "could not start PostgreSQL (log: $base/log)"
 	fi

@@ -536,6 +536,12 @@ func TestClaimCommitIsAsyncAndDoesNotLeak(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Release()
+	// The session's own setting, whatever the server's default: the claim
+	// must turn it off for itself and leave it as it found it.
+	if _, err := conn.Exec(ctx, `SET synchronous_commit = on`); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Exec(ctx, `RESET synchronous_commit`) //nolint:errcheck
 	batch := &pgx.Batch{}
 	batch.Queue(asyncCommit)
 	batch.Queue(`SELECT current_setting('synchronous_commit')`)
