@@ -27,11 +27,14 @@ demo: ## with `make run` up: place 200 orders and print the reconciled outcome
 
 # TEST_DATABASE_URL, when set, is used as it is. Otherwise scripts/with-pg.sh
 # asks scripts/pg-ensure.sh for a server and stops a throwaway one afterwards.
-test: vet ## go vet, then go test -race against a PostgreSQL
-	scripts/with-pg.sh $(GO) test -race -count=1 $(TESTFLAGS) ./...
+# examples/customworker is a module of its own (an outside team's code):
+# tested too, against the same server.
+test: vet ## go vet, then go test -race against a PostgreSQL (the examples' modules included)
+	scripts/with-pg.sh sh -c '$(GO) test -race -count=1 $(TESTFLAGS) ./... && $(GO) -C examples/customworker test -race -count=1 $(TESTFLAGS) ./...'
 
-vet: ## go vet ./...
+vet: ## go vet ./... (and the examples' modules)
 	$(GO) vet ./...
+	$(GO) -C examples/customworker vet ./...
 
 fmt-check: ## fail if gofmt would change any Go file
 	@files=$$(find . -path ./.dev -prune -o -name '*.go' -exec gofmt -l {} +) || exit 1; \

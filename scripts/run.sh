@@ -8,7 +8,7 @@
 #   DATABASE_URL        use this database as it is (SPOOL_DATABASE_URL wins if
 #                       both are set; default: database "spool" on
 #                       the server that pg-ensure.sh finds or starts)
-#   SPOOL_DEMO_JOBS     demo "noop" jobs to enqueue once the API is up (default 5; 0: none)
+#   SPOOL_RUN_NOOPS     "noop" jobs to enqueue once the worker is up (default 5; 0: none)
 #   SPOOL_STOP_TIMEOUT  seconds to wait for api and worker to stop before SIGKILL (default 30)
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
@@ -18,7 +18,7 @@ cd "$SPOOL_ROOT"
 api_http=127.0.0.1:8080
 api_admin=127.0.0.1:9090
 worker_admin=127.0.0.1:9091
-demo_jobs=${SPOOL_DEMO_JOBS:-5}
+noop_jobs=${SPOOL_RUN_NOOPS:-5}
 stop_timeout=${SPOOL_STOP_TIMEOUT:-30}
 ready_timeout=30
 run_dir=.dev/run # pid files, a copy of each log, the "we started PostgreSQL" marker
@@ -53,6 +53,9 @@ main() {
 	export DATABASE_URL=$app_url SPOOL_DATABASE_URL=$app_url
 	export SPOOL_LOG_FORMAT=text
 	export SPOOL_AUTH_DISABLED=true
+	# The quick start shows everything: the diagnostic kinds and the order
+	# demo (its routes, kinds and tables, in schema spool_demo).
+	export SPOOL_DIAGNOSTIC_JOBS=true SPOOL_DEMO=true
 
 	log "building bin/spool-api and bin/spool-worker"
 	"${MAKE:-make}" --no-print-directory build
@@ -69,8 +72,9 @@ main() {
 	worker_pid=$launched_pid worker_job=$launched_job
 
 	wait_ready
+	wait_kinds
 	banner "$app_url"
-	enqueue_demo_jobs
+	enqueue_noops
 
 	# Sleep in the background so that a signal's trap runs at once.
 	while alive "$api_pid" && alive "$worker_pid"; do
@@ -252,6 +256,20 @@ wait_ready() {
 	done
 }
 
+# wait_kinds waits until the worker has published its kinds, so that the
+# API accepts them (it refuses kinds no worker published).
+wait_kinds() {
+	have curl || return 0
+	local deadline=$((SECONDS + ready_timeout))
+	until curl -s --max-time 2 "http://$api_http/v1/kinds" | grep -q '"name":"noop"'; do
+		if ((SECONDS >= deadline)); then
+			show_logs
+			die "the worker did not publish its kinds within $ready_timeout s"
+		fi
+		sleep 0.3
+	done
+}
+
 show_logs() {
 	local name
 	for name in api worker; do
@@ -268,30 +286,32 @@ Spool is running. Auth is DISABLED for local use (SPOOL_AUTH_DISABLED=true).
   metrics   http://$api_admin/metrics (api)   http://$worker_admin/metrics (worker)
   database  $(redact "$1")
 Try:
-  curl -s -X POST localhost:8080/v1/jobs -H 'Content-Type: application/json' -d '{"type":"send_email","payload":{"to":"ada@example.com","subject":"hi","body":"hello"}}'
+  curl -s -X POST localhost:8080/v1/jobs -H 'Content-Type: application/json' -d '{"type":"sleep","payload":{"ms":500}}'
+  curl -s localhost:8080/v1/kinds
+  make demo        # 200 orders through the order pipeline (examples/orders), reconciled
 Ctrl-C stops everything.
 
 EOF
 }
 
-enqueue_demo_jobs() {
-	[[ $demo_jobs =~ ^[0-9]+$ && $demo_jobs -gt 0 ]] || return 0
+enqueue_noops() {
+	[[ $noop_jobs =~ ^[0-9]+$ && $noop_jobs -gt 0 ]] || return 0
 	if ! have curl; then
-		log "curl not found; no demo jobs"
+		log "curl not found; no noop jobs"
 		return
 	fi
 	local i out code ok=0
-	for ((i = 1; i <= demo_jobs; i++)); do
+	for ((i = 1; i <= noop_jobs; i++)); do
 		out=$(curl -s --max-time 5 -w '\n%{http_code}' -X POST "http://$api_http/v1/jobs" \
 			-H 'Content-Type: application/json' -d '{"type":"noop","payload":{}}') || true
 		code=${out##*$'\n'}
 		if [[ $code != 2?? ]]; then
-			log "demo job not accepted: HTTP $code ${out%$'\n'*}"
+			log "noop job not accepted: HTTP $code ${out%$'\n'*}"
 			break
 		fi
 		ok=$((ok + 1))
 	done
-	log "enqueued $ok demo noop job(s) through POST /v1/jobs (SPOOL_DEMO_JOBS=0 turns this off)"
+	log "enqueued $ok noop job(s) through POST /v1/jobs (SPOOL_RUN_NOOPS=0 turns this off)"
 }
 
 # shellcheck disable=SC2317 # invoked by the EXIT trap

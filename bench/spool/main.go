@@ -111,7 +111,11 @@ func run(o opts) error {
 		return err
 	}
 	defer pool.Close()
-	if _, err := postgres.Migrate(ctx, pool); err != nil {
+	spool, err := postgres.Spool("")
+	if err != nil {
+		return err
+	}
+	if _, err := spool.Apply(ctx, pool); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	if err := prefill(ctx, pool, o.prefillFinished, o.prefillExpired); err != nil {
@@ -122,7 +126,11 @@ func run(o opts) error {
 		&res.Postgres.SynchronousCommit, &res.Postgres.Fsync, &res.Postgres.SharedBuffers); err != nil {
 		return err
 	}
-	b := &bench{o: o, pool: pool, client: jobqueue.NewClient(pool, nil), res: res}
+	client, err := jobqueue.NewClient(pool, nil)
+	if err != nil {
+		return err
+	}
+	b := &bench{o: o, pool: pool, client: client, res: res}
 	if o.mode == "throughput" {
 		err = b.throughput(ctx)
 	} else {
@@ -188,18 +196,18 @@ func prefill(ctx context.Context, pool *pgxpool.Pool, finished, expired int) err
 			continue
 		}
 		logf("prefill: writing %d completed jobs finished %s ago", set.n, set.age)
-		if _, err := pool.Exec(ctx, `INSERT INTO spool_jobs (type, status, attempts, started_at, finished_at, payload)
+		if _, err := pool.Exec(ctx, `INSERT INTO spool.spool_jobs (type, status, attempts, started_at, finished_at, payload)
 			SELECT 'bench_noop', 'completed', 1, now() - $2::interval, now() - $2::interval, '{"seq":0}'
 			FROM generate_series(1, $1)`, set.n, set.age); err != nil {
 			return err
 		}
 	}
 	if finished+expired > 0 {
-		if _, err := pool.Exec(ctx, `VACUUM ANALYZE spool_jobs`); err != nil {
+		if _, err := pool.Exec(ctx, `VACUUM ANALYZE spool.spool_jobs`); err != nil {
 			return err
 		}
 	}
-	return pool.QueryRow(ctx, `SELECT coalesce(max(id), 0) FROM spool_jobs`).Scan(&baseID)
+	return pool.QueryRow(ctx, `SELECT coalesce(max(id), 0) FROM spool.spool_jobs`).Scan(&baseID)
 }
 
 func loadAvg() *float64 {
@@ -274,8 +282,8 @@ func (p *phase) hit() {
 }
 
 // startWorker runs Spool's worker runtime until the returned stop is called.
-func (b *bench) startWorker(ctx context.Context, reg *jobqueue.Registry) (stop func() error, err error) {
-	w, err := jobqueue.NewWorker(b.pool, reg, jobqueue.WorkerConfig{
+func (b *bench) startWorker(ctx context.Context, reg *jobqueue.Kinds) (stop func() error, err error) {
+	w, err := jobqueue.NewWorker(b.client, reg, jobqueue.WorkerConfig{
 		ID: "bench", Queues: []jobqueue.QueueConfig{{Name: jobqueue.DefaultQueue, Concurrency: b.o.workers}},
 		PollInterval: b.o.poll, PruneInterval: b.pruneInterval(), Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
@@ -304,7 +312,7 @@ func (b *bench) waitCompleted(ctx context.Context, n int) error {
 	for {
 		var done, other int
 		if err := b.pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE status = 'completed'),
-			count(*) FILTER (WHERE status <> 'completed') FROM spool_jobs WHERE id > $1`, baseID).Scan(&done, &other); err != nil {
+			count(*) FILTER (WHERE status <> 'completed') FROM spool.spool_jobs WHERE id > $1`, baseID).Scan(&done, &other); err != nil {
 			return err
 		}
 		if done >= n {
@@ -324,7 +332,7 @@ func (b *bench) waitCompleted(ctx context.Context, n int) error {
 func (b *bench) insertRange(ctx context.Context, from, to int) error {
 	ps := make([]jobqueue.EnqueueParams, 0, to-from)
 	for i := from; i < to; i++ {
-		ps = append(ps, jobqueue.EnqueueParams{Type: "bench_noop", Payload: json.RawMessage(fmt.Sprintf(`{"seq":%d}`, i))})
+		ps = append(ps, jobqueue.EnqueueParams{Kind: "bench_noop", Payload: json.RawMessage(fmt.Sprintf(`{"seq":%d}`, i))})
 	}
 	if b.o.insertMethod == "copy" {
 		_, err := b.client.EnqueueManyFast(ctx, ps)
@@ -362,7 +370,7 @@ func sampleRSS(peak *atomic.Uint64, stop <-chan struct{}) {
 func (b *bench) throughput(ctx context.Context) error {
 	o, res := b.o, b.res
 	var cur atomic.Pointer[phase]
-	reg := jobqueue.NewRegistry()
+	reg := jobqueue.NewKinds()
 	reg.Handle("bench_noop", func(context.Context, *jobqueue.Job) error { cur.Load().hit(); return nil }, nil)
 
 	logf("bulk insert: %d jobs, batch %d, %s", o.n, o.insertBatch, o.insertMethod)
@@ -372,7 +380,7 @@ func (b *bench) throughput(ctx context.Context) error {
 	}
 	insertDur := time.Since(t0)
 	var avail int
-	if err := b.pool.QueryRow(ctx, `SELECT count(*) FROM spool_jobs WHERE status = 'pending' AND id > $1`, baseID).Scan(&avail); err != nil || avail != o.n {
+	if err := b.pool.QueryRow(ctx, `SELECT count(*) FROM spool.spool_jobs WHERE status = 'pending' AND id > $1`, baseID).Scan(&avail); err != nil || avail != o.n {
 		return fmt.Errorf("after insert: %d pending jobs (err %v), want %d", avail, err, o.n)
 	}
 	res.InsertS, res.InsertJobsPerS = f64(insertDur.Seconds()), f64(float64(o.n)/insertDur.Seconds())
@@ -411,9 +419,9 @@ func (b *bench) throughput(ctx context.Context) error {
 	return b.concurrentPhase(ctx, reg, &cur)
 }
 
-func (b *bench) concurrentPhase(ctx context.Context, reg *jobqueue.Registry, cur *atomic.Pointer[phase]) error {
+func (b *bench) concurrentPhase(ctx context.Context, reg *jobqueue.Kinds, cur *atomic.Pointer[phase]) error {
 	o, res := b.o, b.res
-	if _, err := b.pool.Exec(ctx, `DELETE FROM spool_jobs WHERE id > $1`, baseID); err != nil {
+	if _, err := b.pool.Exec(ctx, `DELETE FROM spool.spool_jobs WHERE id > $1`, baseID); err != nil {
 		return err
 	}
 	p := newPhase(o.n)
@@ -455,7 +463,7 @@ func (b *bench) latency(ctx context.Context) error {
 		lat[i] = -1
 	}
 	var seen atomic.Int64
-	reg := jobqueue.NewRegistry()
+	reg := jobqueue.NewKinds()
 	reg.Handle("bench_latency", func(_ context.Context, j *jobqueue.Job) error {
 		now := time.Now().UnixNano()
 		var a struct {
@@ -500,7 +508,7 @@ func (b *bench) latency(ctx context.Context) error {
 		wg.Go(func() {
 			t := time.Now()
 			payload := json.RawMessage(fmt.Sprintf(`{"seq":%d,"enqueued_at_ns":%d}`, i, t.UnixNano()))
-			if _, err := b.client.Enqueue(ctx, jobqueue.EnqueueParams{Type: "bench_latency", Payload: payload}); err != nil {
+			if _, err := b.client.Enqueue(ctx, jobqueue.EnqueueParams{Kind: "bench_latency", Payload: payload}); err != nil {
 				firstErr.CompareAndSwap(nil, err)
 				return
 			}
@@ -534,7 +542,7 @@ func (b *bench) watchPrune(ctx context.Context, stop <-chan struct{}) <-chan tim
 		defer func() { out <- gone }()
 		for {
 			var left bool
-			if err := b.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM spool_jobs WHERE id <= $1)`, baseID).Scan(&left); err == nil && !left {
+			if err := b.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM spool.spool_jobs WHERE id <= $1)`, baseID).Scan(&left); err == nil && !left {
 				gone = time.Now()
 				return
 			}
@@ -553,7 +561,7 @@ func (b *bench) watchPrune(ctx context.Context, stop <-chan struct{}) <-chan tim
 // the pruner never ran.
 func (b *bench) reportPrune(ctx context.Context, gone time.Time, measureStart, measureEnd time.Time) error {
 	var left int
-	if err := b.pool.QueryRow(ctx, `SELECT count(*) FROM spool_jobs WHERE id <= $1`, baseID).Scan(&left); err != nil {
+	if err := b.pool.QueryRow(ctx, `SELECT count(*) FROM spool.spool_jobs WHERE id <= $1`, baseID).Scan(&left); err != nil {
 		return err
 	}
 	pruned := b.o.prefillExpired - left

@@ -15,11 +15,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/spoolq/spool/examples/orders"
 	"github.com/spoolq/spool/services/api/internal/dashboard"
 	"github.com/spoolq/spool/services/api/internal/httpapi"
 	"github.com/spoolq/spool/services/api/internal/settings"
+	"github.com/spoolq/spool/shared/catalog"
 	"github.com/spoolq/spool/shared/jobqueue"
-	"github.com/spoolq/spool/shared/jobs"
 	"github.com/spoolq/spool/shared/postgres"
 	"github.com/spoolq/spool/shared/telemetry"
 )
@@ -81,6 +82,20 @@ func parseArgs(args []string) (cmd string, help bool, err error) {
 	return cmd, help, nil
 }
 
+// schemas are the migration sets this configuration needs: Spool's own,
+// and the demo's when it is on.
+func schemas(cfg settings.Config) []*postgres.Migrations {
+	spool, err := postgres.Spool(cfg.DBSchema)
+	if err != nil {
+		panic(err) // settings.Load checked the name
+	}
+	sets := []*postgres.Migrations{spool}
+	if cfg.Demo {
+		sets = append(sets, orders.Migrations())
+	}
+	return sets
+}
+
 // migrate applies pending migrations under the advisory lock, so any number
 // of concurrent runs is safe, and reports what it did.
 func migrate(ctx context.Context, cfg settings.Config, log *slog.Logger) int {
@@ -90,15 +105,18 @@ func migrate(ctx context.Context, cfg settings.Config, log *slog.Logger) int {
 		return exitFailure
 	}
 	defer pool.Close()
-	applied, err := postgres.Migrate(ctx, pool)
+	sets := schemas(cfg)
+	applied, err := postgres.ApplyAll(ctx, pool, sets...)
 	if err != nil {
 		log.Error("migrate: failed", "error", err, "applied_before_failure", applied)
 		return exitFailure
 	}
-	if len(applied) == 0 {
-		log.Info("migrate: schema already current", "version", postgres.LatestVersion())
-	} else {
-		log.Info("migrate: applied migrations", "versions", applied, "version", postgres.LatestVersion())
+	for _, m := range sets {
+		if v := applied[m.Name]; len(v) > 0 {
+			log.Info("migrate: applied migrations", "set", m.Name, "schema", m.Schema, "versions", v, "version", m.Latest())
+		} else {
+			log.Info("migrate: schema already current", "set", m.Name, "schema", m.Schema, "version", m.Latest())
+		}
 	}
 	return exitOK
 }
@@ -111,7 +129,7 @@ func serve(ctx context.Context, stopSignals func(), cfg settings.Config, log *sl
 		return exitUsage
 	}
 	log.Info("spool-api starting", "version", telemetry.Version, "http_addr", cfg.HTTPAddr, "admin_addr", cfg.AdminAddr,
-		"auth", authMode(cfg), "diagnostic_jobs", cfg.DiagnosticJobs)
+		"auth", authMode(cfg), "schema", cfg.DBSchema, "demo", cfg.Demo, "open_kinds", cfg.Open)
 	pool, err := postgres.Connect(ctx, cfg.DatabaseURL, &postgres.PoolOpts{MaxConns: cfg.DBMaxConns, AppName: "spool-api"})
 	if err != nil {
 		log.Error("cannot open database pool", "error", err)
@@ -121,14 +139,24 @@ func serve(ctx context.Context, stopSignals func(), cfg settings.Config, log *sl
 
 	reg := telemetry.NewRegistry("api")
 	reg.MustRegister(telemetry.NewPoolCollector(pool))
-	client := jobqueue.NewClient(pool, jobqueue.NewClientMetrics(reg))
-	client.SetTypeMaxAttempts(jobs.MaxAttemptsOf)
-	router := httpapi.New(client, &httpapi.Opts{
+	client, err := jobqueue.NewClient(pool, &jobqueue.ClientOpts{Schema: cfg.DBSchema, Metrics: jobqueue.NewClientMetrics(reg)})
+	if err != nil {
+		log.Error("refusing to start", "error", err)
+		return exitUsage
+	}
+	kinds := catalog.New(client, cfg.Open)
+	client.SetPolicies(kinds)
+	opts := &httpapi.Opts{
 		MaxPayloadBytes: cfg.MaxPayloadBytes, MaxBatch: cfg.MaxBatch, MaxBatchBytes: cfg.MaxBatchBytes,
-		RequestTimeout: cfg.RequestTimeout, MaxInFlight: cfg.MaxInFlight, NoDiagnosticJobs: !cfg.DiagnosticJobs, Tokens: cfg.Tokens,
-		Logger: log, Registry: reg,
-	})
-	api := httpapi.NewServer(dashboard.Mount(router), pool, httpapi.ServerConfig{DrainDelay: cfg.DrainDelay, ShutdownTimeout: cfg.ShutdownTimeout, Logger: log})
+		RequestTimeout: cfg.RequestTimeout, MaxInFlight: cfg.MaxInFlight, Tokens: cfg.Tokens,
+		Catalog: kinds, Logger: log, Registry: reg,
+	}
+	if cfg.Demo {
+		opts.Extensions = orders.Routes(orders.NewStore(client))
+	}
+	sets := schemas(cfg)
+	api := httpapi.NewServer(dashboard.Mount(httpapi.New(client, opts)), pool,
+		httpapi.ServerConfig{DrainDelay: cfg.DrainDelay, ShutdownTimeout: cfg.ShutdownTimeout, Logger: log, Schemas: sets})
 
 	// The admin listener starts first so /healthz answers (and /readyz says
 	// why not) while the database is awaited, and stops after the API.
@@ -139,7 +167,7 @@ func serve(ctx context.Context, stopSignals func(), cfg settings.Config, log *sl
 	}
 	defer stopAdmin()
 
-	if err := postgres.WaitForSchema(ctx, pool, log); err != nil {
+	if err := postgres.WaitForSchema(ctx, pool, log, sets...); err != nil {
 		if ctx.Err() != nil {
 			log.Info("stopped while waiting for the database")
 			return exitOK

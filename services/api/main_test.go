@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spoolq/spool/shared/diagnostic"
+	"github.com/spoolq/spool/shared/jobqueue"
 	"github.com/spoolq/spool/shared/pgtest"
 	"github.com/spoolq/spool/shared/postgres"
 )
@@ -122,12 +124,13 @@ func testServe(t *testing.T, bin string) {
 	if code := get(t, "http://"+admin+"/readyz"); code != http.StatusServiceUnavailable {
 		t.Fatalf("/readyz with a newer schema = %d, want 503", code)
 	}
-	if _, err := db.Pool.Exec(context.Background(), `DELETE FROM spool_schema_migrations WHERE version > $1`, postgres.LatestVersion()); err != nil {
+	if _, err := db.Pool.Exec(context.Background(), `DELETE FROM spool.spool_schema_migrations WHERE version > $1`, spoolSet(t).Latest()); err != nil {
 		t.Fatal(err)
 	}
 	if code := get(t, "http://"+admin+"/readyz"); code != http.StatusOK {
 		t.Fatalf("/readyz after the schema is current again = %d, want 200", code)
 	}
+	publishDiagnostic(t, db)
 	res, err := http.Post("http://"+api+"/v1/jobs", "application/json", strings.NewReader(`{"type":"noop"}`))
 	if err != nil || res.StatusCode != http.StatusCreated {
 		t.Fatalf("POST /v1/jobs: %v %v, want 201; output:\n%s", res, err, p.output())
@@ -153,8 +156,8 @@ func testServe(t *testing.T, bin string) {
 // stampNewerSchema records a migration newer than this binary knows.
 func stampNewerSchema(t *testing.T, db *pgtest.DB) {
 	t.Helper()
-	if _, err := db.Pool.Exec(context.Background(), `INSERT INTO spool_schema_migrations (version, name) VALUES ($1, 'from the future')`,
-		postgres.LatestVersion()+1); err != nil {
+	if _, err := db.Pool.Exec(context.Background(), `INSERT INTO spool.spool_schema_migrations (version, name) VALUES ($1, 'from the future')`,
+		spoolSet(t).Latest()+1); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -183,12 +186,12 @@ func runBin(t *testing.T, bin string, extra []string, args ...string) (string, i
 
 func checkSchema(t *testing.T, db *pgtest.DB) {
 	t.Helper()
-	if err := postgres.CheckSchema(context.Background(), db.Pool); err != nil {
+	if err := spoolSet(t).Check(context.Background(), db.Pool); err != nil {
 		t.Fatalf("schema after migrate: %v", err)
 	}
 	var n int
-	if err := db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM spool_schema_migrations`).Scan(&n); err != nil || n != len(postgres.Migrations()) {
-		t.Fatalf("%d migrations recorded (%v), want %d, each once", n, err, len(postgres.Migrations()))
+	if err := db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM spool.spool_schema_migrations`).Scan(&n); err != nil || n != len(spoolSet(t).List()) {
+		t.Fatalf("%d migrations recorded (%v), want %d, each once", n, err, len(spoolSet(t).List()))
 	}
 }
 
@@ -287,4 +290,28 @@ func (p *proc) output() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.raw.String()
+}
+
+func spoolSet(t *testing.T) *postgres.Migrations {
+	t.Helper()
+	m, err := postgres.Spool("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// publishDiagnostic publishes the diagnostic kinds, as a worker running
+// them would.
+func publishDiagnostic(t *testing.T, db *pgtest.DB) {
+	t.Helper()
+	client, err := jobqueue.NewClient(db.Pool, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := jobqueue.NewKinds()
+	diagnostic.Add(kinds)
+	if err := client.PublishKinds(context.Background(), "test", kinds); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/spoolq/spool/services/api/internal/httpapi"
 	"github.com/spoolq/spool/services/api/internal/settings"
 	"github.com/spoolq/spool/shared/config"
+	"github.com/spoolq/spool/shared/diagnostic"
 	"github.com/spoolq/spool/shared/jobqueue"
 	"github.com/spoolq/spool/shared/pgtest"
 	"github.com/spoolq/spool/shared/postgres"
@@ -82,7 +83,11 @@ func newRoleSetup(t *testing.T, migrateAsAdmin bool) *roleSetup {
 	})
 	r.db = pgtest.NewEmpty(t)
 	if migrateAsAdmin {
-		if _, err := postgres.Migrate(context.Background(), r.db.Pool); err != nil {
+		spool, err := postgres.Spool("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := spool.Apply(context.Background(), r.db.Pool); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -150,7 +155,8 @@ func TestLeastPrivilegeRoles(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer pool.Close()
-			if err := postgres.CheckSchema(context.Background(), pool); err != nil {
+			spool, _ := postgres.Spool("")
+			if err := spool.Check(context.Background(), pool); err != nil {
 				t.Fatalf("schema check as the app role: %v", err)
 			}
 			appCanRunSpool(t, pool)
@@ -161,7 +167,15 @@ func TestLeastPrivilegeRoles(t *testing.T) {
 
 func appCanRunSpool(t *testing.T, pool *pgxpool.Pool) {
 	t.Helper()
-	client := jobqueue.NewClient(pool, nil)
+	client, err := jobqueue.NewClient(pool, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := jobqueue.NewKinds()
+	diagnostic.Add(kinds)
+	if err := client.PublishKinds(context.Background(), "roles-test", kinds); err != nil {
+		t.Fatalf("publish kinds as the app role: %v", err)
+	}
 	h := httpapi.New(client, nil)
 	do := func(method, path, body string, want int) map[string]json.RawMessage {
 		t.Helper()
@@ -202,9 +216,7 @@ func appCanRunSpool(t *testing.T, pool *pgxpool.Pool) {
 	do("DELETE", "/v1/dead?all=true", "", 200)
 
 	// A worker claims, runs and completes the pending jobs of its queue.
-	reg := jobqueue.NewRegistry()
-	reg.Handle("noop", func(context.Context, *jobqueue.Job) error { return nil }, nil)
-	w, err := jobqueue.NewWorker(pool, reg, jobqueue.WorkerConfig{ID: "roles-test",
+	w, err := jobqueue.NewWorker(client, kinds, jobqueue.WorkerConfig{ID: "roles-test",
 		Queues: []jobqueue.QueueConfig{{Name: "default", Concurrency: 2}}, PollInterval: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -234,14 +246,15 @@ func appCanRunSpool(t *testing.T, pool *pgxpool.Pool) {
 func appCannotChangeSchema(t *testing.T, pool *pgxpool.Pool) {
 	t.Helper()
 	for _, stmt := range []string{
-		`CREATE TABLE spool_evil (id int)`,
-		`DROP TABLE spool_jobs`,
-		`ALTER TABLE spool_jobs ADD COLUMN evil int`,
-		`TRUNCATE spool_jobs`,
-		`CREATE FUNCTION spool_evil() RETURNS int LANGUAGE sql AS 'SELECT 1'`,
+		`CREATE TABLE spool.spool_evil (id int)`,
+		`CREATE TABLE public.spool_evil (id int)`,
+		`DROP TABLE spool.spool_jobs`,
+		`ALTER TABLE spool.spool_jobs ADD COLUMN evil int`,
+		`TRUNCATE spool.spool_jobs`,
+		`CREATE FUNCTION spool.spool_evil() RETURNS int LANGUAGE sql AS 'SELECT 1'`,
 		`CREATE TEMP TABLE evil (id int)`,
 		`CREATE SCHEMA evil`,
-		`DROP FUNCTION spool_notify_insert() CASCADE`,
+		`DROP FUNCTION spool.spool_notify_insert() CASCADE`,
 	} {
 		_, err := pool.Exec(context.Background(), stmt)
 		var pgErr *pgconn.PgError

@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"os/exec"
 	"strings"
@@ -9,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spoolq/spool/shared/diagnostic"
 	"github.com/spoolq/spool/shared/jobqueue"
-	"github.com/spoolq/spool/shared/jobs"
 	"github.com/spoolq/spool/shared/proctest"
 )
 
@@ -35,13 +36,14 @@ func TestWorkerHelpListsEveryVariable(t *testing.T) {
 }
 
 // Configured through the plain DATABASE_URL (as platforms set it), with the
-// diagnostic job types turned off: real types run, diagnostic ones are
-// left alone, and SIGINT stops the worker cleanly.
+// diagnostic kinds turned off (as the chart's default has them) and no
+// demo: the worker runs no kind, leaves a noop job alone, says why, still
+// registers itself, and SIGINT stops it cleanly.
 func TestWorkerReadsDatabaseURLAndDropsDiagnosticTypes(t *testing.T) {
 	b := setup(t)
 	cmd := exec.Command(b.bin)
 	cmd.Env = cleanEnv("DATABASE_URL="+b.db.URL, "SPOOL_DIAGNOSTIC_JOBS=false", "SPOOL_ADMIN_ADDR="+proctest.FreeAddr(t),
-		"SPOOL_POLL_INTERVAL=100ms", "SPOOL_SIM_LATENCY=1ms", "SPOOL_SIM_EMAIL_FAILURE_RATE=0")
+		"SPOOL_POLL_INTERVAL=100ms", "SPOOL_WORKER_ID=maintenance-only")
 	var out proctest.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -55,9 +57,11 @@ func TestWorkerReadsDatabaseURLAndDropsDiagnosticTypes(t *testing.T) {
 			<-done
 		}
 	})
-	email := b.enqueue(t, jobs.SendEmail{To: "a@example.com", Subject: "s", Body: "b"}, jobqueue.EnqueueParams{})
-	noop := b.enqueue(t, jobs.Noop{}, jobqueue.EnqueueParams{})
-	b.waitStatus(t, email.ID, jobqueue.StatusCompleted, 20*time.Second)
+	noop := b.enqueue(t, diagnostic.Noop{}, jobqueue.EnqueueParams{})
+	proctest.Eventually(t, 20*time.Second, "the worker to register", func() bool {
+		ws, err := b.client.Workers(context.Background())
+		return err == nil && len(ws) == 1 && ws[0].ID == "maintenance-only" && ws[0].Live
+	})
 	time.Sleep(300 * time.Millisecond) // three polls
 	if got := b.job(t, noop.ID); got.Status != jobqueue.StatusPending {
 		t.Fatalf("noop job is %s with diagnostic types off, want pending (unclaimed)", got.Status)
@@ -78,8 +82,8 @@ func TestWorkerReadsDatabaseURLAndDropsDiagnosticTypes(t *testing.T) {
 			started = line
 		}
 	}
-	if !strings.Contains(started, "send_email") || strings.Contains(started, "noop") || strings.Contains(started, "sleep") {
-		t.Fatalf("worker started line %q: want send_email and no diagnostic types", started)
+	if !strings.Contains(started, `"types":[]`) || !strings.Contains(logs, "no kinds to run") {
+		t.Fatalf("worker started line %q: want no kinds, and a line saying so", started)
 	}
 	if !strings.Contains(logs, `"clean":true`) {
 		t.Fatalf("no clean exit line after SIGINT:\n%s", logs)

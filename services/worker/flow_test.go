@@ -12,8 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spoolq/spool/shared/catalog"
+	"github.com/spoolq/spool/shared/diagnostic"
 	"github.com/spoolq/spool/shared/jobqueue"
-	"github.com/spoolq/spool/shared/jobs"
 	"github.com/spoolq/spool/shared/proctest"
 	"github.com/spoolq/spool/shared/schedule"
 )
@@ -28,7 +29,7 @@ func TestDelayedJobsStartOnTimeNeverEarly(t *testing.T) {
 	var ids []int64
 	for i := range 10 {
 		runAt := time.Now().Add(700*time.Millisecond + time.Duration(i)*150*time.Millisecond)
-		ids = append(ids, b.enqueue(t, jobs.Noop{}, jobqueue.EnqueueParams{RunAt: runAt}).ID)
+		ids = append(ids, b.enqueue(t, diagnostic.Noop{}, jobqueue.EnqueueParams{RunAt: runAt}).ID)
 	}
 	var lags []time.Duration
 	for _, id := range ids {
@@ -52,10 +53,10 @@ func TestHigherPriorityRunsFirst(t *testing.T) {
 	ctx := context.Background()
 	var low, high []jobqueue.EnqueueParams
 	for range 500 {
-		low = append(low, jobqueue.EnqueueParams{Type: "noop", Priority: 0})
+		low = append(low, jobqueue.EnqueueParams{Kind: "noop", Priority: 0})
 	}
 	for range 50 {
-		high = append(high, jobqueue.EnqueueParams{Type: "noop", Priority: 10})
+		high = append(high, jobqueue.EnqueueParams{Kind: "noop", Priority: 10})
 	}
 	for _, batch := range [][]jobqueue.EnqueueParams{low, high} {
 		if _, err := b.client.EnqueueMany(ctx, batch); err != nil {
@@ -65,13 +66,13 @@ func TestHigherPriorityRunsFirst(t *testing.T) {
 	w := b.startWorker(t, "SPOOL_CONCURRENCY=1")
 	proctest.Eventually(t, 60*time.Second, "all 550 completed", func() bool {
 		var n int
-		_ = b.db.Pool.QueryRow(ctx, `SELECT count(*) FROM spool_jobs WHERE status = 'completed'`).Scan(&n)
+		_ = b.db.Pool.QueryRow(ctx, `SELECT count(*) FROM spool.spool_jobs WHERE status = 'completed'`).Scan(&n)
 		return n == 550
 	})
 	stopClean(t, w, 5*time.Second)
 	var highInFirst50 int
 	if err := b.db.Pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE priority = 10) FROM
-		(SELECT priority FROM spool_jobs ORDER BY started_at, id LIMIT 50) AS first`).Scan(&highInFirst50); err != nil {
+		(SELECT priority FROM spool.spool_jobs ORDER BY started_at, id LIMIT 50) AS first`).Scan(&highInFirst50); err != nil {
 		t.Fatal(err)
 	}
 	if highInFirst50 != 50 {
@@ -88,8 +89,8 @@ func maxOverlap(t *testing.T, b *bundle, where string, slack time.Duration) int 
 	var n int
 	err := b.db.Pool.QueryRow(context.Background(), `SELECT coalesce(max(running), 0) FROM (
 		SELECT sum(delta) OVER (ORDER BY at, delta) AS running FROM (
-			SELECT started_at AS at, 1 AS delta FROM spool_jobs WHERE `+where+`
-			UNION ALL SELECT finished_at - $1 * interval '1 millisecond', -1 FROM spool_jobs WHERE `+where+`) AS edges) AS s`,
+			SELECT started_at AS at, 1 AS delta FROM spool.spool_jobs WHERE `+where+`
+			UNION ALL SELECT finished_at - $1 * interval '1 millisecond', -1 FROM spool.spool_jobs WHERE `+where+`) AS edges) AS s`,
 		slack.Milliseconds()).Scan(&n)
 	if err != nil {
 		t.Fatal(err)
@@ -101,20 +102,20 @@ func (b *bundle) waitAllCompleted(t *testing.T, n int, d time.Duration) {
 	t.Helper()
 	proctest.Eventually(t, d, fmt.Sprintf("%d jobs completed", n), func() bool {
 		var done int
-		_ = b.db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM spool_jobs WHERE status = 'completed'`).Scan(&done)
+		_ = b.db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM spool.spool_jobs WHERE status = 'completed'`).Scan(&done)
 		return done == n
 	})
 }
 
 // limitCase is a limit on a job type or on a queue, and where its jobs go.
 type limitCase struct {
-	scope string // jobqueue.ScopeType or ScopeQueue
+	scope string // jobqueue.ScopeKind or ScopeQueue
 	name  string // the type or queue limited
 	queue string // where the test's jobs are enqueued and served
 }
 
 var limitCases = []limitCase{
-	{scope: jobqueue.ScopeType, name: "sync_inventory", queue: jobqueue.DefaultQueue},
+	{scope: jobqueue.ScopeKind, name: "sleep", queue: jobqueue.DefaultQueue},
 	{scope: jobqueue.ScopeQueue, name: "limited", queue: "limited"},
 }
 
@@ -136,12 +137,12 @@ func testConcurrencyLimit(t *testing.T, c limitCase) {
 	for i := range 3 {
 		addr := proctest.FreeAddr(t)
 		admin = append(admin, addr)
-		ws = append(ws, b.startWorker(t, fmt.Sprintf("SPOOL_WORKER_ID=w%d", i), "SPOOL_SIM_LATENCY=200ms",
+		ws = append(ws, b.startWorker(t, fmt.Sprintf("SPOOL_WORKER_ID=w%d", i),
 			"SPOOL_POLL_INTERVAL=50ms", "SPOOL_QUEUES="+c.queue+":10", "SPOOL_ADMIN_ADDR="+addr))
 	}
 	params := make([]jobqueue.EnqueueParams, 24)
 	for i := range params {
-		params[i] = jobqueue.EnqueueParams{Type: "sync_inventory", Queue: c.queue, Payload: jobs.SyncInventory{SKU: fmt.Sprintf("sku-%d", i), Delta: -1}}
+		params[i] = jobqueue.EnqueueParams{Kind: "sleep", Queue: c.queue, Payload: diagnostic.Sleep{Ms: 200}}
 	}
 	if _, err := b.client.EnqueueMany(ctx, params); err != nil {
 		t.Fatal(err)
@@ -160,9 +161,9 @@ func testConcurrencyLimit(t *testing.T, c limitCase) {
 	}
 	// Strict: a limited claim counts jobs as running until their completion
 	// is written, so even the database's view never exceeds the limit.
-	got := maxOverlap(t, b, "type = 'sync_inventory'", 0)
+	got := maxOverlap(t, b, "type = 'sleep'", 0)
 	var workers, retried int
-	_ = b.db.Pool.QueryRow(ctx, `SELECT count(DISTINCT worker_id), count(*) FILTER (WHERE attempts > 1 OR errors <> '[]') FROM spool_jobs`).
+	_ = b.db.Pool.QueryRow(ctx, `SELECT count(DISTINCT worker_id), count(*) FILTER (WHERE attempts > 1 OR errors <> '[]') FROM spool.spool_jobs`).
 		Scan(&workers, &retried)
 	t.Logf("%s limit 2: 24 jobs ran on %d of 3 workers, %d were held back by the limit; most running at once: %d; retried: %d",
 		c.scope, workers, held, got, retried)
@@ -176,7 +177,7 @@ func testConcurrencyLimit(t *testing.T, c limitCase) {
 
 func TestRateLimitHoldsAcrossThreeWorkers(t *testing.T) {
 	for _, c := range []limitCase{
-		{scope: jobqueue.ScopeType, name: "noop", queue: jobqueue.DefaultQueue},
+		{scope: jobqueue.ScopeKind, name: "noop", queue: jobqueue.DefaultQueue},
 		{scope: jobqueue.ScopeQueue, name: "limited", queue: "limited"},
 	} {
 		t.Run(c.scope, func(t *testing.T) { testRateLimit(t, c) })
@@ -192,7 +193,7 @@ func testRateLimit(t *testing.T, c limitCase) {
 	}
 	params := make([]jobqueue.EnqueueParams, 400)
 	for i := range params {
-		params[i] = jobqueue.EnqueueParams{Type: "noop", Queue: c.queue}
+		params[i] = jobqueue.EnqueueParams{Kind: "noop", Queue: c.queue}
 	}
 	if _, err := b.client.EnqueueMany(ctx, params); err != nil {
 		t.Fatal(err)
@@ -212,7 +213,7 @@ func testRateLimit(t *testing.T, c limitCase) {
 	for _, w := range ws {
 		stopClean(t, w, 5*time.Second)
 	}
-	rows, err := b.db.Pool.Query(ctx, `SELECT started_at FROM spool_jobs WHERE started_at IS NOT NULL ORDER BY started_at`)
+	rows, err := b.db.Pool.Query(ctx, `SELECT started_at FROM spool.spool_jobs WHERE started_at IS NOT NULL ORDER BY started_at`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,7 +243,7 @@ func testRateLimit(t *testing.T, c limitCase) {
 		t.Error("spool_worker_throttled_claims_total stayed 0")
 	}
 	var failed int
-	_ = b.db.Pool.QueryRow(ctx, `SELECT count(*) FROM spool_jobs WHERE attempts > 1 OR errors <> '[]' OR status NOT IN ('pending', 'completed')`).Scan(&failed)
+	_ = b.db.Pool.QueryRow(ctx, `SELECT count(*) FROM spool.spool_jobs WHERE attempts > 1 OR errors <> '[]' OR status NOT IN ('pending', 'completed')`).Scan(&failed)
 	if failed != 0 {
 		t.Errorf("%d throttled jobs failed or spent attempts", failed)
 	}
@@ -271,13 +272,13 @@ func TestPausedQueueIsNotClaimedUntilResumed(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
 	w := b.startWorker(t, "SPOOL_QUEUES=default,emails")
-	running := b.enqueue(t, jobs.Sleep{Ms: 1500}, jobqueue.EnqueueParams{})
+	running := b.enqueue(t, diagnostic.Sleep{Ms: 1500}, jobqueue.EnqueueParams{})
 	b.waitStatus(t, running.ID, jobqueue.StatusRunning, 10*time.Second)
 	if err := b.client.SetPaused(ctx, "default", true); err != nil {
 		t.Fatal(err)
 	}
-	waiting := b.enqueue(t, jobs.Noop{}, jobqueue.EnqueueParams{})
-	other := b.enqueue(t, jobs.Noop{}, jobqueue.EnqueueParams{Queue: "emails"})
+	waiting := b.enqueue(t, diagnostic.Noop{}, jobqueue.EnqueueParams{})
+	other := b.enqueue(t, diagnostic.Noop{}, jobqueue.EnqueueParams{Queue: "emails"})
 	b.waitStatus(t, other.ID, jobqueue.StatusCompleted, 5*time.Second)
 	b.waitStatus(t, running.ID, jobqueue.StatusCompleted, 5*time.Second) // running jobs finish
 	time.Sleep(1500 * time.Millisecond)                                  // more than a poll interval
@@ -298,7 +299,7 @@ func TestQueuesHaveTheirOwnConcurrency(t *testing.T) {
 	var params []jobqueue.EnqueueParams
 	for _, q := range []string{"default", "emails"} {
 		for range 6 {
-			params = append(params, jobqueue.EnqueueParams{Type: "sleep", Payload: jobs.Sleep{Ms: 300}, Queue: q})
+			params = append(params, jobqueue.EnqueueParams{Kind: "sleep", Payload: diagnostic.Sleep{Ms: 300}, Queue: q})
 		}
 	}
 	if _, err := b.client.EnqueueMany(ctx, params); err != nil {
@@ -328,7 +329,7 @@ func TestFiveWorkersEnqueueOneJobPerCronTick(t *testing.T) {
 	for _, w := range ws {
 		stopClean(t, w, 5*time.Second)
 	}
-	rows, err := b.db.Pool.Query(context.Background(), `SELECT idempotency_key FROM spool_jobs ORDER BY idempotency_key`)
+	rows, err := b.db.Pool.Query(context.Background(), `SELECT request_id FROM spool.spool_jobs ORDER BY request_id`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -379,7 +380,12 @@ func TestWorkersSkipMissedTicksUnlessCatchingUp(t *testing.T) {
 		latest = latest.Add(-24 * time.Hour)
 	}
 	spec := fmt.Sprintf("0 %d * * *", hour)
-	store := schedule.NewStore(b.db.Pool, b.client)
+	kinds := jobqueue.NewKinds()
+	diagnostic.Add(kinds)
+	if err := b.client.PublishKinds(ctx, "test", kinds); err != nil {
+		t.Fatal(err)
+	}
+	store := schedule.NewStore(b.client, catalog.New(b.client, nil))
 	for _, s := range []schedule.Schedule{
 		{Name: "skips", Spec: spec, Type: "noop"},
 		{Name: "catches-up", Spec: spec, Type: "noop", CatchUp: true},
@@ -389,7 +395,7 @@ func TestWorkersSkipMissedTicksUnlessCatchingUp(t *testing.T) {
 		}
 	}
 	// Created three days ago and never ticked: three ticks missed.
-	if _, err := b.db.Pool.Exec(ctx, `UPDATE spool_schedules SET created_at = now() - interval '3 days'`); err != nil {
+	if _, err := b.db.Pool.Exec(ctx, `UPDATE spool.spool_schedules SET created_at = now() - interval '3 days'`); err != nil {
 		t.Fatal(err)
 	}
 	var ws []*proctest.Proc
@@ -401,7 +407,7 @@ func TestWorkersSkipMissedTicksUnlessCatchingUp(t *testing.T) {
 		stopClean(t, w, 5*time.Second)
 	}
 	keys := map[string]string{}
-	rows, err := b.db.Pool.Query(ctx, `SELECT idempotency_key, status FROM spool_jobs`)
+	rows, err := b.db.Pool.Query(ctx, `SELECT request_id, status FROM spool.spool_jobs`)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,7 +31,11 @@ func TestDatabaseRestartLosesNoAcknowledgedJob(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	if _, err := postgres.Migrate(ctx, pool); err != nil {
+	spool, err := postgres.Spool("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := spool.Apply(ctx, pool); err != nil {
 		t.Fatal(err)
 	}
 
@@ -49,6 +53,11 @@ func TestDatabaseRestartLosesNoAcknowledgedJob(t *testing.T) {
 		}))
 	}
 	waitReady(t, "http://"+apiAddr+"/v1/stats")
+	proctest.Eventually(t, 20*time.Second, "the workers to publish their kinds", func() bool {
+		var n int
+		_ = pool.QueryRow(ctx, `SELECT count(*) FROM spool.spool_kinds WHERE name = 'noop'`).Scan(&n)
+		return n == 1
+	})
 
 	const want = 5000
 	p := &producer{url: "http://" + apiAddr + "/v1/jobs", client: &http.Client{Timeout: 5 * time.Second}}
@@ -76,7 +85,7 @@ func TestDatabaseRestartLosesNoAcknowledgedJob(t *testing.T) {
 	}
 	proctest.Eventually(t, 90*time.Second, "every acknowledged job completed", func() bool {
 		var done int
-		_ = pool.QueryRow(ctx, `SELECT count(*) FROM spool_jobs WHERE id = ANY($1) AND status = 'completed'`, ids).Scan(&done)
+		_ = pool.QueryRow(ctx, `SELECT count(*) FROM spool.spool_jobs WHERE id = ANY($1) AND status = 'completed'`, ids).Scan(&done)
 		return done == len(ids)
 	})
 	for _, w := range append(workers, api) {

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spoolq/spool/shared/diagnostic"
 	"github.com/spoolq/spool/shared/jobqueue"
-	"github.com/spoolq/spool/shared/jobs"
 	"github.com/spoolq/spool/shared/proctest"
 )
 
@@ -22,12 +22,12 @@ func TestKill9WorkerMidJobsEveryJobCompletesElsewhere(t *testing.T) {
 	crashing := b.startWorker(t, append(fast, "SPOOL_WORKER_ID=doomed", "SPOOL_QUEUES=default:20")...)
 	var ids []int64
 	for range 20 {
-		ids = append(ids, b.enqueue(t, jobs.Sleep{Ms: 3000}, jobqueue.EnqueueParams{}).ID)
+		ids = append(ids, b.enqueue(t, diagnostic.Sleep{Ms: 3000}, jobqueue.EnqueueParams{}).ID)
 	}
 	ctx := context.Background()
 	proctest.Eventually(t, 10*time.Second, "20 jobs running", func() bool {
 		var n int
-		_ = b.db.Pool.QueryRow(ctx, `SELECT count(*) FROM spool_jobs WHERE status = 'running'`).Scan(&n)
+		_ = b.db.Pool.QueryRow(ctx, `SELECT count(*) FROM spool.spool_jobs WHERE status = 'running'`).Scan(&n)
 		return n == 20
 	})
 	crashing.Signal(syscall.SIGKILL)
@@ -51,42 +51,6 @@ func TestKill9WorkerMidJobsEveryJobCompletesElsewhere(t *testing.T) {
 	stopClean(t, survivor, 10*time.Second)
 }
 
-func TestEffectLedgerSendsEmailOnceAcrossCrash(t *testing.T) {
-	b := setup(t)
-	// The handler sends, then waits 10s for the provider's acknowledgement:
-	// the crash lands after the effect and before the completion.
-	first := b.startWorker(t, "SPOOL_SIM_LATENCY=10s", "SPOOL_SIM_EMAIL_FAILURE_RATE=0", "SPOOL_LEASE_DURATION=1s")
-	job := b.enqueue(t, jobs.SendEmail{To: "ada@example.com", Subject: "receipt"}, jobqueue.EnqueueParams{})
-	ctx := context.Background()
-	emails := func() int {
-		var n int
-		if err := b.db.Pool.QueryRow(ctx, `SELECT count(*) FROM sim_emails WHERE job_id = $1`, job.ID).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
-	proctest.Eventually(t, 10*time.Second, "the email to be sent", func() bool { return emails() == 1 })
-	if j := b.job(t, job.ID); j.Status != jobqueue.StatusRunning {
-		t.Fatalf("job is %s before the crash, want running", j.Status)
-	}
-	first.Signal(syscall.SIGKILL)
-	first.Wait(5 * time.Second)
-
-	second := b.startWorker(t, "SPOOL_SIM_LATENCY=10ms", "SPOOL_SIM_EMAIL_FAILURE_RATE=0", "SPOOL_RESCUE_INTERVAL=200ms")
-	j := b.waitStatus(t, job.ID, jobqueue.StatusCompleted, 20*time.Second)
-	if j.Attempts != 2 {
-		t.Errorf("attempts = %d, want 2 (the crashed one and the re-run)", j.Attempts)
-	}
-	if n := emails(); n != 1 {
-		t.Fatalf("emails sent for the job = %d, want exactly 1", n)
-	}
-	lines := second.JSONLines("email sent")
-	if len(lines) != 1 || lines[0]["already_sent"] != true {
-		t.Errorf("re-run's log = %v, want one line with already_sent=true", lines)
-	}
-	stopClean(t, second, 5*time.Second)
-}
-
 // span is one attempt of a job as its worker logged it.
 type span struct {
 	start, end time.Time
@@ -103,9 +67,9 @@ func TestThreeWorkersFlakyJobsNoneRunsConcurrentlyTwice(t *testing.T) {
 	}
 	params := make([]jobqueue.EnqueueParams, n)
 	for i := range params {
-		params[i] = jobqueue.EnqueueParams{Type: "noop", Payload: jobs.Noop{Seq: int64(i)}}
+		params[i] = jobqueue.EnqueueParams{Kind: "noop", Payload: diagnostic.Noop{Seq: int64(i)}}
 		if i%flakyEvery == 0 {
-			params[i] = jobqueue.EnqueueParams{Type: "fail", Payload: jobs.Fail{Message: "flaky", Times: 1}}
+			params[i] = jobqueue.EnqueueParams{Kind: "fail", Payload: diagnostic.Fail{Message: "flaky", Times: 1}}
 		}
 	}
 	wantAttempts := map[int64]int{}
@@ -116,19 +80,19 @@ func TestThreeWorkersFlakyJobsNoneRunsConcurrentlyTwice(t *testing.T) {
 			t.Fatal(err)
 		}
 		for k, r := range res {
-			wantAttempts[r.Job.ID] = map[bool]int{true: 2, false: 1}[params[i+k].Type == "fail"]
+			wantAttempts[r.ID] = map[bool]int{true: 2, false: 1}[params[i+k].Kind == "fail"]
 		}
 	}
 	proctest.Eventually(t, 120*time.Second, "all jobs completed", func() bool {
 		var done int
-		_ = b.db.Pool.QueryRow(ctx, `SELECT count(*) FROM spool_jobs WHERE status = 'completed'`).Scan(&done)
+		_ = b.db.Pool.QueryRow(ctx, `SELECT count(*) FROM spool.spool_jobs WHERE status = 'completed'`).Scan(&done)
 		return done == n
 	})
 	for _, w := range workers {
 		stopClean(t, w, 10*time.Second)
 	}
 
-	rows, err := b.db.Pool.Query(ctx, `SELECT id, attempts FROM spool_jobs`)
+	rows, err := b.db.Pool.Query(ctx, `SELECT id, attempts FROM spool.spool_jobs`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +152,7 @@ func TestAlwaysFailingJobDiesAfterMaxAttemptsWithBoundedGaps(t *testing.T) {
 	b := setup(t)
 	w := b.startWorker(t, "SPOOL_POLL_INTERVAL=50ms")
 	backoff := jobqueue.Backoff{Base: 200 * time.Millisecond, Max: time.Second}
-	job := b.enqueue(t, jobs.Fail{Message: "nope"}, jobqueue.EnqueueParams{MaxAttempts: 5, BackoffBase: backoff.Base, BackoffMax: backoff.Max})
+	job := b.enqueue(t, diagnostic.Fail{Message: "nope"}, jobqueue.EnqueueParams{MaxAttempts: 5, BackoffBase: backoff.Base, BackoffMax: backoff.Max})
 	dead := b.waitStatus(t, job.ID, jobqueue.StatusDead, 20*time.Second)
 	if dead.Attempts != 5 || len(dead.Errors) != 5 {
 		t.Fatalf("attempts = %d, errors = %d; want exactly 5 and 5", dead.Attempts, len(dead.Errors))

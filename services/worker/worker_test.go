@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spoolq/spool/shared/diagnostic"
 	"github.com/spoolq/spool/shared/jobqueue"
-	"github.com/spoolq/spool/shared/jobs"
 	"github.com/spoolq/spool/shared/pgtest"
 	"github.com/spoolq/spool/shared/proctest"
 )
@@ -26,7 +26,11 @@ func setup(t *testing.T) *bundle {
 	t.Helper()
 	t.Parallel()
 	db := pgtest.New(t)
-	return &bundle{db: db, client: jobqueue.NewClient(db.Pool, nil), bin: proctest.Build(t, "github.com/spoolq/spool/services/worker")}
+	client, err := jobqueue.NewClient(db.Pool, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &bundle{db: db, client: client, bin: proctest.Build(t, "github.com/spoolq/spool/services/worker")}
 }
 
 // startWorker runs one worker process; extra env entries override defaults.
@@ -40,9 +44,9 @@ func (b *bundle) startWorker(t *testing.T, extra ...string) *proctest.Proc {
 	return proctest.Start(t, b.bin, append(env, extra...))
 }
 
-func (b *bundle) enqueue(t *testing.T, p jobs.Payload, opts jobqueue.EnqueueParams) *jobqueue.Job {
+func (b *bundle) enqueue(t *testing.T, p jobqueue.Args, opts jobqueue.EnqueueParams) *jobqueue.Job {
 	t.Helper()
-	opts.Type, opts.Payload = p.Kind(), p
+	opts.Kind, opts.Payload = p.Kind(), p
 	res, err := b.client.Enqueue(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
@@ -84,8 +88,8 @@ func stopClean(t *testing.T, p *proctest.Proc, within time.Duration) {
 func TestWorkerCompletesJobsAndDeadLettersFailures(t *testing.T) {
 	b := setup(t)
 	w := b.startWorker(t, "SPOOL_BACKOFF_BASE=400ms", "SPOOL_BACKOFF_MAX=400ms")
-	ok := b.enqueue(t, jobs.Noop{}, jobqueue.EnqueueParams{})
-	bad := b.enqueue(t, jobs.Fail{Message: "boom"}, jobqueue.EnqueueParams{MaxAttempts: 3})
+	ok := b.enqueue(t, diagnostic.Noop{}, jobqueue.EnqueueParams{})
+	bad := b.enqueue(t, diagnostic.Fail{Message: "boom"}, jobqueue.EnqueueParams{MaxAttempts: 3})
 
 	b.waitStatus(t, ok.ID, jobqueue.StatusCompleted, 10*time.Second)
 	seen := map[jobqueue.Status]bool{}
@@ -118,7 +122,7 @@ func TestFourWorkersRunEveryJobExactlyOnce(t *testing.T) {
 	}
 	params := make([]jobqueue.EnqueueParams, n)
 	for i := range params {
-		params[i] = jobqueue.EnqueueParams{Type: "noop", Payload: jobs.Noop{Seq: int64(i)}}
+		params[i] = jobqueue.EnqueueParams{Kind: "noop", Payload: diagnostic.Noop{Seq: int64(i)}}
 	}
 	ids := map[int64]bool{}
 	for i := 0; i < n; i += 250 {
@@ -127,13 +131,13 @@ func TestFourWorkersRunEveryJobExactlyOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, r := range res {
-			ids[r.Job.ID] = true
+			ids[r.ID] = true
 		}
 	}
 	ctx := context.Background()
 	proctest.Eventually(t, 60*time.Second, "all jobs completed", func() bool {
 		var done int
-		if err := b.db.Pool.QueryRow(ctx, `SELECT count(*) FROM spool_jobs WHERE status = 'completed'`).Scan(&done); err != nil {
+		if err := b.db.Pool.QueryRow(ctx, `SELECT count(*) FROM spool.spool_jobs WHERE status = 'completed'`).Scan(&done); err != nil {
 			t.Fatal(err)
 		}
 		return done == n
@@ -159,7 +163,7 @@ func TestFourWorkersRunEveryJobExactlyOnce(t *testing.T) {
 		t.Errorf("handler ran for %d distinct jobs, want %d", len(runs), n)
 	}
 	var other int
-	if err := b.db.Pool.QueryRow(ctx, `SELECT count(*) FROM spool_jobs WHERE status <> 'completed'`).Scan(&other); err != nil {
+	if err := b.db.Pool.QueryRow(ctx, `SELECT count(*) FROM spool.spool_jobs WHERE status <> 'completed'`).Scan(&other); err != nil {
 		t.Fatal(err)
 	}
 	if other != 0 {
@@ -171,7 +175,7 @@ func TestFourWorkersRunEveryJobExactlyOnce(t *testing.T) {
 func TestSigtermLetsRunningJobFinish(t *testing.T) {
 	b := setup(t)
 	w := b.startWorker(t, "SPOOL_SHUTDOWN_TIMEOUT=10s")
-	job := b.enqueue(t, jobs.Sleep{Ms: 3000}, jobqueue.EnqueueParams{})
+	job := b.enqueue(t, diagnostic.Sleep{Ms: 3000}, jobqueue.EnqueueParams{})
 	b.waitStatus(t, job.ID, jobqueue.StatusRunning, 10*time.Second)
 
 	begin := time.Now()
@@ -187,7 +191,7 @@ func TestSigtermLetsRunningJobFinish(t *testing.T) {
 func TestSigtermHandsBackJobLongerThanShutdownTimeout(t *testing.T) {
 	b := setup(t)
 	w := b.startWorker(t, "SPOOL_SHUTDOWN_TIMEOUT=2s")
-	job := b.enqueue(t, jobs.Sleep{Ms: 60_000}, jobqueue.EnqueueParams{})
+	job := b.enqueue(t, diagnostic.Sleep{Ms: 60_000}, jobqueue.EnqueueParams{})
 	b.waitStatus(t, job.ID, jobqueue.StatusRunning, 10*time.Second)
 
 	begin := time.Now()
@@ -225,11 +229,12 @@ func TestWorkerRejectsInvalidConfiguration(t *testing.T) {
 		{"SPOOL_QUEUES=default:0", "SPOOL_QUEUES"},
 		{"SPOOL_SHUTDOWN_TIMEOUT=-1s", "SPOOL_SHUTDOWN_TIMEOUT"},
 		{"SPOOL_SIM_EMAIL_FAILURE_RATE=2", "SPOOL_SIM_EMAIL_FAILURE_RATE"},
+		{"SPOOL_DB_SCHEMA=Bad-Name", "SPOOL_DB_SCHEMA"},
 	} {
 		p := proctest.Start(t, bin, []string{"SPOOL_DATABASE_URL=postgres://127.0.0.1:1/x", tc.env})
 		code, _ := p.Wait(5 * time.Second)
-		if code != 1 || !strings.Contains(p.Output(), tc.want) {
-			t.Errorf("%s: exit %d, output %q; want exit 1 naming %s", tc.env, code, p.Output(), tc.want)
+		if code != 2 || !strings.Contains(p.Output(), tc.want) {
+			t.Errorf("%s: exit %d, output %q; want exit 2 naming %s", tc.env, code, p.Output(), tc.want)
 		}
 	}
 }

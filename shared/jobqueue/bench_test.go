@@ -15,11 +15,11 @@ import (
 // (set to an hour here) plays no part. Reports p50 and p99 besides ns/op.
 func BenchmarkPickupLatency(b *testing.B) {
 	db := pgtest.New(b)
-	client := NewClient(db.Pool, nil)
+	client := mustClient(b, db.Pool, nil)
 	started := make(chan time.Time, 1)
-	reg := NewRegistry()
+	reg := NewKinds()
 	reg.Handle("ping", func(context.Context, *Job) error { started <- time.Now(); return nil }, nil)
-	w, err := NewWorker(db.Pool, reg, WorkerConfig{ID: "bench", Queues: []QueueConfig{{Name: DefaultQueue, Concurrency: 10}},
+	w, err := NewWorker(client, reg, WorkerConfig{ID: "bench", Queues: []QueueConfig{{Name: DefaultQueue, Concurrency: 10}},
 		PollInterval: time.Hour, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		b.Fatal(err)
@@ -34,7 +34,7 @@ func BenchmarkPickupLatency(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		t0 := time.Now()
-		if _, err := client.Enqueue(ctx, EnqueueParams{Type: "ping"}); err != nil {
+		if _, err := client.Enqueue(ctx, EnqueueParams{Kind: "ping"}); err != nil {
 			b.Fatal(err)
 		}
 		select {

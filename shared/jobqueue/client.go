@@ -2,446 +2,184 @@ package jobqueue
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
-	"strconv"
-	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/spoolq/spool/shared/jobqueue/internal/enqueue"
+	"github.com/spoolq/spool/shared/jobqueue/internal/maintenance"
+	"github.com/spoolq/spool/shared/jobqueue/internal/store"
+	"github.com/spoolq/spool/shared/jobqueue/internal/workflow"
 )
 
-// DBTX is what both a pool and a transaction offer; queries take it so they
-// run the same either way.
-type DBTX interface {
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+// ClientOpts configures a Client; nil means defaults.
+type ClientOpts struct {
+	// Schema is the PostgreSQL schema Spool's tables live in ("" means
+	// "spool"), as migrated by postgres.Spool(schema).
+	Schema string
+	// Kinds are the kinds this process declares: enqueueing one applies
+	// its policy and checks its payload strictly.
+	Kinds *Kinds
+	// Metrics counts enqueued jobs; nil counts nothing.
+	Metrics *Metrics
+	// Clock is what RunAt's bound (a year ahead) is measured on; nil: the
+	// system clock.
+	Clock Clock
 }
 
-// Client enqueues and inspects jobs.
+// Client enqueues, inspects and manages jobs. It is safe for concurrent
+// use.
 type Client struct {
-	pool    *pgxpool.Pool
-	metrics *Metrics
-	// typeAttempts gives a job type's attempt limit (0: none of its own);
-	// the limit is stored on the row at enqueue, so the enqueuer must know it.
-	typeAttempts func(typ string) int
+	pool      *pgxpool.Pool
+	store     *store.Store
+	pols      *policies
+	enq       *enqueue.Enqueuer
+	workflows *workflow.Engine
+	metrics   *Metrics
 }
 
-// NewClient returns a client on pool; metrics may be nil.
-func NewClient(pool *pgxpool.Pool, metrics *Metrics) *Client {
-	return &Client{pool: pool, metrics: metrics}
+// NewClient returns a client on pool.
+func NewClient(pool *pgxpool.Pool, opts *ClientOpts) (*Client, error) {
+	var o ClientOpts
+	if opts != nil {
+		o = *opts
+	}
+	st, err := store.New(o.Schema)
+	if err != nil {
+		return nil, err
+	}
+	pols := &policies{local: o.Kinds}
+	enq := &enqueue.Enqueuer{Store: st, Kinds: pols, Metrics: o.Metrics.set(), Now: nowOf(o.Clock)}
+	return &Client{pool: pool, store: st, pols: pols, enq: enq, metrics: o.Metrics,
+		workflows: &workflow.Engine{Store: st, Enqueuer: enq}}, nil
 }
 
-// SetTypeMaxAttempts makes f the attempt limit of jobs enqueued without
-// one: f(type) when it is positive, else DefaultMaxAttempts. Call it before
-// the client is used.
-func (c *Client) SetTypeMaxAttempts(f func(typ string) int) { c.typeAttempts = f }
+// SetPolicies gives the client the policies of kinds it does not declare
+// itself, such as the catalog's (package catalog). Call it before the
+// client is used.
+func (c *Client) SetPolicies(src PolicySource) { c.pols.other = src }
 
 // Pool is the client's connection pool.
 func (c *Client) Pool() *pgxpool.Pool { return c.pool }
 
-// EnqueueParams describes one job to enqueue. Zero values mean defaults.
-type EnqueueParams struct {
-	Type           string
-	Payload        any // marshalled with encoding/json; json.RawMessage is used as is
-	Queue          string
-	Priority       int
-	RunAt          time.Time // zero: now, by the database's clock
-	MaxAttempts    int
-	Timeout        time.Duration
-	BackoffBase    time.Duration
-	BackoffMax     time.Duration
-	IdempotencyKey string
-	RequestID      string // the API request that enqueued the job, for tracing
-}
+// Schema is the schema the client's tables live in.
+func (c *Client) Schema() string { return c.store.Schema() }
 
-// EnqueueResult is what an enqueue produced: a new job, or the existing one
-// holding the same idempotency key.
+// EnqueueResult is what an enqueue produced: a new job, or the existing
+// one holding the same idempotency key.
 type EnqueueResult struct {
 	Job       *Job
 	Duplicate bool
 }
 
-// Enqueue inserts one job in its own transaction.
+// Enqueue inserts one job in its own transaction. Invalid parameters are
+// an *InvalidError (errors.Is(err, ErrInvalid)).
 func (c *Client) Enqueue(ctx context.Context, p EnqueueParams) (EnqueueResult, error) {
-	return c.enqueue(ctx, c.pool, p)
+	return c.EnqueueTx(ctx, c.pool, p)
 }
 
-// EnqueueTx inserts one job inside tx: it becomes visible, and wakes workers,
-// only when tx commits, and vanishes if tx rolls back.
-func (c *Client) EnqueueTx(ctx context.Context, tx pgx.Tx, p EnqueueParams) (EnqueueResult, error) {
-	return c.enqueue(ctx, tx, p)
-}
-
-const insertJobSQL = `INSERT INTO spool_jobs
-	(type, queue, priority, run_at, max_attempts, timeout_ms, backoff_base_ms, backoff_max_ms, idempotency_key, payload, request_id)
-	VALUES ($1, $2, $3, coalesce($4, now()), $5, $6, $7, $8, $9, $10, $11)
-	ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-	RETURNING ` + jobColumns
-
-func (c *Client) enqueue(ctx context.Context, db DBTX, p EnqueueParams) (EnqueueResult, error) {
-	row, err := c.toRow(p)
+// EnqueueTx inserts one job inside tx (any DBTX, usually a pgx.Tx): it
+// becomes visible, and wakes workers, only when tx commits, and vanishes
+// if tx rolls back.
+func (c *Client) EnqueueTx(ctx context.Context, tx DBTX, p EnqueueParams) (EnqueueResult, error) {
+	job, dup, err := c.enq.One(ctx, tx, p)
 	if err != nil {
 		return EnqueueResult{}, err
 	}
-	// A key's holder may be pruned between the failed insert and the lookup;
-	// then the next insert succeeds. Two rounds settle any such race.
-	for range 3 {
-		job, err := scanJob(db.QueryRow(ctx, insertJobSQL, row.typ, row.queue, row.priority, row.runAt,
-			row.maxAttempts, row.timeoutMs, row.backoffBaseMs, row.backoffMaxMs, row.key, row.payload, row.requestID))
-		if err == nil {
-			c.metrics.enqueued(job.Type, 1)
-			return EnqueueResult{Job: job}, nil
-		}
-		if !errors.Is(err, pgx.ErrNoRows) {
-			return EnqueueResult{}, interpretError(fmt.Errorf("enqueue: %w", err))
-		}
-		job, err = scanJob(db.QueryRow(ctx, `SELECT `+jobColumns+` FROM spool_jobs WHERE idempotency_key = $1`, row.key))
-		if err == nil {
-			return EnqueueResult{Job: job, Duplicate: true}, nil
-		}
-		if !errors.Is(err, pgx.ErrNoRows) {
-			return EnqueueResult{}, interpretError(fmt.Errorf("enqueue: find duplicate: %w", err))
-		}
-	}
-	return EnqueueResult{}, fmt.Errorf("enqueue: idempotency key %q kept changing hands", p.IdempotencyKey)
+	return EnqueueResult{Job: job, Duplicate: dup}, nil
 }
 
-// insertRow is EnqueueParams reduced to column values (NULL as nil).
-type insertRow struct {
-	typ, queue                             string
-	priority                               int
-	runAt                                  *time.Time
-	maxAttempts                            int
-	timeoutMs, backoffBaseMs, backoffMaxMs *int32
-	key, requestID                         *string
-	payload                                []byte
-}
+// Inserted is one job of a batch: its id, and whether it already existed
+// (its idempotency key was taken, or given twice in the batch).
+type Inserted = store.Inserted
 
-func (c *Client) toRow(p EnqueueParams) (insertRow, error) {
-	if p.Type == "" {
-		return insertRow{}, errors.New("enqueue: job type is required")
-	}
-	payload, err := marshalPayload(p.Payload)
-	if err != nil {
-		return insertRow{}, err
-	}
-	r := insertRow{typ: p.Type, queue: p.Queue, priority: p.Priority, maxAttempts: p.MaxAttempts,
-		timeoutMs: msPtr(p.Timeout), backoffBaseMs: msPtr(p.BackoffBase), backoffMaxMs: msPtr(p.BackoffMax), payload: payload}
-	if r.queue == "" {
-		r.queue = DefaultQueue
-	}
-	if r.maxAttempts <= 0 && c.typeAttempts != nil {
-		r.maxAttempts = c.typeAttempts(p.Type)
-	}
-	if r.maxAttempts <= 0 {
-		r.maxAttempts = DefaultMaxAttempts
-	}
-	if !p.RunAt.IsZero() {
-		r.runAt = &p.RunAt
-	}
-	if p.IdempotencyKey != "" {
-		r.key = &p.IdempotencyKey
-	}
-	r.requestID = nullIfEmpty(p.RequestID)
-	return r, nil
-}
-
-func marshalPayload(v any) ([]byte, error) {
-	switch p := v.(type) {
-	case nil:
-		return []byte(`{}`), nil
-	case json.RawMessage:
-		if len(p) == 0 {
-			return []byte(`{}`), nil
-		}
-		return p, nil
-	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		return nil, fmt.Errorf("enqueue: encode payload: %w", err)
-	}
-	return b, nil
-}
-
-func msPtr(d time.Duration) *int32 {
-	if d <= 0 {
-		return nil
-	}
-	ms := int32(min(d.Milliseconds(), 1<<31-1))
-	return &ms
-}
-
-// EnqueueMany inserts jobs in one statement and one transaction, and returns
-// a result per job in input order (Job holds only the ID).
-func (c *Client) EnqueueMany(ctx context.Context, ps []EnqueueParams) ([]EnqueueResult, error) {
-	var out []EnqueueResult
+// EnqueueMany inserts jobs in one statement and one transaction, all or
+// nothing, and returns a result per job in input order. A refused job is a
+// *BatchError naming its index.
+func (c *Client) EnqueueMany(ctx context.Context, ps []EnqueueParams) ([]Inserted, error) {
+	var out []Inserted
 	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
 		var err error
 		out, err = c.EnqueueManyTx(ctx, tx, ps)
 		return err
 	})
-	return out, interpretError(err)
+	return out, store.Interpret(err)
 }
-
-const insertManySQL = `INSERT INTO spool_jobs
-	(type, queue, priority, run_at, max_attempts, timeout_ms, backoff_base_ms, backoff_max_ms, idempotency_key, payload, request_id)
-	SELECT t.type, t.queue, t.priority, CASE WHEN t.has_run_at THEN t.run_at ELSE now() END, t.max_attempts,
-		NULLIF(t.timeout_ms, 0), NULLIF(t.backoff_base_ms, 0), NULLIF(t.backoff_max_ms, 0), NULLIF(t.key, ''), t.payload::jsonb,
-		NULLIF(t.request_id, '')
-	FROM unnest($1::text[], $2::text[], $3::smallint[], $4::timestamptz[], $5::bool[], $6::int[], $7::int[], $8::int[], $9::int[], $10::text[], $11::text[], $12::text[])
-		WITH ORDINALITY AS t(type, queue, priority, run_at, has_run_at, max_attempts, timeout_ms, backoff_base_ms, backoff_max_ms, key, payload, request_id, ord)
-	ORDER BY t.ord
-	ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-	RETURNING id, idempotency_key`
 
 // EnqueueManyTx is EnqueueMany inside a caller's transaction.
-func (c *Client) EnqueueManyTx(ctx context.Context, tx pgx.Tx, ps []EnqueueParams) ([]EnqueueResult, error) {
-	if len(ps) == 0 {
-		return nil, nil
-	}
-	cols := newBatchColumns(len(ps))
-	for _, p := range ps {
-		r, err := c.toRow(p)
-		if err != nil {
-			return nil, err
-		}
-		cols.add(r)
-	}
-	rows, err := tx.Query(ctx, insertManySQL, cols.types, cols.queues, cols.priorities, cols.runAts, cols.hasRunAt,
-		cols.maxAttempts, cols.timeouts, cols.backoffBases, cols.backoffMaxes, cols.keys, cols.payloads, cols.requestIDs)
-	if err != nil {
-		return nil, interpretError(fmt.Errorf("enqueue batch: %w", err))
-	}
-	type inserted struct {
-		id  int64
-		key *string
-	}
-	ins, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (inserted, error) {
-		var i inserted
-		return i, r.Scan(&i.id, &i.key)
+func (c *Client) EnqueueManyTx(ctx context.Context, tx pgx.Tx, ps []EnqueueParams) ([]Inserted, error) {
+	return c.enq.Many(ctx, tx, ps)
+}
+
+// EnqueueManyFast inserts jobs with COPY, the fastest way into PostgreSQL,
+// in its own transaction, and returns how many it wrote. It returns no ids
+// and takes no idempotency keys (COPY cannot skip conflicts); the insert
+// trigger still wakes workers when it commits.
+func (c *Client) EnqueueManyFast(ctx context.Context, ps []EnqueueParams) (int64, error) {
+	var n int64
+	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+		var err error
+		n, err = c.EnqueueManyFastTx(ctx, tx, ps)
+		return err
 	})
-	if err != nil {
-		return nil, interpretError(fmt.Errorf("enqueue batch: %w", err))
-	}
-	for typ, n := range cols.counts {
-		c.metrics.enqueued(typ, n)
-	}
-	return matchInserted(ctx, tx, cols.keys, ins, func(i inserted) (int64, *string) { return i.id, i.key })
+	return n, store.Interpret(err)
 }
 
-// matchInserted maps inserted ids back to input positions. Ids are assigned
-// in input order, so keyless rows take the keyless ids in ascending order;
-// keyed rows are matched by key, and keys that were not inserted belong to
-// existing jobs (duplicates).
-func matchInserted[T any](ctx context.Context, tx pgx.Tx, keys []string, ins []T, get func(T) (int64, *string)) ([]EnqueueResult, error) {
-	byKey := map[string]int64{}
-	var keyless []int64
-	for _, i := range ins {
-		id, key := get(i)
-		if key != nil {
-			byKey[*key] = id
-		} else {
-			keyless = append(keyless, id)
-		}
-	}
-	sort.Slice(keyless, func(a, b int) bool { return keyless[a] < keyless[b] })
-	var missing []string
-	for _, k := range keys {
-		if _, ok := byKey[k]; k != "" && !ok {
-			missing = append(missing, k)
-		}
-	}
-	existing, err := idsByKey(ctx, tx, missing)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]EnqueueResult, len(keys))
-	seen := map[string]bool{}
-	for i, k := range keys {
-		if k == "" {
-			out[i] = EnqueueResult{Job: &Job{ID: keyless[0]}}
-			keyless = keyless[1:]
-			continue
-		}
-		id, fresh := byKey[k]
-		if !fresh {
-			id = existing[k]
-		}
-		out[i] = EnqueueResult{Job: &Job{ID: id}, Duplicate: !fresh || seen[k]}
-		seen[k] = true
-	}
-	return out, nil
+// EnqueueManyFastTx is EnqueueManyFast inside a caller's transaction.
+func (c *Client) EnqueueManyFastTx(ctx context.Context, tx pgx.Tx, ps []EnqueueParams) (int64, error) {
+	return c.enq.Copy(ctx, tx, ps)
 }
 
-func idsByKey(ctx context.Context, tx pgx.Tx, keys []string) (map[string]int64, error) {
-	out := map[string]int64{}
-	if len(keys) == 0 {
-		return out, nil
-	}
-	rows, err := tx.Query(ctx, `SELECT idempotency_key, id FROM spool_jobs WHERE idempotency_key = ANY($1)`, keys)
-	if err != nil {
-		return nil, interpretError(err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var k string
-		var id int64
-		if err := rows.Scan(&k, &id); err != nil {
-			return nil, err
-		}
-		out[k] = id
-	}
-	return out, rows.Err()
-}
-
-type batchColumns struct {
-	types, queues, keys, payloads, requestIDs         []string
-	priorities                                        []int16
-	runAts                                            []time.Time
-	hasRunAt                                          []bool
-	maxAttempts, timeouts, backoffBases, backoffMaxes []int32
-	counts                                            map[string]int
-}
-
-func newBatchColumns(n int) *batchColumns {
-	return &batchColumns{
-		types: make([]string, 0, n), queues: make([]string, 0, n), keys: make([]string, 0, n), payloads: make([]string, 0, n), requestIDs: make([]string, 0, n),
-		priorities: make([]int16, 0, n), runAts: make([]time.Time, 0, n), hasRunAt: make([]bool, 0, n),
-		maxAttempts: make([]int32, 0, n), timeouts: make([]int32, 0, n), backoffBases: make([]int32, 0, n), backoffMaxes: make([]int32, 0, n),
-		counts: map[string]int{},
-	}
-}
-
-func (b *batchColumns) add(r insertRow) {
-	b.types = append(b.types, r.typ)
-	b.queues = append(b.queues, r.queue)
-	b.priorities = append(b.priorities, int16(r.priority))
-	b.hasRunAt = append(b.hasRunAt, r.runAt != nil)
-	if r.runAt != nil {
-		b.runAts = append(b.runAts, *r.runAt)
-	} else {
-		b.runAts = append(b.runAts, time.Time{})
-	}
-	b.maxAttempts = append(b.maxAttempts, int32(r.maxAttempts))
-	b.timeouts = append(b.timeouts, deref(r.timeoutMs))
-	b.backoffBases = append(b.backoffBases, deref(r.backoffBaseMs))
-	b.backoffMaxes = append(b.backoffMaxes, deref(r.backoffMaxMs))
-	key := ""
-	if r.key != nil {
-		key = *r.key
-	}
-	b.keys = append(b.keys, key)
-	b.payloads = append(b.payloads, string(r.payload))
-	rid := ""
-	if r.requestID != nil {
-		rid = *r.requestID
-	}
-	b.requestIDs = append(b.requestIDs, rid)
-	b.counts[r.typ]++
-}
-
-func deref(p *int32) int32 {
-	if p == nil {
-		return 0
-	}
-	return *p
-}
-
-// Get returns one job.
+// Get returns one job with its error history and result.
 func (c *Client) Get(ctx context.Context, id int64) (*Job, error) {
-	job, err := scanJob(c.pool.QueryRow(ctx, `SELECT `+jobColumns+` FROM spool_jobs WHERE id = $1`, id))
-	return job, interpretError(err)
-}
-
-// ListParams filters a job listing. Empty fields do not filter.
-type ListParams struct {
-	Status Status
-	Type   string
-	Queue  string
-	After  int64 // keyset cursor: only jobs with a smaller id (newest first)
-	Limit  int
+	return c.store.Get(ctx, c.pool, id)
 }
 
 // List returns jobs newest first, at most p.Limit of them.
 func (c *Client) List(ctx context.Context, p ListParams) ([]*Job, error) {
-	var (
-		where []string
-		args  []any
-	)
-	add := func(cond string, v any) {
-		args = append(args, v)
-		where = append(where, strings.ReplaceAll(cond, "?", "$"+strconv.Itoa(len(args))))
-	}
-	if p.Status != "" {
-		add("status = ?", string(p.Status))
-	}
-	if p.Type != "" {
-		add("type = ?", p.Type)
-	}
-	if p.Queue != "" {
-		add("queue = ?", p.Queue)
-	}
-	if p.After > 0 {
-		add("id < ?", p.After)
-	}
-	sql := `SELECT ` + jobColumns + ` FROM spool_jobs`
-	if len(where) > 0 {
-		sql += ` WHERE ` + strings.Join(where, " AND ")
-	}
-	args = append(args, p.Limit)
-	sql += ` ORDER BY id DESC LIMIT $` + strconv.Itoa(len(args))
-	rows, err := c.pool.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, interpretError(err)
-	}
-	jobs, err := scanJobs(rows)
-	return jobs, interpretError(err)
+	return c.store.List(ctx, c.pool, p)
+}
+
+// ListTx is List inside tx, which sees its own uncommitted jobs.
+func (c *Client) ListTx(ctx context.Context, tx DBTX, p ListParams) ([]*Job, error) {
+	return c.store.List(ctx, tx, p)
 }
 
 // Cancel stops a job that has not finished. A running job's worker notices
-// on its next heartbeat and cancels the handler's context. Cancelling a
-// workflow step cancels the steps that depend on it.
+// at its next lease renewal and cancels the handler's context. Cancelling a
+// workflow step cancels the steps that depend on it. ErrInvalidState if
+// the job already finished.
 func (c *Client) Cancel(ctx context.Context, id int64) (*Job, error) {
-	return c.transition(ctx, id, `UPDATE spool_jobs SET status = 'cancelled', finished_at = now(), lease_until = NULL
-		WHERE id = $1 AND status IN ('pending', 'retrying', 'running', 'blocked') RETURNING `+jobColumns,
-		func(tx pgx.Tx, j *Job) error {
-			if j.WorkflowID == nil {
-				return nil
-			}
-			return advance(ctx, tx, c.metrics, *j.WorkflowID, j.ID, StatusCancelled, false)
-		})
+	return c.transition(ctx, id, c.store.Cancel, func(tx pgx.Tx, j *Job) error {
+		if j.WorkflowID == nil {
+			return nil
+		}
+		return c.workflows.Advance(ctx, tx, *j.WorkflowID, j.ID, StatusCancelled, false)
+	})
 }
 
-// Retry puts a dead or cancelled job back to pending with its attempts reset;
-// its error history is kept. Retrying a workflow step that failed its
-// workflow revives the workflow and the steps its failure cancelled.
+// Retry puts a dead or cancelled job back to pending with its attempts
+// reset; its error history is kept. Retrying a workflow step that failed
+// its workflow revives the workflow and the steps its failure cancelled.
 func (c *Client) Retry(ctx context.Context, id int64) (*Job, error) {
-	return c.transition(ctx, id, `WITH j AS (
-			UPDATE spool_jobs SET status = 'pending', attempts = 0, run_at = now(), finished_at = NULL,
-				started_at = NULL, lease_until = NULL, worker_id = NULL, cancelled_by = NULL
-			WHERE id = $1 AND status IN ('dead', 'cancelled') RETURNING *)
-		SELECT `+jobColumns+` FROM j, LATERAL (SELECT pg_notify('spool_jobs', j.queue)) AS n`,
-		func(tx pgx.Tx, j *Job) error {
-			if j.WorkflowID == nil {
-				return nil
-			}
-			return revive(ctx, tx, []int64{j.ID})
-		})
+	return c.transition(ctx, id, c.store.Retry, func(tx pgx.Tx, j *Job) error {
+		if j.WorkflowID == nil {
+			return nil
+		}
+		return c.workflows.Revive(ctx, tx, []int64{j.ID})
+	})
 }
 
 // transition runs a state change and its follow-up in one transaction;
 // no row means the job is missing (ErrNotFound) or in the wrong state.
-func (c *Client) transition(ctx context.Context, id int64, sql string, then func(pgx.Tx, *Job) error) (*Job, error) {
+func (c *Client) transition(ctx context.Context, id int64, change func(context.Context, store.DBTX, int64) (*Job, error),
+	then func(pgx.Tx, *Job) error) (*Job, error) {
 	var job *Job
 	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
 		var err error
-		if job, err = scanJob(tx.QueryRow(ctx, sql, id)); err != nil {
+		if job, err = change(ctx, tx, id); err != nil {
 			return err
 		}
 		return then(tx, job)
@@ -452,43 +190,191 @@ func (c *Client) transition(ctx context.Context, id int64, sql string, then func
 		}
 		return nil, ErrInvalidState
 	}
-	return job, interpretError(err)
+	return job, store.Interpret(err)
 }
 
-// QueueStats counts one queue's jobs by status.
-type QueueStats struct {
-	Counts map[Status]int64 `json:"counts"`
-	// OldestDueAgeSeconds is how long the oldest due, unclaimed job has waited.
-	OldestDueAgeSeconds float64 `json:"oldest_pending_age_seconds"`
+// RetryDead puts every dead job matching f back to pending (attempts
+// reset, history kept), reviving the workflows they failed, and returns
+// how many.
+func (c *Client) RetryDead(ctx context.Context, f DeadFilter) (int64, error) {
+	var n int64
+	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+		var steps []int64
+		var err error
+		if n, steps, err = c.store.RetryDead(ctx, tx, f); err != nil || len(steps) == 0 {
+			return err
+		}
+		return c.workflows.Revive(ctx, tx, steps)
+	})
+	return n, store.Interpret(err)
+}
+
+// DeleteDead deletes every dead job matching f and returns how many.
+func (c *Client) DeleteDead(ctx context.Context, f DeadFilter) (int64, error) {
+	return c.store.DeleteDead(ctx, c.pool, f)
 }
 
 // Stats counts jobs by queue and status.
 func (c *Client) Stats(ctx context.Context) (map[string]*QueueStats, error) {
-	rows, err := c.pool.Query(ctx, `SELECT queue, status, count(*),
-			coalesce(extract(epoch FROM now() - min(run_at) FILTER (WHERE status IN ('pending', 'retrying') AND run_at <= now())), 0)
-		FROM spool_jobs GROUP BY queue, status`)
+	return c.store.Stats(ctx, c.pool)
+}
+
+// Queues lists every queue that has jobs, a pause state or a limit, by
+// name.
+func (c *Client) Queues(ctx context.Context) ([]QueueInfo, error) {
+	stats, err := c.Stats(ctx)
 	if err != nil {
-		return nil, interpretError(err)
+		return nil, err
 	}
-	defer rows.Close()
-	out := map[string]*QueueStats{}
-	for rows.Next() {
-		var (
-			queue  string
-			status Status
-			n      int64
-			age    float64
-		)
-		if err := rows.Scan(&queue, &status, &n, &age); err != nil {
-			return nil, err
-		}
-		qs := out[queue]
-		if qs == nil {
-			qs = &QueueStats{Counts: map[Status]int64{}}
-			out[queue] = qs
-		}
-		qs.Counts[status] = n
-		qs.OldestDueAgeSeconds = max(qs.OldestDueAgeSeconds, age)
+	paused, err := c.store.QueueStates(ctx, c.pool)
+	if err != nil {
+		return nil, err
 	}
-	return out, interpretError(rows.Err())
+	limits, err := c.Limits(ctx)
+	if err != nil {
+		return nil, err
+	}
+	byName := map[string]*QueueInfo{}
+	get := func(name string) *QueueInfo {
+		if q, ok := byName[name]; ok {
+			return q
+		}
+		q := &QueueInfo{Name: name, QueueStats: QueueStats{Counts: map[Status]int64{}}}
+		byName[name] = q
+		return q
+	}
+	for name, s := range stats {
+		get(name).QueueStats = *s
+	}
+	for name, p := range paused {
+		get(name).Paused = p
+	}
+	for _, l := range limits {
+		if l.Scope == ScopeQueue {
+			get(l.Name).Limit = &l
+		}
+	}
+	return sortedQueues(byName), nil
+}
+
+// SetPaused pauses or resumes a queue for every worker. Running jobs
+// finish.
+func (c *Client) SetPaused(ctx context.Context, queue string, paused bool) error {
+	if err := CheckQueueName(queue); err != nil {
+		return err
+	}
+	return c.store.SetPaused(ctx, c.pool, queue, paused)
+}
+
+// CreateWorkflow writes a workflow and its steps in one transaction.
+// Definitions are checked first: errors wrap ErrInvalidWorkflow.
+func (c *Client) CreateWorkflow(ctx context.Context, p WorkflowParams) (*Workflow, error) {
+	var wf *Workflow
+	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+		var err error
+		wf, err = c.CreateWorkflowTx(ctx, tx, p)
+		return err
+	})
+	return wf, store.Interpret(err)
+}
+
+// CreateWorkflowTx writes a workflow inside a caller's transaction: steps
+// without parents are pending (and wake workers on commit), the rest
+// blocked until their parents complete.
+func (c *Client) CreateWorkflowTx(ctx context.Context, tx pgx.Tx, p WorkflowParams) (*Workflow, error) {
+	return c.workflows.Create(ctx, tx, p)
+}
+
+// ErrInvalidWorkflow wraps every reason a workflow definition is refused.
+var ErrInvalidWorkflow = workflow.ErrInvalid
+
+// ValidateWorkflow checks p as CreateWorkflow will, without a database.
+func ValidateWorkflow(p WorkflowParams) error {
+	_, err := workflow.Order(p)
+	return err
+}
+
+// GetWorkflow returns a workflow with every step's state.
+func (c *Client) GetWorkflow(ctx context.Context, id int64) (*Workflow, error) {
+	return c.store.GetWorkflow(ctx, c.pool, id)
+}
+
+// CancelWorkflow cancels every step that has not started; running steps
+// finish. ErrInvalidState if the workflow already ended.
+func (c *Client) CancelWorkflow(ctx context.Context, id int64) (*Workflow, error) {
+	if err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error { return c.workflows.Cancel(ctx, tx, id) }); err != nil {
+		return nil, store.Interpret(err)
+	}
+	return c.GetWorkflow(ctx, id)
+}
+
+// ParentResults returns the results of a workflow step's parents, by step
+// name, so a step can use what the steps before it produced.
+func (c *Client) ParentResults(ctx context.Context, job *Job) (map[string][]byte, error) {
+	res, err := c.store.ParentResults(ctx, c.pool, job.Parents)
+	out := make(map[string][]byte, len(res))
+	for k, v := range res {
+		out[k] = v
+	}
+	return out, err
+}
+
+// Kinds lists the kind catalog: every kind a worker has published, with
+// the live workers that run it.
+func (c *Client) Kinds(ctx context.Context) ([]KindInfo, error) {
+	return c.store.Kinds(ctx, c.pool, maintenance.LiveWithin)
+}
+
+// PublishKinds writes kinds to the catalog as publisher's, as a worker
+// does when it starts: each kind's description, payload schema and policy.
+func (c *Client) PublishKinds(ctx context.Context, publisher string, kinds *Kinds) error {
+	return c.store.PublishKinds(ctx, c.pool, publisher, kinds.Infos())
+}
+
+// ForgetKind removes a kind from the catalog (a worker that runs it
+// publishes it again when it starts). ErrNotFound if it is not there.
+func (c *Client) ForgetKind(ctx context.Context, name string) error {
+	return c.store.ForgetKind(ctx, c.pool, name)
+}
+
+// Workers lists the workers that have reported themselves, newest
+// heartbeat first; Live is false for those that stopped or were lost.
+func (c *Client) Workers(ctx context.Context) ([]WorkerInfo, error) {
+	return c.store.Workers(ctx, c.pool, maintenance.LiveWithin)
+}
+
+// WaitingByKind counts pending and retrying jobs per kind.
+func (c *Client) WaitingByKind(ctx context.Context) (map[string]int64, error) {
+	return c.store.CountWaitingByKind(ctx, c.pool)
+}
+
+// Once performs an effect at most once per key, however often the job
+// that asks for it is retried or re-run after a crash. It records key in
+// the effect ledger and runs fn in the same transaction: either both the
+// ledger entry and fn's writes commit, or neither does. It reports whether
+// fn ran (false: the effect had already happened).
+//
+// fn must make the effect durable through tx (write the email to an
+// outbox, the charge to a payments table). For a call to an outside
+// service, pass key to the service as its idempotency key instead.
+func (c *Client) Once(ctx context.Context, key string, jobID int64, fn func(pgx.Tx) error) (bool, error) {
+	ran := false
+	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+		fresh, err := c.store.RecordEffect(ctx, tx, key, jobID)
+		if err != nil || !fresh {
+			return err
+		}
+		ran = true
+		return fn(tx)
+	})
+	if err != nil {
+		return false, store.Interpret(fmt.Errorf("effect %q: %w", key, err))
+	}
+	return ran, nil
+}
+
+// EffectKey is the default key of a job's effect: one per job and effect
+// name, stable across attempts.
+func EffectKey(job *Job, effect string) string {
+	return fmt.Sprintf("%s:%d:%s", job.Kind, job.ID, effect)
 }

@@ -20,7 +20,7 @@ import (
 func TestEveryJobLineCarriesTheJobsFields(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
-	reg := NewRegistry()
+	reg := NewKinds()
 	reg.Handle("logs", func(ctx context.Context, job *Job) error {
 		Logger(ctx).Info("handler line", "note", "from the handler")
 		return nil
@@ -28,23 +28,23 @@ func TestEveryJobLineCarriesTheJobsFields(t *testing.T) {
 	reg.Handle("fails", func(ctx context.Context, job *Job) error {
 		Logger(ctx).Warn("handler about to fail")
 		return errors.New("boom")
-	}, &HandlerOpts{Backoff: &Backoff{Base: time.Millisecond, Max: time.Millisecond}})
+	}, &KindOpts{Policy: Policy{Backoff: Backoff{Base: time.Millisecond, Max: time.Millisecond}}})
 
 	// A job whose worker "crashed": claimed with a lease that has run out
 	// before the test's worker starts, so its rescuer returns it.
-	lost, err := b.client.Enqueue(ctx, EnqueueParams{Type: "logs", MaxAttempts: 3})
+	lost, err := b.client.Enqueue(ctx, EnqueueParams{Kind: "logs", MaxAttempts: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, err := claim(ctx, b.db.Pool, DefaultQueue, []string{"logs"}, 1, "crashed", time.Millisecond); err != nil || len(got) != 1 {
-		t.Fatalf("claimed %d jobs (err %v), want the lost one", len(got), err)
+	if got, _ := b.claim(t, []string{"logs"}, 1, "crashed", time.Millisecond); len(got) != 1 {
+		t.Fatalf("claimed %d jobs, want the lost one", len(got))
 	}
 	time.Sleep(10 * time.Millisecond)
 
 	var buf proctest.Buffer
-	w, err := NewWorker(b.db.Pool, reg, WorkerConfig{
+	w, err := NewWorker(b.client, reg, WorkerConfig{
 		ID: "log-worker", Queues: []QueueConfig{{Name: DefaultQueue, Concurrency: 4}},
-		PollInterval: 50 * time.Millisecond, RescueInterval: 50 * time.Millisecond,
+		PollInterval: 50 * time.Millisecond, RescueInterval: 50 * time.Millisecond, LeaseDuration: time.Second,
 		Logger: slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	if err != nil {
@@ -55,11 +55,11 @@ func TestEveryJobLineCarriesTheJobsFields(t *testing.T) {
 	go func() { _ = w.Run(runCtx); close(done) }()
 	defer func() { stop(); <-done }()
 
-	ok, err := b.client.Enqueue(ctx, EnqueueParams{Type: "logs"})
+	ok, err := b.client.Enqueue(ctx, EnqueueParams{Kind: "logs"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	dead, err := b.client.Enqueue(ctx, EnqueueParams{Type: "fails", MaxAttempts: 2})
+	dead, err := b.client.Enqueue(ctx, EnqueueParams{Kind: "fails", MaxAttempts: 2})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,9 +10,12 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/spoolq/spool/shared/jobqueue/internal/maintenance"
+	"github.com/spoolq/spool/shared/jobqueue/internal/store"
 	"github.com/spoolq/spool/shared/pgtest"
 )
 
@@ -25,17 +28,17 @@ func setup(t *testing.T) *bundle {
 	t.Helper()
 	t.Parallel()
 	db := pgtest.New(t)
-	return &bundle{db: db, client: NewClient(db.Pool, nil)}
+	return &bundle{db: db, client: mustClient(t, db.Pool, nil)}
 }
 
 // runWorker starts an in-process worker and stops it at cleanup.
-func (b *bundle) runWorker(t testing.TB, reg *Registry, cfg WorkerConfig) {
+func (b *bundle) runWorker(t testing.TB, reg *Kinds, cfg WorkerConfig) {
 	t.Helper()
 	b.startWorker(t, reg, cfg)
 }
 
 // startWorker is runWorker, returning the worker.
-func (b *bundle) startWorker(t testing.TB, reg *Registry, cfg WorkerConfig) *Worker {
+func (b *bundle) startWorker(t testing.TB, reg *Kinds, cfg WorkerConfig) *Worker {
 	t.Helper()
 	if cfg.ID == "" {
 		cfg.ID = "test-worker"
@@ -47,7 +50,7 @@ func (b *bundle) startWorker(t testing.TB, reg *Registry, cfg WorkerConfig) *Wor
 		cfg.PollInterval = 100 * time.Millisecond
 	}
 	cfg.Logger = slog.New(slog.DiscardHandler)
-	w, err := NewWorker(b.db.Pool, reg, cfg)
+	w, err := NewWorker(b.client, reg, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +83,7 @@ func TestEnqueueTxIsVisibleOnlyAfterCommit(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
 	ran := make(chan int64, 4)
-	reg := NewRegistry()
+	reg := NewKinds()
 	reg.Handle("tx_job", func(_ context.Context, j *Job) error { ran <- j.ID; return nil }, nil)
 	b.runWorker(t, reg, WorkerConfig{PollInterval: time.Hour}) // only a notification can wake it
 
@@ -88,20 +91,20 @@ func TestEnqueueTxIsVisibleOnlyAfterCommit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.client.EnqueueTx(ctx, tx, EnqueueParams{Type: "tx_job"}); err != nil {
+	if _, err := b.client.EnqueueTx(ctx, tx, EnqueueParams{Kind: "tx_job"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := tx.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
 	var n int
-	if err := b.db.Pool.QueryRow(ctx, `SELECT count(*) FROM spool_jobs`).Scan(&n); err != nil || n != 0 {
+	if err := b.db.Pool.QueryRow(ctx, `SELECT count(*) FROM spool.spool_jobs`).Scan(&n); err != nil || n != 0 {
 		t.Fatalf("after rollback: %d jobs (err %v), want 0", n, err)
 	}
 
 	var committed int64
 	err = pgx.BeginFunc(ctx, b.db.Pool, func(tx pgx.Tx) error {
-		res, err := b.client.EnqueueTx(ctx, tx, EnqueueParams{Type: "tx_job"})
+		res, err := b.client.EnqueueTx(ctx, tx, EnqueueParams{Kind: "tx_job"})
 		committed = res.Job.ID
 		return err
 	})
@@ -125,12 +128,12 @@ func TestClaimOrdersByPriorityThenRunAtThenID(t *testing.T) {
 	past := time.Now().Add(-time.Minute)
 	var want []int64
 	for _, p := range []EnqueueParams{
-		{Type: "t", Priority: 0},
-		{Type: "t", Priority: 5},
-		{Type: "t", Priority: 5, RunAt: past},
-		{Type: "t", Priority: -1},
-		{Type: "t", Priority: 0},
-		{Type: "t", Priority: 9, RunAt: time.Now().Add(time.Hour)}, // not due
+		{Kind: "t", Priority: 0},
+		{Kind: "t", Priority: 5},
+		{Kind: "t", Priority: 5, RunAt: past},
+		{Kind: "t", Priority: -1},
+		{Kind: "t", Priority: 0},
+		{Kind: "t", Priority: 9, RunAt: time.Now().Add(time.Hour)}, // not due
 	} {
 		res, err := b.client.Enqueue(ctx, p)
 		if err != nil {
@@ -138,7 +141,7 @@ func TestClaimOrdersByPriorityThenRunAtThenID(t *testing.T) {
 		}
 		want = append(want, res.Job.ID)
 	}
-	jobs, err := claim(ctx, b.db.Pool, DefaultQueue, []string{"t"}, 10, "w", time.Minute)
+	jobs, err := b.claimErr(ctx, []string{"t"}, 10, "w", time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,12 +159,12 @@ func TestClaimOrdersByPriorityThenRunAtThenID(t *testing.T) {
 func TestClaimSkipsUnregisteredTypesAndOtherQueues(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
-	for _, p := range []EnqueueParams{{Type: "other"}, {Type: "t", Queue: "emails"}} {
+	for _, p := range []EnqueueParams{{Kind: "other"}, {Kind: "t", Queue: "emails"}} {
 		if _, err := b.client.Enqueue(ctx, p); err != nil {
 			t.Fatal(err)
 		}
 	}
-	jobs, err := claim(ctx, b.db.Pool, DefaultQueue, []string{"t"}, 10, "w", time.Minute)
+	jobs, err := b.claimErr(ctx, []string{"t"}, 10, "w", time.Minute)
 	if err != nil || len(jobs) != 0 {
 		t.Fatalf("claimed %d jobs (err %v), want none", len(jobs), err)
 	}
@@ -189,12 +192,12 @@ func TestTimeoutFailsJobEvenIfHandlerIgnoresContext(t *testing.T) {
 	b := setup(t)
 	release := make(chan struct{})
 	defer close(release)
-	reg := NewRegistry()
-	reg.Handle("stuck", func(context.Context, *Job) error { <-release; return nil }, &HandlerOpts{Timeout: 100 * time.Millisecond})
+	reg := NewKinds()
+	reg.Handle("stuck", func(context.Context, *Job) error { <-release; return nil }, &KindOpts{Policy: Policy{Timeout: 100 * time.Millisecond}})
 	reg.Handle("quick", func(context.Context, *Job) error { return nil }, nil)
 	b.runWorker(t, reg, WorkerConfig{Queues: []QueueConfig{{Name: DefaultQueue, Concurrency: 1}}})
 
-	res, err := b.client.Enqueue(context.Background(), EnqueueParams{Type: "stuck", MaxAttempts: 1})
+	res, err := b.client.Enqueue(context.Background(), EnqueueParams{Kind: "stuck", MaxAttempts: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +206,7 @@ func TestTimeoutFailsJobEvenIfHandlerIgnoresContext(t *testing.T) {
 		t.Fatalf("errors = %+v, want one timeout error", dead.Errors)
 	}
 	// The single slot must be free again although the handler never returned.
-	quick, err := b.client.Enqueue(context.Background(), EnqueueParams{Type: "quick"})
+	quick, err := b.client.Enqueue(context.Background(), EnqueueParams{Kind: "quick"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,14 +216,14 @@ func TestTimeoutFailsJobEvenIfHandlerIgnoresContext(t *testing.T) {
 func TestCancelStopsRunningJobThroughHeartbeat(t *testing.T) {
 	b := setup(t)
 	cause := make(chan error, 1)
-	reg := NewRegistry()
+	reg := NewKinds()
 	reg.Handle("long", func(ctx context.Context, _ *Job) error {
 		<-ctx.Done()
 		cause <- context.Cause(ctx)
 		return ctx.Err()
 	}, nil)
 	b.runWorker(t, reg, WorkerConfig{LeaseDuration: 300 * time.Millisecond})
-	res, err := b.client.Enqueue(context.Background(), EnqueueParams{Type: "long"})
+	res, err := b.client.Enqueue(context.Background(), EnqueueParams{Kind: "long"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,16 +248,16 @@ func TestRescueReturnsJobsWithExpiredLeases(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
 	for _, attempts := range []int{3, 1} {
-		if _, err := b.client.Enqueue(ctx, EnqueueParams{Type: "t", MaxAttempts: attempts}); err != nil {
+		if _, err := b.client.Enqueue(ctx, EnqueueParams{Kind: "t", MaxAttempts: attempts}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	claimed, err := claim(ctx, b.db.Pool, DefaultQueue, []string{"t"}, 10, "crashed", time.Millisecond)
+	claimed, err := b.claimErr(ctx, []string{"t"}, 10, "crashed", time.Millisecond)
 	if err != nil || len(claimed) != 2 {
 		t.Fatalf("claimed %d (err %v), want 2", len(claimed), err)
 	}
 	time.Sleep(20 * time.Millisecond)
-	rescued, err := rescue(ctx, b.db.Pool, nil, 10)
+	rescued, err := b.rescuer(nil).Once(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,11 +274,11 @@ func TestRescueReturnsJobsWithExpiredLeases(t *testing.T) {
 			t.Errorf("job %d rescued as %q, want %q", id, got[id], st)
 		}
 		j, _ := b.client.Get(ctx, id)
-		if len(j.Errors) != 1 || j.Errors[0].Error != lostWorkerError || j.Errors[0].WorkerID != "crashed" {
+		if len(j.Errors) != 1 || j.Errors[0].Error != maintenance.LostWorkerError || j.Errors[0].WorkerID != "crashed" {
 			t.Errorf("job %d history = %+v, want one worker-lost entry", id, j.Errors)
 		}
 	}
-	again, err := rescue(ctx, b.db.Pool, nil, 10)
+	again, err := b.rescuer(nil).Once(ctx)
 	if err != nil || len(again) != 0 {
 		t.Fatalf("second rescue returned %d jobs (err %v), want 0", len(again), err)
 	}
@@ -286,7 +289,7 @@ func TestSnoozeDoesNotSpendAnAttempt(t *testing.T) {
 	const snooze = 300 * time.Millisecond
 	var mu sync.Mutex
 	var runs []time.Time
-	reg := NewRegistry()
+	reg := NewKinds()
 	reg.Handle("snoozy", func(context.Context, *Job) error {
 		mu.Lock()
 		defer mu.Unlock()
@@ -297,7 +300,7 @@ func TestSnoozeDoesNotSpendAnAttempt(t *testing.T) {
 		return nil
 	}, nil)
 	b.runWorker(t, reg, WorkerConfig{})
-	res, err := b.client.Enqueue(context.Background(), EnqueueParams{Type: "snoozy", MaxAttempts: 1})
+	res, err := b.client.Enqueue(context.Background(), EnqueueParams{Kind: "snoozy", MaxAttempts: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,10 +319,10 @@ func TestSnoozeDoesNotSpendAnAttempt(t *testing.T) {
 
 func TestPermanentErrorGoesStraightToDead(t *testing.T) {
 	b := setup(t)
-	reg := NewRegistry()
+	reg := NewKinds()
 	reg.Handle("declined", func(context.Context, *Job) error { return Permanent(errors.New("card declined")) }, nil)
 	b.runWorker(t, reg, WorkerConfig{})
-	res, err := b.client.Enqueue(context.Background(), EnqueueParams{Type: "declined", MaxAttempts: 5})
+	res, err := b.client.Enqueue(context.Background(), EnqueueParams{Kind: "declined", MaxAttempts: 5})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,12 +334,12 @@ func TestPermanentErrorGoesStraightToDead(t *testing.T) {
 func TestBatchEnqueueMapsResultsToInputOrder(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
-	first, err := b.client.Enqueue(ctx, EnqueueParams{Type: "t", IdempotencyKey: "k-old"})
+	first, err := b.client.Enqueue(ctx, EnqueueParams{Kind: "t", IdempotencyKey: "k-old"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	res, err := b.client.EnqueueMany(ctx, []EnqueueParams{
-		{Type: "a"}, {Type: "b", IdempotencyKey: "k-old"}, {Type: "c", IdempotencyKey: "k-new"}, {Type: "d"}, {Type: "e", IdempotencyKey: "k-new"},
+		{Kind: "a"}, {Kind: "b", IdempotencyKey: "k-old"}, {Kind: "c", IdempotencyKey: "k-new"}, {Kind: "d"}, {Kind: "e", IdempotencyKey: "k-new"},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -347,13 +350,13 @@ func TestBatchEnqueueMapsResultsToInputOrder(t *testing.T) {
 			t.Errorf("result %d duplicate = %v, want %v", i, r.Duplicate, wantDup[i])
 		}
 	}
-	if res[1].Job.ID != first.Job.ID || res[4].Job.ID != res[2].Job.ID {
-		t.Errorf("duplicates point at %d and %d, want %d and %d", res[1].Job.ID, res[4].Job.ID, first.Job.ID, res[2].Job.ID)
+	if res[1].ID != first.Job.ID || res[4].ID != res[2].ID {
+		t.Errorf("duplicates point at %d and %d, want %d and %d", res[1].ID, res[4].ID, first.Job.ID, res[2].ID)
 	}
 	for i, typ := range map[int]string{0: "a", 2: "c", 3: "d"} {
-		j, err := b.client.Get(ctx, res[i].Job.ID)
-		if err != nil || j.Type != typ {
-			t.Errorf("result %d is job of type %q (err %v), want %q", i, j.Type, err, typ)
+		j, err := b.client.Get(ctx, res[i].ID)
+		if err != nil || j.Kind != typ {
+			t.Errorf("result %d is job of type %q (err %v), want %q", i, j.Kind, err, typ)
 		}
 	}
 }
@@ -362,7 +365,7 @@ func TestQueueGaugesReflectTable(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
 	for _, q := range []string{"default", "default", "emails"} {
-		if _, err := b.client.Enqueue(ctx, EnqueueParams{Type: "t", Queue: q, RunAt: time.Now().Add(-time.Minute)}); err != nil {
+		if _, err := b.client.Enqueue(ctx, EnqueueParams{Kind: "t", Queue: q, RunAt: time.Now().Add(-time.Minute)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -388,21 +391,21 @@ func TestPruneDeletesOnlyJobsPastRetention(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
 	// Finished an hour ago: completed, cancelled, dead; and a fresh completed one.
-	_, err := b.db.Pool.Exec(ctx, `INSERT INTO spool_jobs (type, status, finished_at)
+	_, err := b.db.Pool.Exec(ctx, `INSERT INTO spool.spool_jobs (type, status, finished_at)
 		SELECT 't', s, now() - interval '1 hour' FROM unnest(ARRAY['completed','cancelled','dead']) s
 		UNION ALL SELECT 't', 'completed', now()
 		UNION ALL SELECT 't', 'pending', NULL`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.db.Pool.Exec(ctx, `INSERT INTO spool_effects (key, created_at) VALUES ('old', now() - interval '2 hours'), ('new', now())`); err != nil {
+	if _, err := b.db.Pool.Exec(ctx, `INSERT INTO spool.spool_effects (key, created_at) VALUES ('old', now() - interval '2 hours'), ('new', now())`); err != nil {
 		t.Fatal(err)
 	}
 	r := Retention{Completed: 30 * time.Minute, Cancelled: 30 * time.Minute, Dead: 2 * time.Hour, Effects: time.Hour}
-	if n := pruneOnce(ctx, b.db.Pool, r, slog.New(slog.DiscardHandler)); n != 3 {
+	if n := b.pruner(r).Once(ctx); n != 3 {
 		t.Errorf("pruned %d rows, want 3 (old completed, old cancelled, old effect)", n)
 	}
-	rows, err := b.db.Pool.Query(ctx, `SELECT status FROM spool_jobs ORDER BY status`)
+	rows, err := b.db.Pool.Query(ctx, `SELECT status FROM spool.spool_jobs ORDER BY status`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -418,15 +421,15 @@ func TestPruneDeletesOnlyJobsPastRetention(t *testing.T) {
 func TestPruneWorksInBatches(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
-	if _, err := b.db.Pool.Exec(ctx, `INSERT INTO spool_jobs (type, status, finished_at)
+	if _, err := b.db.Pool.Exec(ctx, `INSERT INTO spool.spool_jobs (type, status, finished_at)
 		SELECT 't', 'completed', now() - interval '2 days' FROM generate_series(1, 2500)`); err != nil {
 		t.Fatal(err)
 	}
-	n, err := prune(ctx, b.db.Pool, StatusCompleted, 24*time.Hour)
-	if err != nil || n != pruneBatch {
-		t.Fatalf("one prune call deleted %d (err %v), want one batch of %d", n, err, pruneBatch)
+	n, err := b.client.store.Prune(ctx, b.db.Pool, StatusCompleted, 24*time.Hour)
+	if err != nil || n != store.PruneBatch {
+		t.Fatalf("one prune call deleted %d (err %v), want one batch of %d", n, err, store.PruneBatch)
 	}
-	if total := pruneOnce(ctx, b.db.Pool, DefaultRetention, slog.New(slog.DiscardHandler)); total != 1500 {
+	if total := b.pruner(DefaultRetention).Once(ctx); total != 1500 {
 		t.Fatalf("pruneOnce deleted %d, want the remaining 1500", total)
 	}
 }
@@ -434,7 +437,7 @@ func TestPruneWorksInBatches(t *testing.T) {
 func TestRetryAndDeleteDeadByFilter(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
-	_, err := b.db.Pool.Exec(ctx, `INSERT INTO spool_jobs (type, queue, status, attempts, finished_at, errors)
+	_, err := b.db.Pool.Exec(ctx, `INSERT INTO spool.spool_jobs (type, queue, status, attempts, finished_at, errors)
 		VALUES ('a', 'default', 'dead', 3, now(), '[{"attempt":3,"error":"x"}]'),
 		       ('a', 'emails', 'dead', 3, now(), '[]'),
 		       ('b', 'default', 'dead', 3, now(), '[]'),
@@ -442,7 +445,7 @@ func TestRetryAndDeleteDeadByFilter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := b.client.RetryDead(ctx, DeadFilter{Type: "a", Queue: "default"})
+	n, err := b.client.RetryDead(ctx, DeadFilter{Kind: "a", Queue: "default"})
 	if err != nil || n != 1 {
 		t.Fatalf("RetryDead = %d (err %v), want 1", n, err)
 	}
@@ -450,7 +453,7 @@ func TestRetryAndDeleteDeadByFilter(t *testing.T) {
 	if err != nil || len(jobs) != 1 || jobs[0].Attempts != 0 || len(jobs[0].Errors) != 1 {
 		t.Fatalf("retried jobs = %+v (err %v), want one pending with attempts reset and history kept", jobs, err)
 	}
-	n, err = b.client.DeleteDead(ctx, DeadFilter{Type: "a"})
+	n, err = b.client.DeleteDead(ctx, DeadFilter{Kind: "a"})
 	if err != nil || n != 1 {
 		t.Fatalf("DeleteDead(type a) = %d (err %v), want 1 (the emails one)", n, err)
 	}
@@ -463,12 +466,15 @@ func TestRetryAndDeleteDeadByFilter(t *testing.T) {
 func TestOnceRunsEffectOnlyOnce(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
+	if _, err := b.db.Pool.Exec(ctx, `CREATE TABLE outbox (effect_key text, job_id bigint)`); err != nil {
+		t.Fatal(err)
+	}
 	var wg sync.WaitGroup
 	ran := make(chan bool, 10)
 	for range 10 {
 		wg.Go(func() {
-			did, err := Once(ctx, b.db.Pool, "email:1", 1, func(tx pgx.Tx) error {
-				_, err := tx.Exec(ctx, `INSERT INTO sim_emails (effect_key, job_id, recipient, subject) VALUES ('email:1', 1, 'a@b.c', 's')`)
+			did, err := b.client.Once(ctx, "email:1", 1, func(tx pgx.Tx) error {
+				_, err := tx.Exec(ctx, `INSERT INTO outbox (effect_key, job_id) VALUES ('email:1', 1)`)
 				return err
 			})
 			if err != nil {
@@ -486,15 +492,15 @@ func TestOnceRunsEffectOnlyOnce(t *testing.T) {
 		}
 	}
 	var emails int
-	_ = b.db.Pool.QueryRow(ctx, `SELECT count(*) FROM sim_emails`).Scan(&emails)
+	_ = b.db.Pool.QueryRow(ctx, `SELECT count(*) FROM outbox`).Scan(&emails)
 	if count != 1 || emails != 1 {
 		t.Fatalf("effect ran %d times, %d emails recorded; want 1 and 1", count, emails)
 	}
 	// A failing effect leaves no ledger entry, so a retry can still do it.
-	if _, err := Once(ctx, b.db.Pool, "email:2", 2, func(pgx.Tx) error { return errors.New("smtp down") }); err == nil {
+	if _, err := b.client.Once(ctx, "email:2", 2, func(pgx.Tx) error { return errors.New("smtp down") }); err == nil {
 		t.Fatal("Once returned no error for a failing effect")
 	}
-	did, err := Once(ctx, b.db.Pool, "email:2", 2, func(pgx.Tx) error { return nil })
+	did, err := b.client.Once(ctx, "email:2", 2, func(pgx.Tx) error { return nil })
 	if err != nil || !did {
 		t.Fatalf("retry after a failed effect ran = %v (err %v), want true", did, err)
 	}
@@ -504,12 +510,12 @@ func TestEnqueueManyFastCopiesAndWakesWorkers(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
 	ran := make(chan int64, 100)
-	reg := NewRegistry()
+	reg := NewKinds()
 	reg.Handle("bulk", func(_ context.Context, j *Job) error { ran <- j.ID; return nil }, nil)
 	b.runWorker(t, reg, WorkerConfig{PollInterval: time.Hour})
 	params := make([]EnqueueParams, 50)
 	for i := range params {
-		params[i] = EnqueueParams{Type: "bulk", Payload: map[string]int{"i": i}, Priority: i % 3}
+		params[i] = EnqueueParams{Kind: "bulk", Payload: map[string]int{"i": i}, Priority: i % 3}
 	}
 	params[7].RunAt = time.Now().Add(time.Hour)
 	n, err := b.client.EnqueueManyFast(ctx, params)
@@ -523,7 +529,7 @@ func TestEnqueueManyFastCopiesAndWakesWorkers(t *testing.T) {
 			t.Fatal("copied jobs did not wake the worker")
 		}
 	}
-	if _, err := b.client.EnqueueManyFast(ctx, []EnqueueParams{{Type: "bulk", IdempotencyKey: "k"}}); err == nil {
+	if _, err := b.client.EnqueueManyFast(ctx, []EnqueueParams{{Kind: "bulk", IdempotencyKey: "k"}}); err == nil {
 		t.Fatal("a keyed job was accepted by COPY")
 	}
 }
@@ -543,7 +549,7 @@ func TestClaimCommitIsAsyncAndDoesNotLeak(t *testing.T) {
 	}
 	defer conn.Exec(ctx, `RESET synchronous_commit`) //nolint:errcheck
 	batch := &pgx.Batch{}
-	batch.Queue(asyncCommit)
+	batch.Queue(store.AsyncCommit)
 	batch.Queue(`SELECT current_setting('synchronous_commit')`)
 	br := conn.SendBatch(ctx, batch)
 	if _, err := br.Exec(); err != nil {
@@ -571,7 +577,7 @@ func TestBusyWorkerDoesNotSpin(t *testing.T) {
 	release := make(chan struct{})
 	var started sync.WaitGroup
 	started.Add(2)
-	reg := NewRegistry()
+	reg := NewKinds()
 	reg.Handle("slow", func(context.Context, *Job) error { started.Done(); <-release; return nil }, nil)
 	w := b.startWorker(t, reg, WorkerConfig{Queues: []QueueConfig{{Name: DefaultQueue, Concurrency: 2}}})
 	defer close(release)
@@ -579,16 +585,16 @@ func TestBusyWorkerDoesNotSpin(t *testing.T) {
 	// the slots are busy.
 	time.Sleep(200 * time.Millisecond)
 	for range 4 {
-		if _, err := b.client.Enqueue(context.Background(), EnqueueParams{Type: "slow"}); err != nil {
+		if _, err := b.client.Enqueue(context.Background(), EnqueueParams{Kind: "slow"}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	started.Wait()
 	p := w.producers[DefaultQueue]
-	before := p.wakeups.Load()
+	before := p.Wakeups.Load()
 	time.Sleep(time.Second)
 	// The poll interval is 100 ms here: about ten wake-ups a second.
-	if n := p.wakeups.Load() - before; n > 40 {
+	if n := p.Wakeups.Load() - before; n > 40 {
 		t.Fatalf("busy producer woke %d times in a second", n)
 	}
 }
@@ -599,7 +605,7 @@ func TestClaimRoundsNeverExceedConcurrency(t *testing.T) {
 	b := setup(t)
 	var mu sync.Mutex
 	running, most := 0, 0
-	reg := NewRegistry()
+	reg := NewKinds()
 	reg.Handle("short", func(context.Context, *Job) error {
 		mu.Lock()
 		running++
@@ -613,7 +619,7 @@ func TestClaimRoundsNeverExceedConcurrency(t *testing.T) {
 	}, nil)
 	ps := make([]EnqueueParams, 2000)
 	for i := range ps {
-		ps[i] = EnqueueParams{Type: "short"}
+		ps[i] = EnqueueParams{Kind: "short"}
 	}
 	if _, err := b.client.EnqueueManyFast(context.Background(), ps); err != nil {
 		t.Fatal(err)
@@ -622,7 +628,7 @@ func TestClaimRoundsNeverExceedConcurrency(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var left int
-		if err := b.db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM spool_jobs WHERE status <> 'completed'`).Scan(&left); err != nil {
+		if err := b.db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM spool.spool_jobs WHERE status <> 'completed'`).Scan(&left); err != nil {
 			t.Fatal(err)
 		}
 		if left == 0 {
@@ -644,17 +650,18 @@ func TestClaimRoundsNeverExceedConcurrency(t *testing.T) {
 // before the first had reserved its slots would claim again for nothing.
 func TestOneNotificationOneClaim(t *testing.T) {
 	b := setup(t)
-	m := NewMetrics(prometheus.NewRegistry())
-	reg := NewRegistry()
+	metrics := prometheus.NewRegistry()
+	m := NewMetrics(metrics)
+	reg := NewKinds()
 	reg.Handle("one", func(context.Context, *Job) error { return nil }, nil)
 	b.runWorker(t, reg, WorkerConfig{PollInterval: time.Hour, Metrics: m})
 	time.Sleep(200 * time.Millisecond) // the start-up claim has come back empty
 	polls := func() float64 {
-		return testutil.ToFloat64(m.polls.WithLabelValues("jobs")) + testutil.ToFloat64(m.polls.WithLabelValues("empty"))
+		return metricValue(t, metrics, "spool_worker_polls_total", "result", "jobs") + metricValue(t, metrics, "spool_worker_polls_total", "result", "empty")
 	}
 	before := polls()
 	for range 5 {
-		res, err := b.client.Enqueue(context.Background(), EnqueueParams{Type: "one"})
+		res, err := b.client.Enqueue(context.Background(), EnqueueParams{Kind: "one"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -663,4 +670,43 @@ func TestOneNotificationOneClaim(t *testing.T) {
 	if n := polls() - before; n != 5 {
 		t.Fatalf("%v claims for 5 jobs enqueued one at a time, want 5", n)
 	}
+}
+
+func mustClient(t testing.TB, pool *pgxpool.Pool, opts *ClientOpts) *Client {
+	t.Helper()
+	c, err := NewClient(pool, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// claim takes up to n due jobs of kinds for workerID, as a worker would,
+// with leases of lease; the attempts' token is returned with them.
+func (b *bundle) claim(t *testing.T, kinds []string, n int, workerID string, lease time.Duration) ([]*Job, int64) {
+	t.Helper()
+	const token = 42
+	jobs, err := b.client.store.Claim(context.Background(), b.db.Pool, store.ClaimParams{Queue: DefaultQueue, Kinds: kinds,
+		Limit: n, WorkerID: workerID, Lease: lease, Token: token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return jobs, token
+}
+
+// rescuer is the rescuer a worker with default settings runs, without the
+// grace period, so expired leases are rescued at once.
+func (b *bundle) rescuer(m *Metrics) *maintenance.Rescuer {
+	return &maintenance.Rescuer{Store: b.client.store, DB: b.db.Pool, Workflows: b.client.workflows, Backoff: DefaultBackoff,
+		Metrics: m.set(), Log: slog.New(slog.DiscardHandler)}
+}
+
+func (b *bundle) pruner(r Retention) *maintenance.Pruner {
+	return &maintenance.Pruner{Store: b.client.store, DB: b.db.Pool, Log: slog.New(slog.DiscardHandler),
+		Retention: maintenance.Retention{Completed: r.Completed, Cancelled: r.Cancelled, Dead: r.Dead, Effects: r.Effects}}
+}
+
+func (b *bundle) claimErr(ctx context.Context, kinds []string, n int, workerID string, lease time.Duration) ([]*Job, error) {
+	return b.client.store.Claim(ctx, b.db.Pool, store.ClaimParams{Queue: DefaultQueue, Kinds: kinds,
+		Limit: n, WorkerID: workerID, Lease: lease, Token: 42})
 }

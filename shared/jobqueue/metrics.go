@@ -1,186 +1,145 @@
 package jobqueue
 
 import (
+	"context"
+	"log/slog"
+	"sort"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/spoolq/spool/shared/jobqueue/internal/metrics"
 )
 
-// Outcomes of a job attempt, as counted in spool_jobs_processed_total.
-const (
-	OutcomeCompleted  = "completed"
-	OutcomeRetried    = "retried"
-	OutcomeDead       = "dead"
-	OutcomeCancelled  = "cancelled"
-	OutcomeSnoozed    = "snoozed"
-	OutcomeHandedBack = "handed_back"
-)
+// Metrics are the queue's Prometheus series. A nil *Metrics records
+// nothing.
+type Metrics struct{ s *metrics.Set }
 
-// Metrics are the queue's Prometheus series. A nil *Metrics records nothing.
-type Metrics struct {
-	polls       *prometheus.CounterVec
-	claimed     prometheus.Histogram
-	processed   *prometheus.CounterVec
-	duration    *prometheus.HistogramVec
-	lag         *prometheus.HistogramVec
-	enqueuedCtr *prometheus.CounterVec
-	running     prometheus.Gauge
-	slots       prometheus.Gauge
-	wakeups     prometheus.Counter
-	rescued     *prometheus.CounterVec
-	throttled   *prometheus.CounterVec
-}
-
-// NewMetrics creates the queue's series and registers them on reg.
-func NewMetrics(reg prometheus.Registerer) *Metrics {
-	m := &Metrics{
-		polls: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "spool_worker_polls_total",
-			Help: "Claim queries run by this worker, by result: jobs (claimed at least one), empty, error.",
-		}, []string{"result"}),
-		claimed: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "spool_worker_claimed_jobs",
-			Help:    "Jobs claimed per successful claim query.",
-			Buckets: []float64{0, 1, 2, 5, 10, 20, 50, 100, 200},
-		}),
-		processed: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "spool_jobs_processed_total",
-			Help: "Job attempts finished by this worker, by type and outcome.",
-		}, []string{"type", "outcome"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "spool_job_duration_seconds",
-			Help:    "Time handlers ran, by job type.",
-			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 12),
-		}, []string{"type"}),
-		lag: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "spool_job_lag_seconds",
-			Help:    "Time from a job's run_at to its start, by queue.",
-			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 12),
-		}, []string{"queue"}),
-		enqueuedCtr: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "spool_jobs_enqueued_total",
-			Help: "Jobs written to the queue by this process, by type.",
-		}, []string{"type"}),
-		running: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "spool_worker_running_jobs",
-			Help: "Jobs this worker is running now.",
-		}),
-		slots: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "spool_worker_job_slots",
-			Help: "Jobs this worker may run at once: the sum of its queues' concurrency.",
-		}),
-		wakeups: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "spool_worker_notify_wakeups_total",
-			Help: "LISTEN/NOTIFY notifications that woke this worker.",
-		}),
-		rescued: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "spool_jobs_rescued_total",
-			Help: "Running jobs of lost workers returned to the queue by this process's rescuer, by type and resulting status.",
-		}, []string{"type", "status"}),
-	}
-	m.throttled = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "spool_worker_throttled_claims_total",
-		Help: "Claims that a cluster-wide concurrency or rate limit held back entirely, by limit scope and name.",
-	}, []string{"scope", "name"})
-	reg.MustRegister(m.polls, m.claimed, m.processed, m.duration, m.lag, m.enqueuedCtr, m.running, m.slots, m.wakeups, m.rescued, m.throttled)
-	for _, r := range []string{"jobs", "empty", "error"} {
-		m.polls.WithLabelValues(r)
-	}
-	return m
-}
+// NewMetrics creates a worker's series and registers them on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics { return &Metrics{s: metrics.New(reg)} }
 
 // NewClientMetrics registers only what a process that enqueues but does
 // not work exports (the API): spool_jobs_enqueued_total.
-func NewClientMetrics(reg prometheus.Registerer) *Metrics {
-	m := &Metrics{enqueuedCtr: prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "spool_jobs_enqueued_total",
-		Help: "Jobs written to the queue by this process, by type.",
-	}, []string{"type"})}
-	reg.MustRegister(m.enqueuedCtr)
-	return m
-}
+func NewClientMetrics(reg prometheus.Registerer) *Metrics { return &Metrics{s: metrics.NewClient(reg)} }
 
-// setSlots records the worker's capacity, so a worker with free slots that
-// stops claiming can be told from a busy one.
-func (m *Metrics) setSlots(n int) {
-	if m != nil && m.slots != nil {
-		m.slots.Set(float64(n))
-	}
-}
-
-// preset creates every type's outcome series at zero, so rates and
-// increases see them from the first scrape rather than the first event.
-func (m *Metrics) preset(types []string) {
-	if m == nil || m.processed == nil {
-		return
-	}
-	for _, t := range types {
-		for _, o := range []string{OutcomeCompleted, OutcomeRetried, OutcomeDead, OutcomeCancelled, OutcomeSnoozed, OutcomeHandedBack} {
-			m.processed.WithLabelValues(t, o)
-		}
-		for _, st := range []Status{StatusRetrying, StatusDead} {
-			m.rescued.WithLabelValues(t, string(st))
-		}
-	}
-}
-
-func (m *Metrics) enqueued(typ string, n int) {
-	if m != nil {
-		m.enqueuedCtr.WithLabelValues(typ).Add(float64(n))
-	}
-}
-
-func (m *Metrics) poll(claimed int, err error) {
+func (m *Metrics) set() *metrics.Set {
 	if m == nil {
-		return
+		return nil
 	}
-	switch {
-	case err != nil:
-		m.polls.WithLabelValues("error").Inc()
-	case claimed == 0:
-		m.polls.WithLabelValues("empty").Inc()
-	default:
-		m.polls.WithLabelValues("jobs").Inc()
-	}
-	if err == nil {
-		m.claimed.Observe(float64(claimed))
-	}
+	return m.s
 }
 
-func (m *Metrics) started(j *Job) {
-	if m != nil {
-		m.running.Inc()
-		if j.StartedAt != nil {
-			m.lag.WithLabelValues(j.Queue).Observe(max(0, j.StartedAt.Sub(j.RunAt).Seconds()))
+// maxUnservedSeries bounds spool_unserved_jobs: kinds past it (there can
+// be as many as clients name, with open kinds) are summed under "_other".
+const maxUnservedSeries = 100
+
+// QueueGauges publishes queue depth by status, the age of the oldest due
+// job, and the jobs waiting for kinds no live worker serves. They are
+// refreshed by a few queries per interval rather than on every scrape, so
+// N replicas scraped every few seconds cost the database nothing extra;
+// run them in one service (the API).
+type QueueGauges struct {
+	client   *Client
+	jobs     *prometheus.GaugeVec
+	age      *prometheus.GaugeVec
+	unserved *prometheus.GaugeVec
+}
+
+// NewQueueGauges registers spool_queue_jobs, spool_queue_oldest_due_age_seconds
+// and spool_unserved_jobs.
+func NewQueueGauges(client *Client, reg prometheus.Registerer) *QueueGauges {
+	g := &QueueGauges{
+		client: client,
+		jobs: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "spool_queue_jobs",
+			Help: "Jobs in the table by queue and status, as of the last refresh.",
+		}, []string{"queue", "status"}),
+		age: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "spool_queue_oldest_due_age_seconds",
+			Help: "How long the oldest due, unclaimed job of each queue has waited, as of the last refresh.",
+		}, []string{"queue"}),
+		unserved: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "spool_unserved_jobs",
+			Help: "Pending and retrying jobs of kinds that no live worker runs, by kind, as of the last refresh.",
+		}, []string{"type"}),
+	}
+	reg.MustRegister(g.jobs, g.age, g.unserved)
+	return g
+}
+
+// Refresh runs the queries once and replaces the gauges' values.
+func (g *QueueGauges) Refresh(ctx context.Context) error {
+	stats, err := g.client.Stats(ctx)
+	if err != nil {
+		return err
+	}
+	unserved, err := g.client.Unserved(ctx)
+	if err != nil {
+		return err
+	}
+	g.jobs.Reset()
+	g.age.Reset()
+	for queue, qs := range stats {
+		for _, st := range AllStatuses {
+			g.jobs.WithLabelValues(queue, string(st)).Set(float64(qs.Counts[st]))
+		}
+		g.age.WithLabelValues(queue).Set(qs.OldestDueAge.Seconds())
+	}
+	g.unserved.Reset()
+	kinds := make([]string, 0, len(unserved))
+	for k := range unserved {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	for i, k := range kinds {
+		if i >= maxUnservedSeries {
+			k = "_other"
+		}
+		g.unserved.WithLabelValues(k).Add(float64(unserved[kinds[i]]))
+	}
+	return nil
+}
+
+// Unserved counts the pending and retrying jobs of each kind that no live
+// worker runs.
+func (c *Client) Unserved(ctx context.Context) (map[string]int64, error) {
+	waiting, err := c.WaitingByKind(ctx)
+	if err != nil || len(waiting) == 0 {
+		return map[string]int64{}, err
+	}
+	workers, err := c.Workers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	served := map[string]bool{}
+	for _, w := range workers {
+		if w.Live {
+			for _, k := range w.Kinds {
+				served[k] = true
+			}
 		}
 	}
-}
-
-func (m *Metrics) finished(typ, outcome string, seconds float64) {
-	if m != nil {
-		m.running.Dec()
-		m.processed.WithLabelValues(typ, outcome).Inc()
-		m.duration.WithLabelValues(typ).Observe(seconds)
-	}
-}
-
-func (m *Metrics) wakeup() {
-	if m != nil {
-		m.wakeups.Inc()
-	}
-}
-
-func (m *Metrics) rescue(typ string, status Status) {
-	if m != nil {
-		m.rescued.WithLabelValues(typ, string(status)).Inc()
-		if status == StatusDead { // out of attempts: dead as surely as a failed attempt
-			m.processed.WithLabelValues(typ, OutcomeDead).Inc()
+	out := map[string]int64{}
+	for k, n := range waiting {
+		if !served[k] {
+			out[k] = n
 		}
 	}
+	return out, nil
 }
 
-func (m *Metrics) throttle(limits []*Limit) {
-	if m != nil {
-		for _, l := range limits {
-			m.throttled.WithLabelValues(l.Scope, l.Name).Inc()
+// Run refreshes the gauges every interval until ctx ends.
+func (g *QueueGauges) Run(ctx context.Context, interval time.Duration, log *slog.Logger) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		if err := g.Refresh(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("queue gauges not refreshed", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
 		}
 	}
 }

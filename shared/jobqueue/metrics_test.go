@@ -17,13 +17,14 @@ func TestRescueCountsRescuedJobs(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
 	reg := prometheus.NewRegistry()
-	handlers := NewRegistry()
+	handlers := NewKinds()
 	handlers.Handle("t", func(context.Context, *Job) error { return nil }, nil)
-	w, err := NewWorker(b.db.Pool, handlers, WorkerConfig{ID: "rescuer", Queues: []QueueConfig{{Name: DefaultQueue, Concurrency: 1}},
+	w, err := NewWorker(b.client, handlers, WorkerConfig{ID: "rescuer", Queues: []QueueConfig{{Name: DefaultQueue, Concurrency: 1}},
 		Metrics: NewMetrics(reg)})
 	if err != nil {
 		t.Fatal(err)
 	}
+	w.rescuer.Grace = 0
 	// Before any rescue: both series exist at zero.
 	const head = `# HELP spool_jobs_rescued_total Running jobs of lost workers returned to the queue by this process's rescuer, by type and resulting status.
 # TYPE spool_jobs_rescued_total counter
@@ -35,30 +36,30 @@ spool_jobs_rescued_total{status="retrying",type="t"} 0
 	}
 
 	for _, attempts := range []int{3, 1} { // one retries, one is out of attempts
-		if _, err := b.client.Enqueue(ctx, EnqueueParams{Type: "t", MaxAttempts: attempts}); err != nil {
+		if _, err := b.client.Enqueue(ctx, EnqueueParams{Kind: "t", MaxAttempts: attempts}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if got, err := claim(ctx, b.db.Pool, DefaultQueue, []string{"t"}, 10, "crashed", time.Millisecond); err != nil || len(got) != 2 {
+	if got, err := b.claimErr(ctx, []string{"t"}, 10, "crashed", time.Millisecond); err != nil || len(got) != 2 {
 		t.Fatalf("claimed %d (err %v), want 2", len(got), err)
 	}
 	time.Sleep(20 * time.Millisecond)
-	w.rescueOnce(ctx)
+	w.rescuer.Run(ctx)
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(head+`spool_jobs_rescued_total{status="dead",type="t"} 1
 spool_jobs_rescued_total{status="retrying",type="t"} 1
 `), "spool_jobs_rescued_total"); err != nil {
 		t.Error(err)
 	}
-	if got := testutil.ToFloat64(w.cfg.Metrics.processed.WithLabelValues("t", OutcomeDead)); got != 1 {
+	if got := metricValue(t, reg, "spool_jobs_processed_total", "type", "t", "outcome", "dead"); got != 1 {
 		t.Errorf(`spool_jobs_processed_total{type="t",outcome="dead"} = %v after rescuing a job out of attempts, want 1`, got)
 	}
 
 	// Nothing left to rescue: the counters stay.
-	w.rescueOnce(ctx)
-	if n := testutil.CollectAndCount(w.cfg.Metrics.rescued); n != 2 {
-		t.Errorf("%d rescued series, want 2", n)
+	w.rescuer.Run(ctx)
+	if n, err := testutil.GatherAndCount(reg, "spool_jobs_rescued_total"); err != nil || n != 2 {
+		t.Errorf("%d rescued series (err %v), want 2", n, err)
 	}
-	if got := testutil.ToFloat64(w.cfg.Metrics.rescued.WithLabelValues("t", string(StatusRetrying))); got != 1 {
+	if got := metricValue(t, reg, "spool_jobs_rescued_total", "type", "t", "status", string(StatusRetrying)); got != 1 {
 		t.Errorf("retrying rescues = %v after a second, empty rescue; want 1", got)
 	}
 }
@@ -70,7 +71,7 @@ func TestNotifyWakeupsCounted(t *testing.T) {
 	ctx := context.Background()
 	reg := prometheus.NewRegistry()
 	m := NewMetrics(reg)
-	handlers := NewRegistry()
+	handlers := NewKinds()
 	handlers.Handle("one", func(context.Context, *Job) error { return nil }, nil)
 	// An hour's poll interval: only notifications (and the listener's start)
 	// wake the worker.
@@ -81,14 +82,14 @@ func TestNotifyWakeupsCounted(t *testing.T) {
 		if err != nil || n != 1 {
 			t.Fatalf("spool_worker_notify_wakeups_total: %d series (err %v), want 1", n, err)
 		}
-		return testutil.ToFloat64(m.wakeups)
+		return metricValue(t, reg, "spool_worker_notify_wakeups_total")
 	}
 	if got := wakeups(); got != 0 {
 		t.Fatalf("%v wake-ups before any insert, want 0", got)
 	}
 	enqueue := func() {
 		t.Helper()
-		res, err := b.client.Enqueue(ctx, EnqueueParams{Type: "one"})
+		res, err := b.client.Enqueue(ctx, EnqueueParams{Kind: "one"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -118,7 +119,7 @@ func TestNotifyWakeupsCounted(t *testing.T) {
 func TestJobSlotsGaugeIsTheQueuesConcurrency(t *testing.T) {
 	t.Parallel()
 	reg := prometheus.NewRegistry()
-	_, err := NewWorker(nil, NewRegistry(), WorkerConfig{ID: "w", Metrics: NewMetrics(reg),
+	_, err := NewWorker(mustClient(t, nil, nil), NewKinds(), WorkerConfig{ID: "w", Metrics: NewMetrics(reg),
 		Queues: []QueueConfig{{Name: DefaultQueue, Concurrency: 3}, {Name: "emails", Concurrency: 4}}})
 	if err != nil {
 		t.Fatal(err)
@@ -129,4 +130,38 @@ spool_worker_job_slots 7
 `), "spool_worker_job_slots"); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// metricValue is the value of the series of name with the given label
+// pairs in g (0 when absent).
+func metricValue(t *testing.T, g prometheus.Gatherer, name string, labels ...string) float64 {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range mf.GetMetric() {
+			have := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				have[lp.GetName()] = lp.GetValue()
+			}
+			for i := 0; i+1 < len(labels); i += 2 {
+				if have[labels[i]] != labels[i+1] {
+					continue series
+				}
+			}
+			switch {
+			case m.Counter != nil:
+				return m.Counter.GetValue()
+			case m.Gauge != nil:
+				return m.Gauge.GetValue()
+			}
+		}
+	}
+	return 0
 }

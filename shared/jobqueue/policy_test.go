@@ -10,34 +10,62 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// A job type's attempt limit reaches the row whichever way the job is
-// enqueued: one, many, COPY, a workflow step, or a follow-up (Then).
-func TestTypeMaxAttemptsFillsUnsetLimits(t *testing.T) {
+// typedFive declares its policy on its type.
+type typedFive struct {
+	N int `json:"n"`
+}
+
+func (typedFive) Kind() string   { return "typed_five" }
+func (typedFive) Policy() Policy { return Policy{MaxAttempts: 5, Timeout: 7 * time.Second} }
+
+// otherKinds is a policy source for kinds declared elsewhere (as the
+// catalog is).
+type otherKinds map[string]Policy
+
+func (o otherKinds) Policy(kind string) (Policy, bool) { p, ok := o[kind]; return p, ok }
+
+// A kind's policy, declared once beside the kind, reaches the row
+// whichever way a job of it is enqueued: one, many, COPY, a workflow step,
+// a workflow's failure job, a follow-up (Then), a typed payload, or a
+// kind declared elsewhere; a job's own settings still win.
+func TestKindPolicyReachesEveryPath(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
-	limits := func(typ string) int { return map[string]int{"three": 3, "four": 4}[typ] }
-	b.client.SetTypeMaxAttempts(limits)
+	kinds := NewKinds()
+	noop := func(context.Context, *Job) error { return nil }
+	kinds.Handle("three", noop, &KindOpts{Policy: Policy{MaxAttempts: 3, Timeout: 2 * time.Second, Backoff: Backoff{Base: 5 * time.Second}}})
+	kinds.Handle("four", noop, &KindOpts{Policy: Policy{MaxAttempts: 4}})
+	kinds.Handle("parent", func(ctx context.Context, _ *Job) error {
+		return Then(ctx, EnqueueParams{Kind: "four", Queue: "chained"})
+	}, nil)
+	kinds.Handle("broken", func(context.Context, *Job) error { return Permanent(errors.New("no")) }, nil)
+	b.client = mustClient(t, b.db.Pool, &ClientOpts{Kinds: kinds})
+	b.client.SetPolicies(otherKinds{"elsewhere": {MaxAttempts: 6}})
 
-	one, err := b.client.Enqueue(ctx, EnqueueParams{Type: "three"})
+	enqueue := func(p EnqueueParams) int64 {
+		t.Helper()
+		res, err := b.client.Enqueue(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Job.ID
+	}
+	one, own := enqueue(EnqueueParams{Kind: "three"}), enqueue(EnqueueParams{Kind: "three", MaxAttempts: 7})
+	plain, typed := enqueue(EnqueueParams{Kind: "other"}), enqueue(EnqueueParams{Kind: "typed_five", Payload: typedFive{N: 1}})
+	elsewhere := enqueue(EnqueueParams{Kind: "elsewhere"})
+	many, err := b.client.EnqueueMany(ctx, []EnqueueParams{{Kind: "four"}, {Kind: "other"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	own, err := b.client.Enqueue(ctx, EnqueueParams{Type: "three", MaxAttempts: 7})
+	if _, err := b.client.EnqueueManyFast(ctx, []EnqueueParams{{Kind: "four", Queue: "copied"}}); err != nil {
+		t.Fatal(err)
+	}
+	wf, err := b.client.CreateWorkflow(ctx, WorkflowParams{Name: "w", Steps: []WorkflowStep{{Name: "s", Params: EnqueueParams{Kind: "three"}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	plain, err := b.client.Enqueue(ctx, EnqueueParams{Type: "other"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	many, err := b.client.EnqueueMany(ctx, []EnqueueParams{{Type: "four"}, {Type: "other"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.client.EnqueueManyFast(ctx, []EnqueueParams{{Type: "four", Queue: "copied"}}); err != nil {
-		t.Fatal(err)
-	}
-	wf, err := b.client.CreateWorkflow(ctx, WorkflowParams{Name: "w", Steps: []WorkflowStep{{Name: "s", Params: EnqueueParams{Type: "three"}}}})
+	failing, err := b.client.CreateWorkflow(ctx, WorkflowParams{Name: "f", Steps: []WorkflowStep{{Name: "s", Params: EnqueueParams{Kind: "broken"}}},
+		OnFailure: &EnqueueParams{Kind: "four", Queue: "compensation"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,31 +73,43 @@ func TestTypeMaxAttemptsFillsUnsetLimits(t *testing.T) {
 	if err != nil || len(copied) != 1 {
 		t.Fatalf("copied job: %v %v", copied, err)
 	}
-	want := map[int64]int{one.Job.ID: 3, own.Job.ID: 7, plain.Job.ID: DefaultMaxAttempts,
-		many[0].Job.ID: 4, many[1].Job.ID: DefaultMaxAttempts, copied[0].ID: 4, wf.Steps[0].JobID: 3}
+
+	b.runWorker(t, kinds, WorkerConfig{Queues: []QueueConfig{{Name: DefaultQueue, Concurrency: 2}}})
+	parent := enqueue(EnqueueParams{Kind: "parent"})
+	b.waitStatus(t, parent, StatusCompleted)
+	b.waitStatus(t, failing.Steps[0].JobID, StatusDead)
+	var chained, compensation []*Job
+	proctestEventually(t, 10*time.Second, "the follow-up and the failure job", func() bool {
+		chained, _ = b.client.List(ctx, ListParams{Queue: "chained", Limit: 1})
+		compensation, _ = b.client.List(ctx, ListParams{Queue: "compensation", Limit: 1})
+		return len(chained) == 1 && len(compensation) == 1
+	})
+	want := map[int64]int{one: 3, own: 7, plain: DefaultMaxAttempts, typed: 5, elsewhere: 6,
+		many[0].ID: 4, many[1].ID: DefaultMaxAttempts, copied[0].ID: 4, wf.Steps[0].JobID: 3,
+		chained[0].ID: 4, compensation[0].ID: 4}
 	for id, n := range want {
 		j, err := b.client.Get(ctx, id)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if j.MaxAttempts != n {
-			t.Errorf("job %d (%s): max_attempts %d, want %d", id, j.Type, j.MaxAttempts, n)
+			t.Errorf("job %d (%s): max_attempts %d, want %d", id, j.Kind, j.MaxAttempts, n)
 		}
 	}
-
-	reg := NewRegistry()
-	reg.Handle("parent", func(ctx context.Context, _ *Job) error {
-		return Then(ctx, EnqueueParams{Type: "four", Queue: "chained"})
-	}, nil)
-	b.runWorker(t, reg, WorkerConfig{TypeMaxAttempts: limits})
-	parent, err := b.client.Enqueue(ctx, EnqueueParams{Type: "parent"})
-	if err != nil {
-		t.Fatal(err)
+	if j, _ := b.client.Get(ctx, one); j.Timeout != 2*time.Second || j.BackoffBase != 5*time.Second {
+		t.Errorf("job of kind three: timeout %s, backoff base %s; want the kind's 2s and 5s", j.Timeout, j.BackoffBase)
 	}
-	b.waitStatus(t, parent.Job.ID, StatusCompleted)
-	chained, err := b.client.List(ctx, ListParams{Queue: "chained", Limit: 1})
-	if err != nil || len(chained) != 1 || chained[0].MaxAttempts != 4 {
-		t.Fatalf("follow-up: %+v %v, want one job with max_attempts 4", chained, err)
+	if j, _ := b.client.Get(ctx, typed); j.Timeout != 7*time.Second {
+		t.Errorf("typed job: timeout %s, want its type's 7s", j.Timeout)
+	}
+}
+
+func proctestEventually(t *testing.T, d time.Duration, what string, ok func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(d); !ok(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
 	}
 }
 
@@ -79,7 +119,7 @@ func TestJobTimeoutIsTheHandlersDeadlineAndRetries(t *testing.T) {
 	b := setup(t)
 	const timeout = 300 * time.Millisecond
 	left := make(chan time.Duration, 2)
-	reg := NewRegistry()
+	reg := NewKinds()
 	reg.Handle("slow-once", func(ctx context.Context, j *Job) error {
 		d, ok := ctx.Deadline()
 		if !ok {
@@ -92,10 +132,10 @@ func TestJobTimeoutIsTheHandlersDeadlineAndRetries(t *testing.T) {
 			return ctx.Err()
 		}
 		return nil
-	}, &HandlerOpts{Timeout: time.Hour}) // the job's own timeout must win
+	}, &KindOpts{Policy: Policy{Timeout: time.Hour}}) // the job's own timeout must win
 	b.runWorker(t, reg, WorkerConfig{Backoff: Backoff{Base: 10 * time.Millisecond, Max: 20 * time.Millisecond}})
 
-	res, err := b.client.Enqueue(context.Background(), EnqueueParams{Type: "slow-once", Timeout: timeout, MaxAttempts: 3})
+	res, err := b.client.Enqueue(context.Background(), EnqueueParams{Kind: "slow-once", Timeout: timeout, MaxAttempts: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,11 +160,11 @@ func TestLostNotificationIsPickedUpByPoll(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer listener.Release()
-	if _, err := listener.Exec(ctx, `LISTEN spool_jobs`); err != nil {
+	if _, err := listener.Exec(ctx, `LISTEN "spool:jobs"`); err != nil {
 		t.Fatal(err)
 	}
 	ran := make(chan struct{}, 1)
-	reg := NewRegistry()
+	reg := NewKinds()
 	reg.Handle("quiet", func(context.Context, *Job) error { ran <- struct{}{}; return nil }, nil)
 	b.runWorker(t, reg, WorkerConfig{PollInterval: 300 * time.Millisecond})
 
@@ -135,7 +175,7 @@ func TestLostNotificationIsPickedUpByPoll(t *testing.T) {
 		if _, err := tx.Exec(ctx, `SET LOCAL session_replication_role = replica`); err != nil {
 			return err
 		}
-		res, err := b.client.EnqueueTx(ctx, tx, EnqueueParams{Type: "quiet"})
+		res, err := b.client.EnqueueTx(ctx, tx, EnqueueParams{Kind: "quiet"})
 		if err == nil {
 			id = res.Job.ID
 		}
@@ -161,11 +201,11 @@ func TestLostNotificationIsPickedUpByPoll(t *testing.T) {
 // effectively off, a three-step chain still finishes.
 func TestUnblockedStepWakesIdleWorker(t *testing.T) {
 	b := setup(t)
-	reg := NewRegistry()
+	reg := NewKinds()
 	reg.Handle("step", func(context.Context, *Job) error { return nil }, nil)
 	b.runWorker(t, reg, WorkerConfig{PollInterval: time.Hour})
 	step := func(name string, deps ...string) WorkflowStep {
-		return WorkflowStep{Name: name, Params: EnqueueParams{Type: "step"}, DependsOn: deps}
+		return WorkflowStep{Name: name, Params: EnqueueParams{Kind: "step"}, DependsOn: deps}
 	}
 	wf, err := b.client.CreateWorkflow(context.Background(), WorkflowParams{Name: "chain",
 		Steps: []WorkflowStep{step("a"), step("b", "a"), step("c", "b")}})

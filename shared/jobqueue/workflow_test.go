@@ -12,7 +12,7 @@ import (
 // diamond is one step fanning out to three that fan back into one.
 func diamond(failType string) WorkflowParams {
 	step := func(name, typ string, deps ...string) WorkflowStep {
-		return WorkflowStep{Name: name, Params: EnqueueParams{Type: typ}, DependsOn: deps}
+		return WorkflowStep{Name: name, Params: EnqueueParams{Kind: typ}, DependsOn: deps}
 	}
 	return WorkflowParams{Name: "diamond", Steps: []WorkflowStep{
 		step("last", "rec", "b", "c", "d"), // declared first: order must not matter
@@ -68,7 +68,7 @@ func (b *bundle) waitWorkflow(t *testing.T, id int64, want string) *Workflow {
 func TestWorkflowFanOutFanIn(t *testing.T) {
 	b := setup(t)
 	rec := &recorder{}
-	reg := NewRegistry()
+	reg := NewKinds()
 	reg.Handle("rec", rec.handle, nil)
 	b.runWorker(t, reg, WorkerConfig{})
 	wf, err := b.client.CreateWorkflow(context.Background(), diamond("rec"))
@@ -81,7 +81,7 @@ func TestWorkflowFanOutFanIn(t *testing.T) {
 			t.Errorf("order %v: want a before %s before last", rec.order, mid)
 		}
 	}
-	byName := map[string]WorkflowView{}
+	byName := map[string]StepState{}
 	for _, s := range done.Steps {
 		byName[s.Name] = s
 	}
@@ -89,13 +89,13 @@ func TestWorkflowFanOutFanIn(t *testing.T) {
 		if s.Status != StatusCompleted || s.Attempts != 1 || s.JobID == 0 {
 			t.Errorf("step %s (job %d): %s after %d attempts, want completed after 1", s.Name, s.JobID, s.Status, s.Attempts)
 		}
-		if s.StartedAt == nil || s.Finished == nil || s.Finished.Before(*s.StartedAt) {
-			t.Errorf("step %s timings: started %v, finished %v", s.Name, s.StartedAt, s.Finished)
+		if s.StartedAt == nil || s.FinishedAt == nil || s.FinishedAt.Before(*s.StartedAt) {
+			t.Errorf("step %s timings: started %v, finished %v", s.Name, s.StartedAt, s.FinishedAt)
 			continue
 		}
 		for _, d := range s.DependsOn { // a step starts only after its parents finished
-			if p := byName[d]; p.Finished == nil || s.StartedAt.Before(*p.Finished) {
-				t.Errorf("step %s started at %v, before its parent %s finished at %v", s.Name, s.StartedAt, d, p.Finished)
+			if p := byName[d]; p.FinishedAt == nil || s.StartedAt.Before(*p.FinishedAt) {
+				t.Errorf("step %s started at %v, before its parent %s finished at %v", s.Name, s.StartedAt, d, p.FinishedAt)
 			}
 		}
 		var r map[string]string
@@ -110,19 +110,19 @@ func TestWorkflowFanOutFanIn(t *testing.T) {
 
 func TestWorkflowStepReadsParentResults(t *testing.T) {
 	b := setup(t)
-	got := make(chan map[string]json.RawMessage, 1)
-	reg := NewRegistry()
+	got := make(chan map[string][]byte, 1)
+	reg := NewKinds()
 	reg.Handle("produce", func(ctx context.Context, j *Job) error { return SetResult(ctx, map[string]int{"n": len(*j.Step)}) }, nil)
 	reg.Handle("consume", func(ctx context.Context, j *Job) error {
-		r, err := ParentResults(ctx, b.db.Pool, j)
+		r, err := b.client.ParentResults(ctx, j)
 		got <- r
 		return err
 	}, nil)
 	b.runWorker(t, reg, WorkerConfig{})
 	_, err := b.client.CreateWorkflow(context.Background(), WorkflowParams{Name: "results", Steps: []WorkflowStep{
-		{Name: "one", Params: EnqueueParams{Type: "produce"}},
-		{Name: "three", Params: EnqueueParams{Type: "produce"}},
-		{Name: "sum", Params: EnqueueParams{Type: "consume"}, DependsOn: []string{"one", "three"}},
+		{Name: "one", Params: EnqueueParams{Kind: "produce"}},
+		{Name: "three", Params: EnqueueParams{Kind: "produce"}},
+		{Name: "sum", Params: EnqueueParams{Kind: "consume"}, DependsOn: []string{"one", "three"}},
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -153,7 +153,7 @@ func testDeadStepRevives(t *testing.T, how string) {
 	rec := &recorder{}
 	var fail sync.Map
 	fail.Store("flaky", true)
-	reg := NewRegistry()
+	reg := NewKinds()
 	reg.Handle("rec", rec.handle, nil)
 	reg.Handle("flaky", func(ctx context.Context, j *Job) error {
 		if v, _ := fail.Load("flaky"); v.(bool) {
@@ -163,7 +163,7 @@ func testDeadStepRevives(t *testing.T, how string) {
 	}, nil)
 	b.runWorker(t, reg, WorkerConfig{})
 	p := diamond("flaky")
-	p.OnFailure = &EnqueueParams{Type: "compensate", Payload: map[string]string{"why": "test"}}
+	p.OnFailure = &EnqueueParams{Kind: "compensate", Payload: map[string]string{"why": "test"}}
 	wf, err := b.client.CreateWorkflow(context.Background(), p)
 	if err != nil {
 		t.Fatal(err)
@@ -180,7 +180,7 @@ func testDeadStepRevives(t *testing.T, how string) {
 			}
 		}
 	}
-	comp, err := b.client.List(context.Background(), ListParams{Type: "compensate", Limit: 5})
+	comp, err := b.client.List(context.Background(), ListParams{Kind: "compensate", Limit: 5})
 	if err != nil || len(comp) != 1 || !jsonHas(comp[0].Payload, "workflow_id") {
 		t.Fatalf("compensation jobs = %+v (err %v), want one carrying the workflow id", comp, err)
 	}
@@ -190,7 +190,7 @@ func testDeadStepRevives(t *testing.T, how string) {
 		_, err = b.client.Retry(context.Background(), cID)
 	} else {
 		var n int64
-		n, err = b.client.RetryDead(context.Background(), DeadFilter{Type: "flaky"})
+		n, err = b.client.RetryDead(context.Background(), DeadFilter{Kind: "flaky"})
 		if err == nil && n != 1 {
 			t.Fatalf("RetryDead retried %d jobs, want 1", n)
 		}
@@ -212,13 +212,13 @@ func jsonHas(raw json.RawMessage, key string) bool {
 func TestContinueOnFailureLetsDependantsRun(t *testing.T) {
 	b := setup(t)
 	rec := &recorder{}
-	reg := NewRegistry()
+	reg := NewKinds()
 	reg.Handle("rec", rec.handle, nil)
 	reg.Handle("broken", func(context.Context, *Job) error { return Permanent(errors.New("nope")) }, nil)
 	b.runWorker(t, reg, WorkerConfig{})
 	wf, err := b.client.CreateWorkflow(context.Background(), WorkflowParams{Name: "lenient", Steps: []WorkflowStep{
-		{Name: "optional", Params: EnqueueParams{Type: "broken"}, ContinueOnFailure: true},
-		{Name: "after", Params: EnqueueParams{Type: "rec"}, DependsOn: []string{"optional"}},
+		{Name: "optional", Params: EnqueueParams{Kind: "broken"}, ContinueOnFailure: true},
+		{Name: "after", Params: EnqueueParams{Kind: "rec"}, DependsOn: []string{"optional"}},
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -232,12 +232,12 @@ func TestContinueOnFailureLetsDependantsRun(t *testing.T) {
 func TestCancelWorkflowCancelsWhatHasNotRun(t *testing.T) {
 	b := setup(t)
 	release := make(chan struct{})
-	reg := NewRegistry()
+	reg := NewKinds()
 	reg.Handle("slow", func(ctx context.Context, j *Job) error { <-release; return nil }, nil)
 	b.runWorker(t, reg, WorkerConfig{})
 	wf, err := b.client.CreateWorkflow(context.Background(), WorkflowParams{Name: "c", Steps: []WorkflowStep{
-		{Name: "first", Params: EnqueueParams{Type: "slow"}},
-		{Name: "second", Params: EnqueueParams{Type: "slow"}, DependsOn: []string{"first"}},
+		{Name: "first", Params: EnqueueParams{Kind: "slow"}},
+		{Name: "second", Params: EnqueueParams{Kind: "slow"}, DependsOn: []string{"first"}},
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -260,7 +260,7 @@ func TestCancelWorkflowCancelsWhatHasNotRun(t *testing.T) {
 func TestWorkflowDefinitionsAreChecked(t *testing.T) {
 	b := setup(t)
 	s := func(name string, deps ...string) WorkflowStep {
-		return WorkflowStep{Name: name, Params: EnqueueParams{Type: "t"}, DependsOn: deps}
+		return WorkflowStep{Name: name, Params: EnqueueParams{Kind: "t"}, DependsOn: deps}
 	}
 	for name, p := range map[string]WorkflowParams{
 		"cycle":      {Name: "x", Steps: []WorkflowStep{s("a", "c"), s("b", "a"), s("c", "b")}},
@@ -270,14 +270,14 @@ func TestWorkflowDefinitionsAreChecked(t *testing.T) {
 		"empty":      {Name: "x"},
 		"no name":    {Steps: []WorkflowStep{s("a")}},
 		"twice dep":  {Name: "x", Steps: []WorkflowStep{s("a"), s("b", "a", "a")}},
-		"keyed step": {Name: "x", Steps: []WorkflowStep{{Name: "a", Params: EnqueueParams{Type: "t", IdempotencyKey: "k"}}}},
+		"keyed step": {Name: "x", Steps: []WorkflowStep{{Name: "a", Params: EnqueueParams{Kind: "t", IdempotencyKey: "k"}}}},
 	} {
 		if _, err := b.client.CreateWorkflow(context.Background(), p); !errors.Is(err, ErrInvalidWorkflow) {
 			t.Errorf("%s: err = %v, want ErrInvalidWorkflow", name, err)
 		}
 	}
 	var n int
-	_ = b.db.Pool.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM spool_jobs) + (SELECT count(*) FROM spool_workflows)`).Scan(&n)
+	_ = b.db.Pool.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM spool.spool_jobs) + (SELECT count(*) FROM spool.spool_workflows)`).Scan(&n)
 	if n != 0 {
 		t.Fatalf("%d rows written by refused workflows, want 0", n)
 	}
@@ -286,19 +286,19 @@ func TestWorkflowDefinitionsAreChecked(t *testing.T) {
 func TestThenChainsFollowUpsWithCompletion(t *testing.T) {
 	b := setup(t)
 	ran := make(chan string, 4)
-	reg := NewRegistry()
+	reg := NewKinds()
 	reg.Handle("first", func(ctx context.Context, j *Job) error {
 		ran <- "first"
-		return Then(ctx, EnqueueParams{Type: "second", Payload: map[string]int64{"after": j.ID}})
+		return Then(ctx, EnqueueParams{Kind: "second", Payload: map[string]int64{"after": j.ID}})
 	}, nil)
 	reg.Handle("failing", func(ctx context.Context, j *Job) error {
-		_ = Then(ctx, EnqueueParams{Type: "second"})
+		_ = Then(ctx, EnqueueParams{Kind: "second"})
 		return Permanent(errors.New("no"))
 	}, nil)
 	reg.Handle("second", func(ctx context.Context, j *Job) error { ran <- "second"; return nil }, nil)
 	b.runWorker(t, reg, WorkerConfig{})
 	for _, typ := range []string{"failing", "first"} {
-		if _, err := b.client.Enqueue(context.Background(), EnqueueParams{Type: typ}); err != nil {
+		if _, err := b.client.Enqueue(context.Background(), EnqueueParams{Kind: typ}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -312,7 +312,7 @@ func TestThenChainsFollowUpsWithCompletion(t *testing.T) {
 			t.Fatalf("%s did not run", want)
 		}
 	}
-	seconds, _ := b.client.List(context.Background(), ListParams{Type: "second", Limit: 10})
+	seconds, _ := b.client.List(context.Background(), ListParams{Kind: "second", Limit: 10})
 	if len(seconds) != 1 {
 		t.Fatalf("%d follow-ups enqueued, want 1 (none from the failed job)", len(seconds))
 	}

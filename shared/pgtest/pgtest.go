@@ -41,20 +41,25 @@ type DB struct {
 	Pool *pgxpool.Pool
 }
 
-// New creates a migrated database for t, dropped when t passes and kept (with
-// its URL logged) when it fails.
-func New(t testing.TB) *DB {
+// New creates a database for t holding Spool's schema (in the default
+// schema "spool") and the extra migration sets given, dropped when t passes
+// and kept (with its URL logged) when it fails.
+func New(t testing.TB, extra ...*postgres.Migrations) *DB {
 	t.Helper()
-	return newDB(t, true)
+	spool, err := postgres.Spool("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newDB(t, append([]*postgres.Migrations{spool}, extra...))
 }
 
 // NewEmpty creates an empty database (no migrations) for tests of migrating.
 func NewEmpty(t testing.TB) *DB {
 	t.Helper()
-	return newDB(t, false)
+	return newDB(t, nil)
 }
 
-func newDB(t testing.TB, migrated bool) *DB {
+func newDB(t testing.TB, sets []*postgres.Migrations) *DB {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	admin, err := pgx.Connect(ctx, AdminURL())
@@ -65,8 +70,8 @@ func newDB(t testing.TB, migrated bool) *DB {
 
 	name := "spool_test_" + randomSuffix()
 	create := "CREATE DATABASE " + pgx.Identifier{name}.Sanitize()
-	if migrated {
-		tmpl, err := ensureTemplate(ctx, admin)
+	if len(sets) > 0 {
+		tmpl, err := ensureTemplate(ctx, admin, sets)
 		if err != nil {
 			t.Fatalf("pgtest: template: %v", err)
 		}
@@ -107,8 +112,8 @@ func (db *DB) cleanup(t testing.TB) {
 // building it under an advisory lock if no process has yet. It is built
 // under a temporary name and renamed when complete, so a crash mid-build
 // never leaves a half-migrated template behind.
-func ensureTemplate(ctx context.Context, admin *pgx.Conn) (string, error) {
-	name := "spool_tmpl_" + schemaHash()
+func ensureTemplate(ctx context.Context, admin *pgx.Conn, sets []*postgres.Migrations) (string, error) {
+	name := "spool_tmpl_" + schemaHash(sets)
 	if _, err := admin.Exec(ctx, `SELECT pg_advisory_lock($1)`, templateLockKey); err != nil {
 		return "", err
 	}
@@ -132,7 +137,7 @@ func ensureTemplate(ctx context.Context, admin *pgx.Conn) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	_, err = postgres.Migrate(ctx, pool)
+	_, err = postgres.ApplyAll(ctx, pool, sets...)
 	pool.Close()
 	if err != nil {
 		return "", err
@@ -143,11 +148,14 @@ func ensureTemplate(ctx context.Context, admin *pgx.Conn) (string, error) {
 
 // schemaHash names the template after the migrations' content, so a changed
 // migration gets a new template instead of a stale one.
-func schemaHash() string {
+func schemaHash(sets []*postgres.Migrations) string {
 	h := sha256.New()
-	for _, m := range postgres.Migrations() {
-		h.Write([]byte(m.Name))
-		h.Write([]byte(m.SQL))
+	for _, set := range sets {
+		h.Write([]byte(set.Schema))
+		for _, m := range set.List() {
+			h.Write([]byte(m.Name))
+			h.Write([]byte(m.SQL))
+		}
 	}
 	return hex.EncodeToString(h.Sum(nil))[:12]
 }

@@ -14,7 +14,7 @@ type File struct {
 	Schedules []Schedule `json:"schedules"`
 }
 
-// LoadFile reads and validates a schedules file.
+// LoadFile reads a schedules file; Sync validates its schedules.
 func LoadFile(path string) ([]Schedule, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -23,7 +23,9 @@ func LoadFile(path string) ([]Schedule, error) {
 	return ParseFile(b)
 }
 
-// ParseFile decodes and validates a schedules file's contents strictly.
+// ParseFile decodes a schedules file's contents strictly and checks what
+// needs no database: names (unique), specs, zones, queues, priorities.
+// Payloads are checked against their kinds when the schedules are stored.
 func ParseFile(b []byte) ([]Schedule, error) {
 	var f File
 	dec := json.NewDecoder(bytes.NewReader(b))
@@ -34,7 +36,7 @@ func ParseFile(b []byte) ([]Schedule, error) {
 	seen := map[string]bool{}
 	for i := range f.Schedules {
 		s := &f.Schedules[i]
-		if err := s.Validate(); err != nil {
+		if err := s.Validate(context.Background(), anyPayload{}); err != nil {
 			return nil, fmt.Errorf("schedules file: schedule %d (%q): %w", i, s.Name, err)
 		}
 		if seen[s.Name] {
@@ -57,6 +59,12 @@ func (st *Store) Sync(ctx context.Context, schedules []Schedule) error {
 		}
 		names = append(names, schedules[i].Name)
 	}
-	_, err := st.pool.Exec(ctx, `DELETE FROM spool_schedules WHERE source = 'file' AND NOT (name = ANY($1))`, names)
+	_, err := st.pool.Exec(ctx, st.sql(`DELETE FROM spool.spool_schedules WHERE source = 'file' AND NOT (name = ANY($1))`), names)
 	return err
 }
+
+// anyPayload accepts every payload: a file is parsed before its kinds can
+// be looked up; Put checks them.
+type anyPayload struct{}
+
+func (anyPayload) Validate(context.Context, string, []byte) error { return nil }

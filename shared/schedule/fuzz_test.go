@@ -1,6 +1,7 @@
 package schedule
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"reflect"
@@ -8,6 +9,10 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/spoolq/spool/shared/catalog"
+	"github.com/spoolq/spool/shared/diagnostic"
+	"github.com/spoolq/spool/shared/jobqueue"
 )
 
 var fuzzFrom = time.Date(2026, 3, 29, 0, 59, 59, 999_999_999, time.UTC) // just before a DST switch in Europe
@@ -82,7 +87,7 @@ func FuzzParse(f *testing.F) {
 // nothing.
 func FuzzValidate(f *testing.F) {
 	f.Add("nightly", "0 2 * * *", "", "noop", []byte(nil), "", 0)
-	f.Add("a.b-c_d", "@every 90s", "Europe/Berlin", "send_email", []byte(`{"to":"a@example.com","subject":"s"}`), "emails", -1000)
+	f.Add("a.b-c_d", "@every 90s", "Europe/Berlin", "fail", []byte(`{"message":"m","times":1}`), "emails", -1000)
 	f.Add("x", "@hourly", "UTC", "sleep", []byte(`{"ms":1}`), "default", 1001)
 	f.Add("x'; DROP TABLE spool_schedules; --", "@hourly", "", "noop", []byte(`{}`), "", 0)
 	f.Add("x", "@hourly", "", "noop", []byte(`{"seq":1}}`), "Q", 0)
@@ -90,7 +95,7 @@ func FuzzValidate(f *testing.F) {
 	f.Add(strings.Repeat("n", 129), "@hourly", "", "noop", []byte(nil), "", 0)
 	f.Fuzz(func(t *testing.T, name, spec, tz, typ string, payload []byte, queue string, priority int) {
 		s := Schedule{Name: name, Spec: spec, Timezone: tz, Type: typ, Payload: payload, Queue: queue, Priority: priority}
-		if err := s.Validate(); err != nil {
+		if err := s.Validate(context.Background(), localKinds); err != nil {
 			if !errors.Is(err, ErrInvalid) {
 				t.Fatalf("Validate = %v, want ErrInvalid", err)
 			}
@@ -98,7 +103,7 @@ func FuzzValidate(f *testing.F) {
 		}
 		checkStorable(t, &s)
 		again := s
-		if err := again.Validate(); err != nil || !reflect.DeepEqual(again, s) {
+		if err := again.Validate(context.Background(), localKinds); err != nil || !reflect.DeepEqual(again, s) {
 			t.Fatalf("validating %+v again: %v, %+v; want no change", s, err, again)
 		}
 	})
@@ -159,7 +164,7 @@ func checkStorable(t *testing.T, s *Schedule) {
 			t.Fatalf("accepted %s %q, which the table cannot hold", field, v)
 		}
 	}
-	if !nameRE.MatchString(s.Name) || !queueRE.MatchString(s.Queue) || s.Priority < -1000 || s.Priority > 1000 {
+	if !nameRE.MatchString(s.Name) || jobqueue.CheckQueueName(s.Queue) != nil || s.Priority < -1000 || s.Priority > 1000 {
 		t.Fatalf("accepted %+v, outside the table's bounds", s)
 	}
 	if !json.Valid(s.Payload) {
@@ -169,3 +174,11 @@ func checkStorable(t *testing.T, s *Schedule) {
 		t.Fatalf("accepted spec %q in %q that does not parse again: %v", s.Spec, s.Timezone, err)
 	}
 }
+
+// localKinds validates payloads against the kinds' Go types in memory, as the
+// catalog validates them against their published schemas.
+var localKinds = func() catalog.Local {
+	k := jobqueue.NewKinds()
+	diagnostic.Add(k)
+	return catalog.Local{Kinds: k}
+}()

@@ -5,6 +5,7 @@
 package schedule
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,7 +19,7 @@ import (
 	"github.com/robfig/cron/v3"
 
 	"github.com/spoolq/spool/shared/jobqueue"
-	"github.com/spoolq/spool/shared/jobs"
+	"github.com/spoolq/spool/shared/postgres"
 )
 
 // Schedule is one recurring job.
@@ -50,9 +51,17 @@ var ErrInvalid = errors.New("invalid schedule")
 var (
 	parser   = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 	nameRE   = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,128}$`)
-	queueRE  = regexp.MustCompile(`^[a-z0-9_.-]{1,64}$`)
 	maxSpecN = 256
 )
+
+// ValidName reports whether name can name a schedule (the table's CHECK).
+func ValidName(name string) bool { return nameRE.MatchString(name) }
+
+// PayloadValidator checks a payload against its kind: the kind catalog
+// (package catalog) is one.
+type PayloadValidator interface {
+	Validate(ctx context.Context, kind string, payload []byte) error
+}
 
 // Parse checks a spec and time zone and returns the cron schedule in it.
 func Parse(spec, tz string) (cron.Schedule, error) {
@@ -103,9 +112,9 @@ type inZone struct {
 
 func (z inZone) Next(t time.Time) time.Time { return z.Schedule.Next(t.In(z.loc)) }
 
-// Validate checks everything a user can get wrong and normalises the rest:
-// the payload against its job type, like an enqueue.
-func (s *Schedule) Validate() error {
+// Validate checks everything a user can get wrong and normalises the rest;
+// the payload is checked against its kind by v, like an enqueue's.
+func (s *Schedule) Validate(ctx context.Context, v PayloadValidator) error {
 	if !nameRE.MatchString(s.Name) {
 		return fmt.Errorf("%w: name must be 1-128 of a-z A-Z 0-9 _ . -", ErrInvalid)
 	}
@@ -118,17 +127,16 @@ func (s *Schedule) Validate() error {
 	if s.Queue == "" {
 		s.Queue = jobqueue.DefaultQueue
 	}
-	if !queueRE.MatchString(s.Queue) {
-		return fmt.Errorf("%w: queue must be 1-64 of a-z 0-9 _ . -", ErrInvalid)
+	if len(bytes.TrimSpace(s.Payload)) == 0 || string(bytes.TrimSpace(s.Payload)) == "null" {
+		s.Payload = json.RawMessage(`{}`)
 	}
-	if s.Priority < -1000 || s.Priority > 1000 {
-		return fmt.Errorf("%w: priority must be between -1000 and 1000", ErrInvalid)
-	}
-	payload, err := jobs.Normalize(s.Type, s.Payload)
-	if err != nil {
+	// Every tick enqueues this job: the enqueue rules apply now.
+	if err := jobqueue.CheckParams(jobqueue.EnqueueParams{Kind: s.Type, Payload: s.Payload, Queue: s.Queue, Priority: s.Priority}); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	s.Payload = payload
+	if err := v.Validate(ctx, s.Type, s.Payload); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
 	return nil
 }
 
@@ -152,14 +160,19 @@ func due(c cron.Schedule, from, now time.Time) (time.Time, bool) {
 
 // Store reads and writes schedules.
 type Store struct {
-	pool   *pgxpool.Pool
-	client *jobqueue.Client
+	pool      *pgxpool.Pool
+	client    *jobqueue.Client
+	validator PayloadValidator
+	rw        *strings.Replacer // statements are written for postgres.DefaultSchema
 }
 
-// NewStore returns a store on pool; client enqueues the ticks' jobs.
-func NewStore(pool *pgxpool.Pool, client *jobqueue.Client) *Store {
-	return &Store{pool: pool, client: client}
+// NewStore returns the store of client's schema; client enqueues the ticks'
+// jobs, and v checks schedules' payloads.
+func NewStore(client *jobqueue.Client, v PayloadValidator) *Store {
+	return &Store{pool: client.Pool(), client: client, validator: v, rw: postgres.Rewriter(client.Schema())}
 }
+
+func (st *Store) sql(text string) string { return st.rw.Replace(text) }
 
 const scheduleColumns = `name, spec, timezone, type, payload, queue, priority, catch_up, source, last_tick, created_at`
 
@@ -191,27 +204,27 @@ func scan(row pgx.Row) (*Schedule, error) {
 // Put creates or replaces a schedule (validated first). Replacing keeps the
 // last tick, so an edit does not re-run a tick already run.
 func (st *Store) Put(ctx context.Context, s *Schedule) (*Schedule, error) {
-	if err := s.Validate(); err != nil {
+	if err := s.Validate(ctx, st.validator); err != nil {
 		return nil, err
 	}
 	if s.Source == "" {
 		s.Source = "api"
 	}
-	return scan(st.pool.QueryRow(ctx, `INSERT INTO spool_schedules (name, spec, timezone, type, payload, queue, priority, catch_up, source)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-		ON CONFLICT (name) DO UPDATE SET spec = $2, timezone = $3, type = $4, payload = $5, queue = $6,
+	return scan(st.pool.QueryRow(ctx, st.sql(`INSERT INTO spool.spool_schedules (name, spec, timezone, type, payload, queue, priority, catch_up, source)
+		VALUES ($1, $2, $3, $4, $5::text::jsonb, $6, $7, $8, $9)
+		ON CONFLICT (name) DO UPDATE SET spec = $2, timezone = $3, type = $4, payload = $5::text::jsonb, queue = $6,
 			priority = $7, catch_up = $8, source = $9, updated_at = now()
-		RETURNING `+scheduleColumns, s.Name, s.Spec, s.Timezone, s.Type, s.Payload, s.Queue, s.Priority, s.CatchUp, s.Source))
+		RETURNING `+scheduleColumns), s.Name, s.Spec, s.Timezone, s.Type, string(s.Payload), s.Queue, s.Priority, s.CatchUp, s.Source))
 }
 
 // Get returns one schedule.
 func (st *Store) Get(ctx context.Context, name string) (*Schedule, error) {
-	return scan(st.pool.QueryRow(ctx, `SELECT `+scheduleColumns+` FROM spool_schedules WHERE name = $1`, name))
+	return scan(st.pool.QueryRow(ctx, st.sql(`SELECT `+scheduleColumns+` FROM spool.spool_schedules WHERE name = $1`), name))
 }
 
 // Delete removes a schedule; jobs it already enqueued stay.
 func (st *Store) Delete(ctx context.Context, name string) error {
-	tag, err := st.pool.Exec(ctx, `DELETE FROM spool_schedules WHERE name = $1`, name)
+	tag, err := st.pool.Exec(ctx, st.sql(`DELETE FROM spool.spool_schedules WHERE name = $1`), name)
 	if err == nil && tag.RowsAffected() == 0 {
 		return jobqueue.ErrNotFound
 	}
@@ -220,7 +233,7 @@ func (st *Store) Delete(ctx context.Context, name string) error {
 
 // List returns every schedule with its next run time, by name.
 func (st *Store) List(ctx context.Context) ([]*Schedule, error) {
-	rows, err := st.pool.Query(ctx, `SELECT `+scheduleColumns+` FROM spool_schedules ORDER BY name`)
+	rows, err := st.pool.Query(ctx, st.sql(`SELECT `+scheduleColumns+` FROM spool.spool_schedules ORDER BY name`))
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spoolq/spool/shared/catalog"
+	"github.com/spoolq/spool/shared/diagnostic"
 	"github.com/spoolq/spool/shared/jobqueue"
 	"github.com/spoolq/spool/shared/pgtest"
 )
@@ -55,22 +57,22 @@ func TestParseEvaluatesInTheScheduleTimeZone(t *testing.T) {
 }
 
 func TestValidateChecksPayloadAgainstJobType(t *testing.T) {
-	t.Parallel()
+	b := setup(t)
 	bad := []Schedule{
 		{Name: "x", Spec: "@hourly", Type: "nope"},
-		{Name: "x", Spec: "@hourly", Type: "send_email", Payload: json.RawMessage(`{"to":"not-an-address","subject":"s"}`)},
+		{Name: "x", Spec: "@hourly", Type: "sleep", Payload: json.RawMessage(`{"ms":-1}`)},
 		{Name: "x", Spec: "@hourly", Type: "noop", Payload: json.RawMessage(`{"unknown":1}`)},
 		{Name: "bad name!", Spec: "@hourly", Type: "noop"},
 		{Name: "x", Spec: "@hourly", Type: "noop", Queue: "Bad Queue"},
 		{Name: "x", Spec: "@hourly", Type: "noop", Priority: 5000},
 	}
 	for i, s := range bad {
-		if err := s.Validate(); !errors.Is(err, ErrInvalid) {
+		if err := s.Validate(context.Background(), b.catalog); !errors.Is(err, ErrInvalid) {
 			t.Errorf("case %d: Validate = %v, want ErrInvalid", i, err)
 		}
 	}
 	good := Schedule{Name: "nightly-report", Spec: "0 2 * * *", Type: "noop"}
-	if err := good.Validate(); err != nil || good.Queue != "default" || good.Timezone != "UTC" {
+	if err := good.Validate(context.Background(), b.catalog); err != nil || good.Queue != "default" || good.Timezone != "UTC" {
 		t.Fatalf("Validate = %v, queue %q, tz %q; want ok, default, UTC", err, good.Queue, good.Timezone)
 	}
 }
@@ -94,15 +96,29 @@ func TestParseFileRejectsUnknownFieldsAndDuplicates(t *testing.T) {
 }
 
 type bundle struct {
-	db    *pgtest.DB
-	store *Store
+	db      *pgtest.DB
+	store   *Store
+	catalog *catalog.Catalog
 }
 
+// setup gives a fresh database whose kind catalog holds the diagnostic
+// kinds, as a worker running them would have published.
 func setup(t *testing.T) *bundle {
 	t.Helper()
 	t.Parallel()
 	db := pgtest.New(t)
-	return &bundle{db: db, store: NewStore(db.Pool, jobqueue.NewClient(db.Pool, nil))}
+	client, err := jobqueue.NewClient(db.Pool, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := jobqueue.NewKinds()
+	diagnostic.Add(kinds)
+	if err := client.PublishKinds(context.Background(), "test", kinds); err != nil {
+		t.Fatal(err)
+	}
+	cat := catalog.New(client, nil)
+	client.SetPolicies(cat)
+	return &bundle{db: db, store: NewStore(client, cat), catalog: cat}
 }
 
 func (b *bundle) put(t *testing.T, s Schedule, created time.Time) {
@@ -110,7 +126,7 @@ func (b *bundle) put(t *testing.T, s Schedule, created time.Time) {
 	if _, err := b.store.Put(context.Background(), &s); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.db.Pool.Exec(context.Background(), `UPDATE spool_schedules SET created_at = $2 WHERE name = $1`, s.Name, created); err != nil {
+	if _, err := b.db.Pool.Exec(context.Background(), `UPDATE spool.spool_schedules SET created_at = $2 WHERE name = $1`, s.Name, created); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -118,7 +134,7 @@ func (b *bundle) put(t *testing.T, s Schedule, created time.Time) {
 func (b *bundle) jobs(t *testing.T) int {
 	t.Helper()
 	var n int
-	if err := b.db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM spool_jobs`).Scan(&n); err != nil {
+	if err := b.db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM spool.spool_jobs`).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n
@@ -217,5 +233,30 @@ func TestSyncReplacesFileSchedulesOnly(t *testing.T) {
 	}
 	if len(names) != 2 || names[0] != "b=@hourly" || names[1] != "from-api=@hourly" {
 		t.Fatalf("schedules = %v, want b (updated) and from-api (untouched)", names)
+	}
+}
+
+// A client cannot take a tick's place: jobs with the keys ticks once used
+// (schedule:<name>:<tick>) do not stop the ticks, which need no key.
+func TestClientKeysCannotSuppressTicks(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	base := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	b.put(t, Schedule{Name: "s", Spec: "@every 1s", Type: "noop"}, base)
+	for i := 1; i <= 3; i++ {
+		key := "schedule:s:" + base.Add(time.Duration(i)*time.Second).Format(time.RFC3339)
+		if _, err := b.store.client.Enqueue(ctx, jobqueue.EnqueueParams{Kind: "noop", IdempotencyKey: key}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := b.store.Tick(ctx, base.Add(3500*time.Millisecond), slog.New(slog.DiscardHandler))
+	if err != nil || len(res) != 3 || b.jobs(t) != 6 {
+		t.Fatalf("ticks = %d (err %v), jobs = %d; want 3 ticks beside the client's 3 jobs", len(res), err, b.jobs(t))
+	}
+	for _, r := range res {
+		j, err := b.store.client.Get(ctx, r.JobID)
+		if err != nil || j.RequestID == nil || *j.RequestID != TickID("s", r.Tick) {
+			t.Errorf("tick %s: job %+v (%v), want its request id %s", r.Tick, j, err, TickID("s", r.Tick))
+		}
 	}
 }

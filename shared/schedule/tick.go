@@ -2,8 +2,8 @@ package schedule
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -67,15 +67,18 @@ func (st *Store) tickOne(ctx context.Context, s *Schedule, now time.Time) (TickR
 	r := TickResult{Schedule: s.Name, Type: s.Type, Queue: s.Queue, Tick: tick, Skipped: now.Sub(tick) > Grace && !s.CatchUp}
 	claimed := false
 	err = pgx.BeginFunc(ctx, st.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `UPDATE spool_schedules SET last_tick = $2
-			WHERE name = $1 AND last_tick IS NOT DISTINCT FROM $3`, s.Name, tick, s.LastTick)
+		tag, err := tx.Exec(ctx, st.sql(`UPDATE spool.spool_schedules SET last_tick = $2
+			WHERE name = $1 AND last_tick IS NOT DISTINCT FROM $3`), s.Name, tick, s.LastTick)
 		claimed = err == nil && tag.RowsAffected() == 1
 		if !claimed || r.Skipped {
 			return err // lost the race to another worker, or a missed tick to skip
 		}
+		// The compare-and-set above makes this tick's job unique: it needs
+		// no idempotency key, which a client could take first. Its request
+		// id names the schedule and tick, for tracing.
 		res, err := st.client.EnqueueTx(ctx, tx, jobqueue.EnqueueParams{
-			Type: s.Type, Payload: s.Payload, Queue: s.Queue, Priority: s.Priority,
-			IdempotencyKey: fmt.Sprintf("schedule:%s:%s", s.Name, tick.UTC().Format(time.RFC3339)),
+			Kind: s.Type, Payload: json.RawMessage(s.Payload), Queue: s.Queue, Priority: s.Priority,
+			RequestID: TickID(s.Name, tick),
 		})
 		if err != nil {
 			return err
@@ -84,6 +87,11 @@ func (st *Store) tickOne(ctx context.Context, s *Schedule, now time.Time) (TickR
 		return nil
 	})
 	return r, claimed && err == nil, err
+}
+
+// TickID is the request id of the job a schedule enqueued for a tick.
+func TickID(schedule string, tick time.Time) string {
+	return "schedule:" + schedule + ":" + tick.UTC().Format(time.RFC3339)
 }
 
 // tickTimeout bounds one check of every schedule.

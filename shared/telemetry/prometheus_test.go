@@ -39,6 +39,7 @@ func TestPrometheusScrapesServices(t *testing.T) {
 	api := proctest.Start(t, proctest.Build(t, "github.com/spoolq/spool/services/api"), []string{
 		"SPOOL_DATABASE_URL=" + db.URL, "SPOOL_HTTP_ADDR=" + apiHTTP, "SPOOL_ADMIN_ADDR=" + apiAdmin,
 		"SPOOL_AUTH_DISABLED=true", "SPOOL_STATS_INTERVAL=1s", "SPOOL_DRAIN_DELAY=0s", "SPOOL_LOG_LEVEL=warn",
+		"SPOOL_OPEN_KINDS=nobody.runs.this",
 	})
 	worker := proctest.Start(t, proctest.Build(t, "github.com/spoolq/spool/services/worker"), []string{
 		"SPOOL_DATABASE_URL=" + db.URL, "SPOOL_ADMIN_ADDR=" + workerAdmin, "SPOOL_WORKER_ID=w1",
@@ -127,6 +128,15 @@ scrape_configs:
 	}
 	if got := p.value(`sum(spool_jobs_enqueued_total{type="noop"})`); got != 30 {
 		t.Errorf("spool_jobs_enqueued_total{type=noop} = %v, want 30", got)
+	}
+	// A job of a kind no worker runs (accepted as an open kind) is counted
+	// as unserved; the kinds the worker runs are not.
+	apiCall(t, "POST", "http://"+apiHTTP+"/v1/jobs", `{"type":"nobody.runs.this"}`)
+	proctest.Eventually(t, 30*time.Second, "the unserved job in Prometheus", func() bool {
+		return p.value(`max(spool_unserved_jobs{type="nobody.runs.this"})`) == 1
+	})
+	if n := len(p.query(`spool_unserved_jobs{type!="nobody.runs.this"}`)); n != 0 {
+		t.Errorf("%d unserved series for kinds the worker runs, want none", n)
 	}
 
 	t.Run("exposition", func(t *testing.T) {

@@ -242,6 +242,10 @@ Use: {{- range $name, $pool := include "spool.workerPools" $ | fromYaml }}
       value: {{ $root.Values.logging.level | quote }}
     - name: SPOOL_LOG_FORMAT
       value: {{ $root.Values.logging.format | quote }}
+    - name: SPOOL_DB_SCHEMA
+      value: {{ $root.Values.database.schema | quote }}
+    - name: SPOOL_DEMO
+      value: {{ $root.Values.demo.enabled | quote }}
   securityContext:
     {{- toYaml $root.Values.containerSecurityContext | nindent 4 }}
   resources:
@@ -308,6 +312,8 @@ SPOOL_SHUTDOWN_TIMEOUT: {{ include "spool.seconds" $pool.shutdownTimeoutSeconds 
 SPOOL_LEASE_DURATION: {{ $pool.leaseDuration | quote }}
 SPOOL_RESCUE_INTERVAL: {{ $pool.rescueInterval | quote }}
 SPOOL_DIAGNOSTIC_JOBS: {{ .root.Values.diagnosticJobs | quote }}
+SPOOL_DB_SCHEMA: {{ .root.Values.database.schema | quote }}
+SPOOL_DEMO: {{ .root.Values.demo.enabled | quote }}
 {{- if .root.Values.worker.schedules }}
 SPOOL_SCHEDULES_FILE: /etc/spool/schedules.json
 {{- end }}

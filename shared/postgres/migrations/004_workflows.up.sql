@@ -1,7 +1,7 @@
 -- Workflows: a DAG of jobs declared at enqueue. A step waits as 'blocked'
 -- until all its parents completed; the transaction that finishes a step also
 -- unblocks its children, so a crash never strands a successor.
-CREATE TABLE spool_workflows (
+CREATE TABLE spool.spool_workflows (
     id                 bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     name               text        NOT NULL CHECK (char_length(name) BETWEEN 1 AND 128),
     status             text        NOT NULL DEFAULT 'running'
@@ -14,9 +14,9 @@ CREATE TABLE spool_workflows (
     created_at         timestamptz NOT NULL DEFAULT now(),
     finished_at        timestamptz
 );
-CREATE INDEX spool_workflows_finished_idx ON spool_workflows (finished_at) WHERE finished_at IS NOT NULL;
+CREATE INDEX spool_workflows_finished_idx ON spool.spool_workflows (finished_at) WHERE finished_at IS NOT NULL;
 
-ALTER TABLE spool_jobs
+ALTER TABLE spool.spool_jobs
     ADD COLUMN workflow_id         bigint,
     ADD COLUMN step                text,
     ADD COLUMN parents             bigint[],
@@ -27,4 +27,4 @@ ALTER TABLE spool_jobs
     -- The API request that enqueued the job, to trace a job to its request.
     ADD COLUMN request_id          text;
 
-CREATE INDEX spool_jobs_workflow_idx ON spool_jobs (workflow_id) WHERE workflow_id IS NOT NULL;
+CREATE INDEX spool_jobs_workflow_idx ON spool.spool_jobs (workflow_id) WHERE workflow_id IS NOT NULL;

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spoolq/spool/shared/diagnostic"
 	"github.com/spoolq/spool/shared/jobqueue"
 	"github.com/spoolq/spool/shared/pgtest"
 	"github.com/spoolq/spool/shared/proctest"
@@ -129,8 +130,14 @@ func TestBrowserRetriesDeadJob(t *testing.T) {
 	b.waitFor("the queues table", `document.querySelector('tr[data-queue="emails"] button[data-action="pause"]')`, 10*time.Second)
 	b.click(`tr[data-queue="emails"] button[data-action="pause"]`)
 	b.waitFor("the Resume button", `document.querySelector('tr[data-queue="emails"] button[data-action="resume"]')`, 10*time.Second)
+	// No worker runs here, so the waiting jobs' kinds are marked unserved.
+	var unserved string
+	b.eval(`(document.querySelector('#unserved') || {}).innerText || ''`, &unserved)
+	if !strings.Contains(unserved, "send_email") || !strings.Contains(unserved, "no live worker") {
+		t.Errorf("queues view's unserved mark = %q, want send_email named", unserved)
+	}
 	var paused bool
-	if err := db.Pool.QueryRow(context.Background(), `SELECT paused FROM spool_queues WHERE name = 'emails'`).Scan(&paused); err != nil || !paused {
+	if err := db.Pool.QueryRow(context.Background(), `SELECT paused FROM spool.spool_queues WHERE name = 'emails'`).Scan(&paused); err != nil || !paused {
 		t.Errorf("queue emails paused = %v (%v), want true", paused, err)
 	}
 	save(t, "dashboard-queues.png", b.screenshot())
@@ -155,7 +162,18 @@ func TestBrowserRetriesDeadJob(t *testing.T) {
 func seed(t *testing.T, db *pgtest.DB) (dead, doomed int64) {
 	t.Helper()
 	ctx := context.Background()
-	client := jobqueue.NewClient(db.Pool, nil)
+	client, err := jobqueue.NewClient(db.Pool, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The kinds a team's workers would have published: the diagnostic ones
+	// and an email kind.
+	kinds := jobqueue.NewKinds()
+	diagnostic.Add(kinds)
+	jobqueue.AddKind(kinds, func(context.Context, *jobqueue.Job, sendEmail) error { return nil }, nil)
+	if err := client.PublishKinds(ctx, "test", kinds); err != nil {
+		t.Fatal(err)
+	}
 	enqueue := func(p jobqueue.EnqueueParams) int64 {
 		r, err := client.Enqueue(ctx, p)
 		if err != nil {
@@ -163,9 +181,9 @@ func seed(t *testing.T, db *pgtest.DB) (dead, doomed int64) {
 		}
 		return r.Job.ID
 	}
-	dead = enqueue(jobqueue.EnqueueParams{Type: "fail", Payload: map[string]string{"message": "card declined: insufficient funds"}, MaxAttempts: 2})
-	doomed = enqueue(jobqueue.EnqueueParams{Type: "fail", Payload: map[string]string{"message": "card declined: insufficient funds"}, MaxAttempts: 2})
-	_, err := db.Pool.Exec(ctx, `UPDATE spool_jobs SET status = 'dead', attempts = 2, started_at = now() - interval '1 minute',
+	dead = enqueue(jobqueue.EnqueueParams{Kind: "fail", Payload: map[string]string{"message": "card declined: insufficient funds"}, MaxAttempts: 2})
+	doomed = enqueue(jobqueue.EnqueueParams{Kind: "fail", Payload: map[string]string{"message": "card declined: insufficient funds"}, MaxAttempts: 2})
+	_, err = db.Pool.Exec(ctx, `UPDATE spool.spool_jobs SET status = 'dead', attempts = 2, started_at = now() - interval '1 minute',
 		finished_at = now(), last_error = 'card declined: insufficient funds',
 		errors = jsonb_build_array(
 			jsonb_build_object('attempt', 1, 'error', 'attempt 1: gateway timeout', 'at', now() - interval '1 minute', 'worker_id', 'worker-a'),
@@ -175,17 +193,17 @@ func seed(t *testing.T, db *pgtest.DB) (dead, doomed int64) {
 		t.Fatal(err)
 	}
 	for i := range 3 {
-		enqueue(jobqueue.EnqueueParams{Type: "send_email", Queue: "emails",
+		enqueue(jobqueue.EnqueueParams{Kind: "send_email", Queue: "emails",
 			Payload: map[string]string{"to": fmt.Sprintf("user%d@example.com", i), "subject": "Welcome", "body": "Hello"}})
 	}
-	enqueue(jobqueue.EnqueueParams{Type: "noop", Payload: map[string]any{}, RunAt: time.Now().Add(time.Hour)})
+	enqueue(jobqueue.EnqueueParams{Kind: "noop", Payload: map[string]any{}, RunAt: time.Now().Add(time.Hour)})
 	return dead, doomed
 }
 
 func jobCount(t *testing.T, db *pgtest.DB, id int64) int {
 	t.Helper()
 	var n int
-	if err := db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM spool_jobs WHERE id = $1`, id).Scan(&n); err != nil {
+	if err := db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM spool.spool_jobs WHERE id = $1`, id).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n
@@ -194,7 +212,7 @@ func jobCount(t *testing.T, db *pgtest.DB, id int64) int {
 func status(t *testing.T, db *pgtest.DB, id int64) jobqueue.Status {
 	t.Helper()
 	var s jobqueue.Status
-	if err := db.Pool.QueryRow(context.Background(), `SELECT status FROM spool_jobs WHERE id = $1`, id).Scan(&s); err != nil {
+	if err := db.Pool.QueryRow(context.Background(), `SELECT status FROM spool.spool_jobs WHERE id = $1`, id).Scan(&s); err != nil {
 		t.Fatal(err)
 	}
 	return s
@@ -258,3 +276,12 @@ func save(t *testing.T, name string, png []byte) {
 	}
 	t.Logf("screenshot %s (%d bytes) in %s", name, len(png), strings.Join(dirs, ", "))
 }
+
+// sendEmail is a kind a team's worker might run.
+type sendEmail struct {
+	To      string `json:"to" jsonschema:"format=email"`
+	Subject string `json:"subject"`
+	Body    string `json:"body,omitempty"`
+}
+
+func (sendEmail) Kind() string { return "send_email" }

@@ -25,13 +25,16 @@ func TestEveryRouteNeedsAToken(t *testing.T) {
 	t.Parallel()
 	db := pgtest.New(t)
 	opts := &Opts{Tokens: []Token{{Secret: "ro-secret", Scope: ScopeRead}, {Secret: "rw-secret", Scope: ScopeWrite}}}
-	client := jobqueue.NewClient(db.Pool, nil)
+	client, err := jobqueue.NewClient(db.Pool, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	h := New(client, opts)
 
 	type route struct{ method, path string }
 	var routes []route
 	vars := strings.NewReplacer("{id}", "1", "{name}", "default", "{scope}", "queue")
-	err := newAPI(client, opts).router().Walk(func(r *mux.Route, _ *mux.Router, _ []*mux.Route) error {
+	err = newAPI(client, opts).router().Walk(func(r *mux.Route, _ *mux.Router, _ []*mux.Route) error {
 		tmpl, err := r.GetPathTemplate()
 		if err != nil {
 			return err

@@ -4,11 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/spoolq/spool/shared/apiext"
+	"github.com/spoolq/spool/shared/catalog"
 	"github.com/spoolq/spool/shared/jobqueue"
 )
 
@@ -68,15 +71,33 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 func toAPIError(err error) *apiError {
-	var ae *apiError
+	var (
+		ae      *apiError
+		batch   *jobqueue.BatchError
+		unknown *catalog.UnknownKindError
+		bad     *jobqueue.InvalidError
+		ext     *apiext.Error
+	)
 	switch {
+	case errors.As(err, &batch): // before apiError, which it may wrap
+		inner := toAPIError(batch.Err)
+		return atIndex(inner, batch.Index, fmt.Sprintf("jobs[%d]", batch.Index)).(*apiError)
 	case errors.As(err, &ae):
 		return ae
+	case errors.As(err, &unknown):
+		return &apiError{Status: http.StatusUnprocessableEntity, Field: "type",
+			Message: fmt.Sprintf("unknown job type %q", clip(unknown.Kind)), KnownTypes: unknown.Known}
+	case errors.As(err, &bad):
+		return &apiError{Status: http.StatusUnprocessableEntity, Field: bad.Field, Message: clipTo(bad.Error(), maxMessage)}
+	case errors.Is(err, jobqueue.ErrInvalidWorkflow):
+		return &apiError{Status: http.StatusUnprocessableEntity, Message: clipTo(err.Error(), maxMessage)}
+	case errors.As(err, &ext):
+		return &apiError{Status: ext.Status, Field: ext.Field, Message: clipTo(ext.Message, maxMessage)}
 	case errors.Is(err, jobqueue.ErrNotFound):
 		return &apiError{Status: http.StatusNotFound, Message: "job not found"}
 	case errors.Is(err, jobqueue.ErrInvalidState):
 		return &apiError{Status: http.StatusConflict, Message: err.Error()}
-	case errors.Is(err, jobqueue.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, jobqueue.ErrUnavailable), errors.Is(err, context.DeadlineExceeded), store503(err):
 		// The request deadline covers pool waits and queries alike: past it
 		// the database is, for this client, unavailable.
 		return &apiError{Status: http.StatusServiceUnavailable, Message: "database unavailable; retry later"}
@@ -86,6 +107,13 @@ func toAPIError(err error) *apiError {
 		return &apiError{Status: http.StatusBadRequest, Message: "the request holds text the database cannot store (U+0000 or invalid UTF-8)"}
 	}
 	return &apiError{Status: http.StatusInternalServerError, Message: "internal error"}
+}
+
+// store503 reports a connection failure that reached here without the
+// library's translation (an application route's own query).
+func store503(err error) bool {
+	var pgErr *pgconn.PgError
+	return !errors.As(err, &pgErr) && jobqueue.IsConnError(err)
 }
 
 // transientConflict reports whether PostgreSQL aborted err's transaction to

@@ -19,7 +19,6 @@ type errorCase struct {
 	path    string
 	body    string
 	headers []string
-	noDiag  bool // send to a router with diagnostic job types off
 
 	status int
 	field  string // want this "field", if set
@@ -62,12 +61,13 @@ var errorCases = []errorCase{
 	// 422: well-formed, but not a job we can run.
 	{name: "missing type", method: "POST", path: "/v1/jobs", body: `{"payload":{}}`, status: 422, field: "type"},
 	{name: "unknown type", method: "POST", path: "/v1/jobs", body: `{"type":"sned_email","payload":{}}`, status: 422, field: "type"},
-	{name: "diagnostic type turned off", method: "POST", path: "/v1/jobs", body: `{"type":"noop"}`, noDiag: true, status: 422, field: "type"},
-	{name: "payload fails validation", method: "POST", path: "/v1/jobs", body: `{"type":"send_email","payload":{"to":"nobody","subject":"s"}}`, status: 422, field: "payload"},
-	{name: "payload unknown field", method: "POST", path: "/v1/jobs", body: `{"type":"sleep","payload":{"ms":1,"seconds":2}}`, status: 422, field: "payload"},
-	{name: "payload wrong type", method: "POST", path: "/v1/jobs", body: `{"type":"sleep","payload":{"ms":"1"}}`, status: 422, field: "payload"},
+	{name: "idempotency key in Spool's namespace", method: "POST", path: "/v1/jobs", body: `{"type":"noop","idempotency_key":"spool:workflow:1:failed"}`, status: 422, field: "idempotency_key"},
+	{name: "kind nobody published", method: "POST", path: "/v1/jobs", body: `{"type":"never_published"}`, status: 422, field: "type"},
+	{name: "payload fails validation", method: "POST", path: "/v1/jobs", body: `{"type":"send_email","payload":{"to":"nobody","subject":"s"}}`, status: 422, field: "payload.to"},
+	{name: "payload unknown field", method: "POST", path: "/v1/jobs", body: `{"type":"sleep","payload":{"ms":1,"seconds":2}}`, status: 422, field: "payload.seconds"},
+	{name: "payload wrong type", method: "POST", path: "/v1/jobs", body: `{"type":"sleep","payload":{"ms":"1"}}`, status: 422, field: "payload.ms"},
 	{name: "payload not an object", method: "POST", path: "/v1/jobs", body: `{"type":"sleep","payload":[1]}`, status: 422, field: "payload"},
-	{name: "payload out of range", method: "POST", path: "/v1/jobs", body: `{"type":"sleep","payload":{"ms":-1}}`, status: 422, field: "payload"},
+	{name: "payload out of range", method: "POST", path: "/v1/jobs", body: `{"type":"sleep","payload":{"ms":-1}}`, status: 422, field: "payload.ms"},
 	{name: "payload with NUL", method: "POST", path: "/v1/jobs", body: `{"type":"fail","payload":{"message":"a\u0000b"}}`, status: 422, field: "payload"},
 	{name: "queue with capitals", method: "POST", path: "/v1/jobs", body: `{"type":"noop","queue":"Emails"}`, status: 422, field: "queue"},
 	{name: "queue empty", method: "POST", path: "/v1/jobs", body: `{"type":"noop","queue":""}`, status: 422, field: "queue"},
@@ -94,7 +94,7 @@ var errorCases = []errorCase{
 	{name: "batch missing jobs", method: "POST", path: "/v1/jobs/batch", body: `{}`, status: 422, field: "jobs"},
 	{name: "batch over max", method: "POST", path: "/v1/jobs/batch", body: `{"jobs":[{"type":"noop"},{"type":"noop"},{"type":"noop"},{"type":"noop"}]}`, status: 422, field: "jobs"},
 	{name: "batch one unknown type", method: "POST", path: "/v1/jobs/batch", body: `{"jobs":[{"type":"noop"},{"type":"noop"},{"type":"nope"}]}`, status: 422, field: "jobs[2].type", index: at(2)},
-	{name: "batch one bad payload", method: "POST", path: "/v1/jobs/batch", body: `{"jobs":[{"type":"sleep","payload":{"ms":-3}},{"type":"noop"}]}`, status: 422, field: "jobs[0].payload", index: at(0)},
+	{name: "batch one bad payload", method: "POST", path: "/v1/jobs/batch", body: `{"jobs":[{"type":"sleep","payload":{"ms":-3}},{"type":"noop"}]}`, status: 422, field: "jobs[0].payload.ms", index: at(0)},
 	{name: "batch null element", method: "POST", path: "/v1/jobs/batch", body: `{"jobs":[{"type":"noop"},null]}`, status: 422, field: "jobs[1].type", index: at(1)},
 
 	// 413: too large.
@@ -139,11 +139,10 @@ var errorCases = []errorCase{
 func TestErrors(t *testing.T) {
 	t.Parallel()
 	f := setup(t, &httpapi.Opts{MaxPayloadBytes: testMaxPayload, MaxBatch: testMaxBatch, MaxBatchBytes: testMaxBatchBytes})
-	noDiag := newRouter(f.client, nil, &httpapi.Opts{NoDiagnosticJobs: true})
 	seeds := map[string]int64{}
 	for _, st := range []struct{ status, sql string }{
 		{"pending", ""}, {"running", makeRunning}, {"completed", makeCompleted}, {"dead", makeDead},
-		{"cancelled", `UPDATE spool_jobs SET status = 'cancelled', finished_at = now() WHERE id = $1`},
+		{"cancelled", `UPDATE spool.spool_jobs SET status = 'cancelled', finished_at = now() WHERE id = $1`},
 	} {
 		id := f.enqueue(jobqueue.EnqueueParams{IdempotencyKey: "seed-" + st.status})
 		if st.sql != "" {
@@ -160,9 +159,6 @@ func TestErrors(t *testing.T) {
 				path = strings.ReplaceAll(path, "{"+st+"}", fmt.Sprint(id))
 			}
 			h := f.h
-			if tc.noDiag {
-				h = noDiag
-			}
 			rec := serve(h, request(tc.method, path, tc.body, tc.headers...))
 			checkError(t, rec, tc)
 			if after := f.snapshot(); after != before {

@@ -5,14 +5,13 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 
 	"github.com/gorilla/mux"
 
+	"github.com/spoolq/spool/shared/catalog"
 	"github.com/spoolq/spool/shared/jobqueue"
-	"github.com/spoolq/spool/shared/jobs"
 	"github.com/spoolq/spool/shared/schedule"
 )
 
@@ -31,6 +30,8 @@ func (a *api) routeFlow(r *mux.Router) {
 	r.HandleFunc("/v1/schedules/{name}", a.scheduleGet).Methods(http.MethodGet)
 	r.HandleFunc("/v1/schedules/{name}", a.schedulePut).Methods(http.MethodPut)
 	r.HandleFunc("/v1/schedules/{name}", a.scheduleDelete).Methods(http.MethodDelete)
+	r.HandleFunc("/v1/kinds", a.kinds).Methods(http.MethodGet)
+	r.HandleFunc("/v1/workers", a.workers).Methods(http.MethodGet)
 	a.routeWorkflows(r)
 }
 
@@ -41,7 +42,7 @@ type deadFilter struct {
 }
 
 func (f deadFilter) query() jobqueue.DeadFilter {
-	return jobqueue.DeadFilter{ID: f.ID, Type: f.Type, Queue: f.Queue}
+	return jobqueue.DeadFilter{ID: f.ID, Kind: f.Type, Queue: f.Queue}
 }
 
 func (f deadFilter) check() error {
@@ -51,7 +52,7 @@ func (f deadFilter) check() error {
 	if !typeFilter(f.Type) {
 		return invalid("type", "must be at most 128 bytes of UTF-8 without U+0000")
 	}
-	if f.Queue != "" && !queueName.MatchString(f.Queue) {
+	if f.Queue != "" && jobqueue.CheckQueueName(f.Queue) != nil {
 		return invalid("queue", "not a valid queue name")
 	}
 	return nil
@@ -127,14 +128,18 @@ func (a *api) queues(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"queues": qs})
+	out := make([]queueView, len(qs))
+	for i, q := range qs {
+		out[i] = viewQueue(q)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"queues": out})
 }
 
 // pause answers POST /v1/queues/{name}/pause and /resume.
 func (a *api) pause(paused bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		name := mux.Vars(r)["name"]
-		if !queueName.MatchString(name) {
+		if jobqueue.CheckQueueName(name) != nil {
 			writeError(w, r, invalid("name", "not a valid queue name"))
 			return
 		}
@@ -152,56 +157,62 @@ func (a *api) limitList(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	if ls == nil {
-		ls = []jobqueue.Limit{}
+	out := make([]limitView, len(ls))
+	for i, l := range ls {
+		out[i] = viewLimit(l)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"limits": ls})
+	writeJSON(w, http.StatusOK, map[string]any{"limits": out})
 }
 
-// limitTarget checks the {scope}/{name} of a limit route.
+// limitTarget checks the {scope}/{name} of a limit route: a kind must be
+// one clients may enqueue.
 func (a *api) limitTarget(r *http.Request) (string, string, error) {
 	v := mux.Vars(r)
 	scope, name := v["scope"], v["name"]
-	switch {
-	case scope == jobqueue.ScopeQueue && !queueName.MatchString(name):
-		return "", "", invalid("name", "not a valid queue name")
-	case scope == jobqueue.ScopeType && !a.limits.typeAllowed(name):
-		return "", "", &apiError{Status: http.StatusUnprocessableEntity, Field: "name",
-			Message: fmt.Sprintf("unknown job type %q", clip(name)), KnownTypes: a.limits.allowedTypes()}
-	case scope != jobqueue.ScopeQueue && scope != jobqueue.ScopeType:
-		return "", "", &apiError{Status: http.StatusNotFound, Message: "limit scope must be queue or type"}
+	if err := limitName(scope, name); err != nil {
+		return "", "", err
+	}
+	if scope == jobqueue.ScopeKind {
+		if err := a.knownKind(r.Context(), name); err != nil {
+			return "", "", err
+		}
 	}
 	return scope, name, nil
 }
 
+// limitName checks a limit's scope and name without a database.
+func limitName(scope, name string) error {
+	switch {
+	case scope == jobqueue.ScopeQueue && jobqueue.CheckQueueName(name) != nil:
+		return invalid("name", "not a valid queue name")
+	case scope == jobqueue.ScopeKind && jobqueue.CheckKindName(name) != nil:
+		return &catalog.UnknownKindError{Kind: name}
+	case scope != jobqueue.ScopeQueue && scope != jobqueue.ScopeKind:
+		return &apiError{Status: http.StatusNotFound, Message: "limit scope must be queue or type"}
+	}
+	return nil
+}
+
 // limitPut: PUT /v1/limits/{queue|type}/{name} {max_running?, rate_per_second?, burst?}.
 func (a *api) limitPut(w http.ResponseWriter, r *http.Request) {
-	l, err := a.limitRequest(w, r)
+	scope, name, err := a.limitTarget(r)
+	var l jobqueue.Limit
+	if err == nil {
+		l, err = limitBody(w, r, scope, name)
+	}
 	if err == nil {
 		l, err = a.client.SetLimit(r.Context(), l)
-	}
-	if errors.Is(err, jobqueue.ErrInvalidLimit) {
-		err = &apiError{Status: http.StatusUnprocessableEntity, Message: err.Error()}
 	}
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"limit": l})
+	writeJSON(w, http.StatusOK, map[string]any{"limit": viewLimit(l)})
 }
 
-// minRatePerSecond is the slowest rate limit: one start every ~17 minutes.
-// Slower rates are indistinguishable from a pause (which says so), and a
-// worker's wait for the next token would overflow a time.Duration.
-const minRatePerSecond = 0.001
-
-// limitRequest reads and checks a PUT /v1/limits body; the burst defaults
-// to 1, as the queue would set it.
-func (a *api) limitRequest(w http.ResponseWriter, r *http.Request) (jobqueue.Limit, error) {
-	scope, name, err := a.limitTarget(r)
-	if err != nil {
-		return jobqueue.Limit{}, err
-	}
+// limitBody reads and checks a PUT /v1/limits body; the burst defaults to
+// 1, as the queue would set it.
+func limitBody(w http.ResponseWriter, r *http.Request, scope, name string) (jobqueue.Limit, error) {
 	var body struct {
 		MaxRunning    *int     `json:"max_running"`
 		RatePerSecond *float64 `json:"rate_per_second"`
@@ -214,11 +225,8 @@ func (a *api) limitRequest(w http.ResponseWriter, r *http.Request) (jobqueue.Lim
 	if l.Burst == 0 {
 		l.Burst = 1
 	}
-	if err := l.Validate(); err != nil {
-		return l, &apiError{Status: http.StatusUnprocessableEntity, Message: err.Error()}
-	}
-	if l.RatePerSecond != nil && *l.RatePerSecond < minRatePerSecond {
-		return l, invalid("rate_per_second", "must be at least %g (one start every ~17 minutes); pause the queue to stop it", minRatePerSecond)
+	if err := jobqueue.CheckLimit(l); err != nil {
+		return l, toAPIError(err)
 	}
 	return l, nil
 }
@@ -277,9 +285,8 @@ func (a *api) schedulePut(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"schedule": saved})
 }
 
-// scheduleRequest reads and validates a PUT /v1/schedules/{name} body.
-// The payload obeys the limits of an enqueued job's, as every tick
-// enqueues it.
+// scheduleRequest reads a PUT /v1/schedules/{name} body; the store checks
+// it (its payload against its kind, as every tick enqueues it).
 func (a *api) scheduleRequest(w http.ResponseWriter, r *http.Request) (*schedule.Schedule, error) {
 	var s schedule.Schedule
 	if err := decodeBody(w, r, a.opts.MaxPayloadBytes+envelopeBytes, &s); err != nil {
@@ -290,16 +297,9 @@ func (a *api) scheduleRequest(w http.ResponseWriter, r *http.Request) (*schedule
 		return nil, invalid("name", "differs from the name in the path")
 	}
 	s.Name, s.Source, s.LastTick, s.NextRun = name, "api", nil, nil
-	if !a.limits.typeAllowed(s.Type) {
-		return nil, &apiError{Status: http.StatusUnprocessableEntity, Field: "type",
-			Message: fmt.Sprintf("unknown job type %q", clip(s.Type)), KnownTypes: a.limits.allowedTypes()}
-	}
-	if int64(len(s.Payload)) > a.limits.maxPayload {
+	if int64(len(s.Payload)) > a.opts.MaxPayloadBytes {
 		return nil, &apiError{Status: http.StatusRequestEntityTooLarge, Field: "payload",
-			Message: fmt.Sprintf("payload is %d bytes; the limit is %d", len(s.Payload), a.limits.maxPayload)}
-	}
-	if err := s.Validate(); err != nil {
-		return nil, err
+			Message: fmt.Sprintf("payload is %d bytes; the limit is %d", len(s.Payload), a.opts.MaxPayloadBytes)}
 	}
 	return &s, nil
 }
@@ -308,15 +308,11 @@ func (a *api) scheduleRequest(w http.ResponseWriter, r *http.Request) (*schedule
 // have names none, so it is a 404 like an unknown one.
 func scheduleName(r *http.Request) (string, error) {
 	name := mux.Vars(r)["name"]
-	if !scheduleNameRE.MatchString(name) {
+	if !schedule.ValidName(name) {
 		return "", jobqueue.ErrNotFound
 	}
 	return name, nil
 }
-
-// scheduleNameRE is the schedule package's rule for names (and the
-// table's CHECK).
-var scheduleNameRE = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,128}$`)
 
 func (a *api) scheduleDelete(w http.ResponseWriter, r *http.Request) {
 	name, err := scheduleName(r)
@@ -331,10 +327,13 @@ func (a *api) scheduleDelete(w http.ResponseWriter, r *http.Request) {
 }
 
 func scheduleError(err error) error {
+	var unknown *catalog.UnknownKindError
 	switch {
 	case errors.Is(err, jobqueue.ErrNotFound):
 		return &apiError{Status: http.StatusNotFound, Message: "no such schedule"}
-	case errors.Is(err, schedule.ErrInvalid), errors.Is(err, jobs.ErrUnknownType):
+	case errors.As(err, &unknown):
+		return err
+	case errors.Is(err, schedule.ErrInvalid):
 		return &apiError{Status: http.StatusUnprocessableEntity, Message: clipTo(strings.TrimPrefix(err.Error(), "invalid schedule: "), maxMessage)}
 	}
 	return unavailable(err)

@@ -15,9 +15,9 @@ func (f *fixture) flowState() string {
 	f.t.Helper()
 	var s string
 	err := f.db.Pool.QueryRow(context.Background(), `SELECT concat_ws('|',
-		(SELECT md5(coalesce(string_agg(t::text, ',' ORDER BY name), '')) FROM spool_queues t),
-		(SELECT md5(coalesce(string_agg(t::text, ',' ORDER BY scope, name), '')) FROM spool_limits t),
-		(SELECT md5(coalesce(string_agg(t::text, ',' ORDER BY name), '')) FROM spool_schedules t))`).Scan(&s)
+		(SELECT md5(coalesce(string_agg(t::text, ',' ORDER BY name), '')) FROM spool.spool_queues t),
+		(SELECT md5(coalesce(string_agg(t::text, ',' ORDER BY scope, name), '')) FROM spool.spool_limits t),
+		(SELECT md5(coalesce(string_agg(t::text, ',' ORDER BY name), '')) FROM spool.spool_schedules t))`).Scan(&s)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -28,12 +28,12 @@ func TestDeadLetterRoutes(t *testing.T) {
 	t.Parallel()
 	f := setup(t, nil)
 	var dead []int64
-	for _, p := range []jobqueue.EnqueueParams{{Type: "noop"}, {Type: "noop", Queue: "emails"}, {Type: "send_email", Payload: map[string]string{"to": "a@b.c", "subject": "s"}}} {
+	for _, p := range []jobqueue.EnqueueParams{{Kind: "noop"}, {Kind: "noop", Queue: "emails"}, {Kind: "send_email", Payload: map[string]string{"to": "a@b.c", "subject": "s"}}} {
 		id := f.enqueue(p)
 		f.exec(makeDead, id)
 		dead = append(dead, id)
 	}
-	list := mustStatus[struct{ Jobs []jobqueue.Job }](t, f.do("GET", "/v1/jobs?status=dead&type=noop", ""), 200)
+	list := mustStatus[struct{ Jobs []wireJob }](t, f.do("GET", "/v1/jobs?status=dead&type=noop", ""), 200)
 	if len(list.Jobs) != 2 {
 		t.Fatalf("dead noop jobs listed = %d, want 2", len(list.Jobs))
 	}
@@ -82,12 +82,12 @@ func TestQueuePauseRoutes(t *testing.T) {
 	f := setup(t, nil)
 	f.enqueue(jobqueue.EnqueueParams{Queue: "emails"})
 	mustStatus[map[string]any](t, f.do("POST", "/v1/queues/emails/pause", ""), 200)
-	qs := mustStatus[struct{ Queues []jobqueue.QueueInfo }](t, f.do("GET", "/v1/queues", ""), 200)
+	qs := mustStatus[struct{ Queues []wireQueue }](t, f.do("GET", "/v1/queues", ""), 200)
 	if len(qs.Queues) != 1 || !qs.Queues[0].Paused || qs.Queues[0].Counts[jobqueue.StatusPending] != 1 {
 		t.Fatalf("queues = %+v, want emails paused with one pending job", qs.Queues)
 	}
 	mustStatus[map[string]any](t, f.do("POST", "/v1/queues/emails/resume", ""), 200)
-	qs = mustStatus[struct{ Queues []jobqueue.QueueInfo }](t, f.do("GET", "/v1/queues", ""), 200)
+	qs = mustStatus[struct{ Queues []wireQueue }](t, f.do("GET", "/v1/queues", ""), 200)
 	if qs.Queues[0].Paused {
 		t.Fatal("queue still paused after resume")
 	}
@@ -96,16 +96,16 @@ func TestQueuePauseRoutes(t *testing.T) {
 func TestLimitRoutes(t *testing.T) {
 	t.Parallel()
 	f := setup(t, nil)
-	l := mustStatus[struct{ Limit jobqueue.Limit }](t, f.do("PUT", "/v1/limits/type/sync_inventory", `{"max_running":2}`), 200)
+	l := mustStatus[struct{ Limit wireLimit }](t, f.do("PUT", "/v1/limits/type/sync_inventory", `{"max_running":2}`), 200)
 	if l.Limit.MaxRunning == nil || *l.Limit.MaxRunning != 2 || l.Limit.Burst != 1 {
 		t.Fatalf("limit = %+v, want max_running 2, burst 1", l.Limit)
 	}
 	mustStatus[map[string]any](t, f.do("PUT", "/v1/limits/queue/emails", `{"rate_per_second":20,"burst":5}`), 200)
-	ls := mustStatus[struct{ Limits []jobqueue.Limit }](t, f.do("GET", "/v1/limits", ""), 200)
+	ls := mustStatus[struct{ Limits []wireLimit }](t, f.do("GET", "/v1/limits", ""), 200)
 	if len(ls.Limits) != 2 {
 		t.Fatalf("limits = %+v, want 2", ls.Limits)
 	}
-	qs := mustStatus[struct{ Queues []jobqueue.QueueInfo }](t, f.do("GET", "/v1/queues", ""), 200)
+	qs := mustStatus[struct{ Queues []wireQueue }](t, f.do("GET", "/v1/queues", ""), 200)
 	if len(qs.Queues) != 1 || qs.Queues[0].Limit == nil || *qs.Queues[0].Limit.RatePerSecond != 20 {
 		t.Fatalf("queues = %+v, want emails with its rate limit", qs.Queues)
 	}

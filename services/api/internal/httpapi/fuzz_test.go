@@ -2,13 +2,12 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
 	"net/http/httptest"
-	"net/mail"
 	"net/url"
 	"reflect"
 	"slices"
@@ -19,9 +18,9 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/spoolq/spool/shared/catalog"
+	"github.com/spoolq/spool/shared/diagnostic"
 	"github.com/spoolq/spool/shared/jobqueue"
-	"github.com/spoolq/spool/shared/jobs"
-	"github.com/spoolq/spool/shared/orders"
 )
 
 // The fuzz targets run the request path up to, not including, the
@@ -30,10 +29,40 @@ import (
 // message (anything else would answer 500); an accepted request gives
 // parameters within every documented bound, which survive a round trip.
 
-var fuzzLimits = limits{maxPayload: 4096, maxBatch: 5, diagnostic: true}
+// The fuzzed API's limits.
+const (
+	fuzzMaxPayload = 4096
+	fuzzMaxBatch   = 5
+)
 
 func fuzzAPI() *api {
-	return &api{opts: Opts{MaxPayloadBytes: fuzzLimits.maxPayload, MaxBatchBytes: 16 << 10, MaxBatch: fuzzLimits.maxBatch}, limits: fuzzLimits}
+	return &api{opts: Opts{MaxPayloadBytes: fuzzMaxPayload, MaxBatchBytes: 16 << 10, MaxBatch: fuzzMaxBatch}}
+}
+
+// containsNUL reports whether a JSON payload holds U+0000 in a string,
+// which jsonb cannot store.
+func containsNUL(payload []byte) bool {
+	var v any
+	if json.Unmarshal(payload, &v) != nil {
+		return false
+	}
+	var walk func(any) bool
+	walk = func(v any) bool {
+		switch v := v.(type) {
+		case string:
+			return strings.ContainsRune(v, 0)
+		case []any:
+			return slices.ContainsFunc(v, walk)
+		case map[string]any:
+			for k, e := range v {
+				if strings.ContainsRune(k, 0) || walk(e) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	return walk(v)
 }
 
 func jsonRequest(method, path string, body []byte) *http.Request {
@@ -62,10 +91,10 @@ func mustRefuse(t *testing.T, err error) *apiError {
 // decodeEnqueue is POST /v1/jobs without the insert.
 func decodeEnqueue(body []byte, now time.Time) (jobqueue.EnqueueParams, error) {
 	var req enqueueRequest
-	if err := decodeBody(httptest.NewRecorder(), jsonRequest("POST", "/v1/jobs", body), fuzzLimits.maxPayload+envelopeBytes, &req); err != nil {
+	if err := decodeBody(httptest.NewRecorder(), jsonRequest("POST", "/v1/jobs", body), fuzzMaxPayload+envelopeBytes, &req); err != nil {
 		return jobqueue.EnqueueParams{}, err
 	}
-	return req.toParams(fuzzLimits, now)
+	return req.check(now)
 }
 
 // checkParams fails unless p is within every bound the API documents.
@@ -73,30 +102,27 @@ func checkParams(t *testing.T, p jobqueue.EnqueueParams, now time.Time) {
 	t.Helper()
 	payload, ok := p.Payload.(json.RawMessage)
 	switch {
-	case !fuzzLimits.typeAllowed(p.Type):
-		t.Fatalf("accepted type %q", p.Type)
-	case !ok || !json.Valid(payload) || jobs.HasNUL(payload):
+	case jobqueue.CheckKindName(p.Kind) != nil:
+		t.Fatalf("accepted type %q", p.Kind)
+	case !ok || (len(payload) > 0 && !json.Valid(payload)) || containsNUL(payload):
 		t.Fatalf("accepted payload %q, which jsonb cannot store", p.Payload)
-	case p.Queue != "" && !queueName.MatchString(p.Queue):
+	case p.Queue != "" && jobqueue.CheckQueueName(p.Queue) != nil:
 		t.Fatalf("accepted queue %q", p.Queue)
-	case p.Priority < minPriority || p.Priority > maxPriority:
+	case p.Priority < jobqueue.MinPriority || p.Priority > jobqueue.MaxPriority:
 		t.Fatalf("accepted priority %d", p.Priority)
-	case p.MaxAttempts < 0 || p.MaxAttempts > maxAttemptsLimit:
+	case p.MaxAttempts < 0 || p.MaxAttempts > maxAttempts:
 		t.Fatalf("accepted max_attempts %d", p.MaxAttempts)
 	case !p.RunAt.IsZero() && p.RunAt.After(now.Add(maxSchedule)):
 		t.Fatalf("accepted run_at %s, over a year after %s", p.RunAt, now)
-	case p.IdempotencyKey != "" && (len(p.IdempotencyKey) > maxKeyBytes || !utf8.ValidString(p.IdempotencyKey) || strings.ContainsRune(p.IdempotencyKey, 0)):
+	case p.IdempotencyKey != "" && (len(p.IdempotencyKey) > jobqueue.MaxKeyBytes || !utf8.ValidString(p.IdempotencyKey) || strings.ContainsRune(p.IdempotencyKey, 0)):
 		t.Fatalf("accepted idempotency key %q", p.IdempotencyKey)
 	case p.BackoffBase > 0 && p.BackoffMax > 0 && p.BackoffMax < p.BackoffBase:
 		t.Fatalf("accepted backoff_max %s below backoff_base %s", p.BackoffMax, p.BackoffBase)
 	}
 	for _, d := range []time.Duration{p.Timeout, p.BackoffBase, p.BackoffMax} {
-		if d != 0 && (d < time.Millisecond || d > maxDuration) {
+		if d != 0 && (d < time.Millisecond || d > jobqueue.MaxJobDuration) {
 			t.Fatalf("accepted duration %s", d)
 		}
-	}
-	if again, err := jobs.Normalize(p.Type, payload); err != nil || !bytes.Equal(again, payload) {
-		t.Fatalf("payload %s is not canonical: normalizes to %s, %v", payload, again, err)
 	}
 }
 
@@ -108,7 +134,7 @@ func requestFor(p jobqueue.EnqueueParams) []byte {
 
 // requestFields are the fields of the request that asks for exactly p.
 func requestFields(p jobqueue.EnqueueParams) map[string]any {
-	req := map[string]any{"type": p.Type, "payload": p.Payload, "priority": p.Priority}
+	req := map[string]any{"type": p.Kind, "payload": p.Payload, "priority": p.Priority}
 	if p.Queue != "" {
 		req["queue"] = p.Queue
 	}
@@ -140,7 +166,7 @@ func sameParams(a, b jobqueue.EnqueueParams) bool {
 var enqueueSeeds = []string{
 	`{"type":"noop"}`,
 	`{"type":"noop","payload":null,"queue":"a.b-c_9","priority":-1000,"max_attempts":100,"timeout":"24h","backoff_base":"1ms","backoff_max":"1ms","idempotency_key":"k"}`,
-	`{"type":"send_email","payload":{"to":"a@example.com","subject":"s","body":"<b>&amp;</b>"},"run_at":"2030-06-01T00:00:00.123456789+05:30"}`,
+	`{"type":"fail","payload":{"message":"<b>&amp;</b>"},"run_at":"2030-06-01T00:00:00.123456789+05:30"}`,
 	`{"type":"sleep","payload":{"ms":3600000},"delay":"8760h"}`,
 	`{"type":"sleep","payload":{"ms":1e309}}`,
 	`{"type":"sleep","priority":9223372036854775808}`,
@@ -158,7 +184,7 @@ var enqueueSeeds = []string{
 	`{"type":"noop","payload":{"seq":1,"seq":2}}`,
 	`{"type":"noop","Type":"fail"}`,
 	`{"type":"noop","queue":"x' OR '1'='1"}`,
-	`{"type":"noop; DROP TABLE spool_jobs; --"}`,
+	`{"type":"noop; DROP TABLE spool.spool_jobs; --"}`,
 	"{\"type\":\"noop\",\"idempotency_key\":\"\xff\"}",
 	`{"type":"noop"}}`,
 	`{"type":"noop"} []`,
@@ -205,9 +231,9 @@ func FuzzBatchRequest(f *testing.F) {
 			Jobs []json.RawMessage `json:"jobs"`
 		}
 		err := decodeBody(httptest.NewRecorder(), jsonRequest("POST", "/v1/jobs/batch", body), a.opts.MaxBatchBytes, &req)
-		var params []jobqueue.EnqueueParams
+		var reqs []enqueueRequest
 		if err == nil {
-			params, err = a.batchParams(req.Jobs)
+			reqs, err = a.batchRequests(req.Jobs)
 		}
 		if err != nil {
 			ae := mustRefuse(t, err)
@@ -219,10 +245,14 @@ func FuzzBatchRequest(f *testing.F) {
 			}
 			return
 		}
-		if len(params) == 0 || len(params) > fuzzLimits.maxBatch || len(params) != len(req.Jobs) {
-			t.Fatalf("accepted a batch of %d jobs from %d elements", len(params), len(req.Jobs))
+		if len(reqs) == 0 || len(reqs) > fuzzMaxBatch || len(reqs) != len(req.Jobs) {
+			t.Fatalf("accepted a batch of %d jobs from %d elements", len(reqs), len(req.Jobs))
 		}
-		for _, p := range params {
+		for _, r := range reqs {
+			p, err := r.check(time.Now())
+			if err != nil {
+				t.Fatalf("accepted element %+v that does not check: %v", r, err)
+			}
 			checkParams(t, p, time.Now())
 		}
 	})
@@ -250,9 +280,9 @@ func FuzzListParams(f *testing.F) {
 		switch {
 		case p.Status != "" && !p.Status.Valid():
 			t.Fatalf("accepted status %q", p.Status)
-		case !typeFilter(p.Type):
-			t.Fatalf("accepted type filter %q", p.Type)
-		case p.Queue != "" && !queueName.MatchString(p.Queue):
+		case !typeFilter(p.Kind):
+			t.Fatalf("accepted type filter %q", p.Kind)
+		case p.Queue != "" && jobqueue.CheckQueueName(p.Queue) != nil:
 			t.Fatalf("accepted queue %q", p.Queue)
 		case p.Limit < 1 || p.Limit > maxListLimit:
 			t.Fatalf("accepted limit %d", p.Limit)
@@ -283,24 +313,27 @@ func FuzzLimitRequest(f *testing.F) {
 	} {
 		f.Add(s.scope, s.name, []byte(s.body))
 	}
-	a := fuzzAPI()
 	f.Fuzz(func(t *testing.T, scope, name string, body []byte) {
-		r := mux.SetURLVars(jsonRequest("PUT", "/v1/limits/x/y", body), map[string]string{"scope": scope, "name": name})
-		l, err := a.limitRequest(httptest.NewRecorder(), r)
+		r := jsonRequest("PUT", "/v1/limits/x/y", body)
+		err := limitName(scope, name)
+		var l jobqueue.Limit
+		if err == nil {
+			l, err = limitBody(httptest.NewRecorder(), r, scope, name)
+		}
 		if err != nil {
-			mustRefuse(t, err)
+			mustRefuse(t, toAPIError(err))
 			return
 		}
 		switch {
-		case l.Validate() != nil:
-			t.Fatalf("accepted %+v, which the queue refuses: %v", l, l.Validate())
+		case jobqueue.CheckLimit(l) != nil:
+			t.Fatalf("accepted %+v, which the queue refuses: %v", l, jobqueue.CheckLimit(l))
 		case l.Scope != scope || l.Name != name:
 			t.Fatalf("limit %s/%s from %s/%s", l.Scope, l.Name, scope, name)
-		case l.Scope == jobqueue.ScopeQueue && !queueName.MatchString(l.Name), l.Scope == jobqueue.ScopeType && !fuzzLimits.typeAllowed(l.Name):
+		case l.Scope == jobqueue.ScopeQueue && jobqueue.CheckQueueName(l.Name) != nil, l.Scope == jobqueue.ScopeKind && jobqueue.CheckKindName(l.Name) != nil:
 			t.Fatalf("accepted %s name %q", l.Scope, l.Name)
 		case l.Burst < 1:
 			t.Fatalf("accepted burst %d", l.Burst)
-		case l.RatePerSecond != nil && (*l.RatePerSecond < minRatePerSecond || math.IsInf(*l.RatePerSecond, 0)):
+		case l.RatePerSecond != nil && (*l.RatePerSecond < jobqueue.MinRatePerSecond || *l.RatePerSecond > 1e6):
 			t.Fatalf("accepted rate %g", *l.RatePerSecond)
 		}
 	})
@@ -308,7 +341,7 @@ func FuzzLimitRequest(f *testing.F) {
 
 func FuzzScheduleRequest(f *testing.F) {
 	for _, s := range []struct{ name, body string }{
-		{"daily", `{"spec":"0 9 * * *","timezone":"Europe/Berlin","type":"send_email","payload":{"to":"ops@example.com","subject":"daily"},"queue":"emails","priority":3,"catch_up":true}`},
+		{"daily", `{"spec":"0 9 * * *","timezone":"Europe/Berlin","type":"fail","payload":{"message":"daily"},"queue":"emails","priority":3,"catch_up":true}`},
 		{"x", `{"name":"x","spec":"@every 1s","type":"noop"}`},
 		{"x", `{"name":"y","spec":"@hourly","type":"noop"}`},
 		{"x", `{"spec":"@hourly","type":"noop","source":"file","last_tick":"2020-01-01T00:00:00Z","next_run":"2020-01-01T00:00:00Z","created_at":"2020-01-01T00:00:00Z"}`},
@@ -320,7 +353,7 @@ func FuzzScheduleRequest(f *testing.F) {
 		{"x", `{"spec":"@hourly","type":"noop","timezone":"../../../etc/passwd"}`},
 		{"x", `{"spec":"@hourly","type":"noop","priority":1e309}`},
 		{"bad name", `{"spec":"@hourly","type":"noop"}`},
-		{"x'; DROP TABLE spool_schedules;--", `{"spec":"@hourly","type":"noop"}`},
+		{"x'; DROP TABLE spool.spool_schedules;--", `{"spec":"@hourly","type":"noop"}`},
 		{"x", `{"spec":"' OR 1=1 --","type":"noop"}`},
 	} {
 		f.Add(s.name, []byte(s.body))
@@ -332,11 +365,14 @@ func FuzzScheduleRequest(f *testing.F) {
 			t.Fatalf("scheduleName = %q from %q", n, name)
 		}
 		s, err := a.scheduleRequest(httptest.NewRecorder(), r)
+		if err == nil {
+			err = s.Validate(context.Background(), fuzzKinds)
+		}
 		if err != nil {
 			mustRefuse(t, scheduleError(err))
 			return
 		}
-		if s.Name != name || s.Source != "api" || s.LastTick != nil || !fuzzLimits.typeAllowed(s.Type) || jobs.HasNUL(s.Payload) {
+		if s.Name != name || s.Source != "api" || s.LastTick != nil || jobqueue.CheckKindName(s.Type) != nil || containsNUL(s.Payload) {
 			t.Fatalf("accepted %+v from name %q", s, name)
 		}
 		if _, err := scheduleName(r); err != nil {
@@ -348,7 +384,7 @@ func FuzzScheduleRequest(f *testing.F) {
 			}
 		}
 		again := *s
-		if err := again.Validate(); err != nil || !reflect.DeepEqual(&again, s) {
+		if err := again.Validate(context.Background(), fuzzKinds); err != nil || !reflect.DeepEqual(&again, s) {
 			t.Fatalf("validating %+v again: %v, %+v", s, err, again)
 		}
 	})
@@ -367,7 +403,7 @@ func decodeWorkflow(a *api, body []byte) (*workflowRequest, jobqueue.WorkflowPar
 
 // storableName reports whether s may name a workflow or a step.
 func storableName(s string) bool {
-	return s != "" && len(s) <= jobqueue.MaxWorkflowName && utf8.ValidString(s) && !strings.ContainsRune(s, 0)
+	return s != "" && len(s) <= 128 && utf8.ValidString(s) && !strings.ContainsRune(s, 0)
 }
 
 // acyclic reports whether the steps' dependencies, all known, form a DAG,
@@ -450,7 +486,7 @@ func FuzzWorkflowRequest(f *testing.F) {
 		`{"name":"` + strings.Repeat("w", 129) + `","steps":[{"name":"a","type":"noop"}]}`,
 		`{"name":"` + strings.Repeat("é", 64) + `","steps":[{"name":"a","type":"noop"}]}`,
 		`{"name":"w","steps":[{"name":"a","type":"noop","depends_on":["` + strings.Repeat("d", 1000) + `"]}]}`,
-		`{"name":"x'); DROP TABLE spool_workflows; --","steps":[{"name":"' OR 1=1","type":"noop"}]}`,
+		`{"name":"x'); DROP TABLE spool.spool_workflows; --","steps":[{"name":"' OR 1=1","type":"noop"}]}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -506,7 +542,7 @@ func FuzzWorkflowRequest(f *testing.F) {
 			q.RequestID = ""
 			checkParams(t, q, time.Now())
 		}
-		if err := p.Validate(); err != nil {
+		if err := jobqueue.ValidateWorkflow(p); err != nil {
 			t.Fatalf("accepted %+v, which the queue refuses: %v", p, err)
 		}
 		_, again, err := decodeWorkflow(a, workflowRequestFor(p))
@@ -551,7 +587,7 @@ func FuzzDeadFilter(f *testing.F) {
 		{`{"type":1}`, `queue=x'%20OR%20'1'='1`},
 		{`null`, `type=noop'--`},
 		{`[]`, `all=true&type=`},
-		{`{"type":"x' OR '1'='1","queue":"'; DROP TABLE spool_jobs; --"}`, `type=%27%3B%20DROP%20TABLE%20spool_jobs%3B--`},
+		{`{"type":"x' OR '1'='1","queue":"'; DROP TABLE spool.spool_jobs; --"}`, `type=%27%3B%20DROP%20TABLE%20spool_jobs%3B--`},
 		{`{"id":42}`, `id=42`},
 		{`{"id":-1}`, `id=-1`},
 		{`{"id":1e3}`, `id=1e3`},
@@ -565,7 +601,7 @@ func FuzzDeadFilter(f *testing.F) {
 		switch {
 		case len(fl.Type) > 128 || !utf8.ValidString(fl.Type) || strings.ContainsRune(fl.Type, 0):
 			t.Fatalf("accepted type filter %q", fl.Type)
-		case fl.Queue != "" && !queueName.MatchString(fl.Queue):
+		case fl.Queue != "" && jobqueue.CheckQueueName(fl.Queue) != nil:
 			t.Fatalf("accepted queue filter %q", fl.Queue)
 		case fl.ID < 0:
 			t.Fatalf("accepted id %d", fl.ID)
@@ -595,75 +631,10 @@ func FuzzDeadFilter(f *testing.F) {
 	})
 }
 
-// decodeOrder is POST /v1/orders up to the transaction.
-func decodeOrder(body []byte) (orders.NewOrder, error) {
-	return orderRequest(httptest.NewRecorder(), jsonRequest("POST", "/v1/orders", body))
-}
-
-func FuzzOrderRequest(f *testing.F) {
-	const card = `"card_number":"4242 4242 4242 4242"`
-	for _, s := range []string{
-		`{"customer_email":"ada@example.com",` + card + `,"items":[{"sku":"mug","quantity":2},{"sku":"stickers","quantity":1}]}`,
-		`{"customer_email":"a.b+c@sub.example.co.uk","card_number":"424242424242","items":[{"sku":"poster","quantity":1000}]}`,
-		`{"customer_email":"ada@[192.0.2.1]","card_number":"4242424242424242424","items":[{"sku":"` + strings.Repeat("s", 64) + `","quantity":1}]}`,
-		`{"customer_email":"\"a b\"@example.com",` + card + `,"items":[{"sku":"mug","quantity":1}]}`,
-		`{"customer_email":"Ada <ada@example.com>",` + card + `,"items":[{"sku":"mug","quantity":1}]}`,
-		`{"customer_email":"ada@example.com\u0000",` + card + `,"items":[{"sku":"mug","quantity":1}]}`,
-		`{"customer_email":"ada@example.com",` + card + `,"items":[{"sku":"mug\u0000","quantity":1}]}`,
-		`{"customer_email":"ada@example.com",` + card + `,"items":[{"sku":"\ud800","quantity":1}]}`,
-		"{\"customer_email\":\"ada@example.com\"," + card + ",\"items\":[{\"sku\":\"mug\xff\",\"quantity\":1}]}",
-		`{"customer_email":"ada@example.com",` + card + `,"items":[{"sku":"` + strings.Repeat("s", 65) + `","quantity":1}]}`,
-		`{"customer_email":"ada@example.com",` + card + `,"items":[{"sku":"mug","quantity":0}]}`,
-		`{"customer_email":"ada@example.com",` + card + `,"items":[{"sku":"mug","quantity":-1}]}`,
-		`{"customer_email":"ada@example.com",` + card + `,"items":[{"sku":"mug","quantity":1001}]}`,
-		`{"customer_email":"ada@example.com",` + card + `,"items":[{"sku":"mug","quantity":9223372036854775808}]}`,
-		`{"customer_email":"ada@example.com",` + card + `,"items":[{"sku":"mug","quantity":1e3}]}`,
-		`{"customer_email":"ada@example.com",` + card + `,"items":[{"sku":"mug","quantity":1},{"sku":"mug","quantity":1}]}`,
-		`{"customer_email":"ada@example.com",` + card + `,"items":[]}`,
-		`{"customer_email":"ada@example.com",` + card + `,"items":[` + strings.Repeat(`{"sku":"mug","quantity":1},`, 50) + `{"sku":"cup","quantity":1}]}`,
-		`{"customer_email":"ada@example.com","card_number":"4242-4242-4242-4242","items":[{"sku":"mug","quantity":1}]}`,
-		`{"customer_email":"ada@example.com","card_number":"  42 42 42 42 42 42  ","items":[{"sku":"mug","quantity":1}]}`,
-		`{"customer_email":"ada@example.com","card_number":"٤٢٤٢٤٢٤٢٤٢٤٢٤٢٤٢","items":[{"sku":"mug","quantity":1}]}`,
-		`{"customer_email":"ada@example.com",` + card + `,"items":[{"sku":"mug","quantity":1}],"coupon":"x"}`,
-		`{"customer_email":"ada@example.com",` + card + `,"items":[{"sku":"mug","sku":"poster","quantity":1}]}`,
-		`{"customer_email":"x' OR '1'='1@example.com",` + card + `,"items":[{"sku":"'; DROP TABLE orders; --","quantity":1}]}`,
-		`null`,
-	} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, body []byte) {
-		n, err := decodeOrder(body)
-		if err != nil {
-			mustRefuse(t, err)
-			return
-		}
-		digits := strings.ReplaceAll(n.CardNumber, " ", "")
-		addr, aerr := mail.ParseAddress(n.CustomerEmail)
-		switch {
-		case len(n.CustomerEmail) > orders.MaxEmail || !utf8.ValidString(n.CustomerEmail) || strings.ContainsRune(n.CustomerEmail, 0):
-			t.Fatalf("accepted email %q, which orders.customer_email cannot hold", n.CustomerEmail)
-		case aerr != nil || addr.Address != n.CustomerEmail:
-			t.Fatalf("accepted email %q, which is not a bare address: %v", n.CustomerEmail, aerr)
-		case len(digits) < 12 || len(digits) > 19 || strings.Trim(digits, "0123456789") != "":
-			t.Fatalf("accepted card number %q", n.CardNumber)
-		case len(n.Items) == 0 || len(n.Items) > orders.MaxItems:
-			t.Fatalf("accepted %d items", len(n.Items))
-		}
-		skus := map[string]bool{}
-		for _, it := range n.Items {
-			switch {
-			case it.SKU == "" || len(it.SKU) > orders.MaxSKU || !utf8.ValidString(it.SKU) || strings.ContainsRune(it.SKU, 0):
-				t.Fatalf("accepted SKU %q, which cannot be looked up", it.SKU)
-			case skus[it.SKU]:
-				t.Fatalf("accepted SKU %q twice", it.SKU)
-			case it.Quantity < 1 || it.Quantity > orders.MaxQuantity:
-				t.Fatalf("accepted quantity %d, which order_items refuses", it.Quantity)
-			}
-			skus[it.SKU] = true
-		}
-		b, _ := json.Marshal(n)
-		if again, err := decodeOrder(b); err != nil || !reflect.DeepEqual(again, n) {
-			t.Fatalf("round trip of %+v: %+v, %v", n, again, err)
-		}
-	})
-}
+// fuzzKinds validates payloads against the kinds' Go types in memory, as the
+// catalog validates them against their published schemas.
+var fuzzKinds = func() catalog.Local {
+	k := jobqueue.NewKinds()
+	diagnostic.Add(k)
+	return catalog.Local{Kinds: k}
+}()

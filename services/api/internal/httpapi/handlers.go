@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sort"
 	"strconv"
 	"time"
 
@@ -21,8 +22,8 @@ const (
 )
 
 type enqueueResponse struct {
-	Job       *jobqueue.Job `json:"job"`
-	Duplicate bool          `json:"duplicate"`
+	Job       *jobView `json:"job"`
+	Duplicate bool     `json:"duplicate"`
 }
 
 // enqueue: POST /v1/jobs. 201 for a new job; 200 with the existing job when
@@ -33,12 +34,11 @@ func (a *api) enqueue(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	p, err := req.toParams(a.limits, time.Now())
+	p, err := a.params(r.Context(), req, time.Now())
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
-	p.RequestID = requestID(r.Context()) // traces the job to this request
 	res, err := a.client.Enqueue(r.Context(), p)
 	if err != nil {
 		writeError(w, r, err)
@@ -48,7 +48,7 @@ func (a *api) enqueue(w http.ResponseWriter, r *http.Request) {
 	if res.Duplicate {
 		status = http.StatusOK
 	}
-	writeJSON(w, status, enqueueResponse{Job: res.Job, Duplicate: res.Duplicate})
+	writeJSON(w, status, enqueueResponse{Job: viewJob(res.Job), Duplicate: res.Duplicate})
 }
 
 type batchItem struct {
@@ -56,7 +56,7 @@ type batchItem struct {
 	Duplicate bool  `json:"duplicate"`
 }
 
-// enqueueBatch: POST /v1/jobs/batch. Every job is validated before any is
+// enqueueBatch: POST /v1/jobs/batch. Every job is checked before any is
 // written, and all are written in one transaction: all or nothing.
 func (a *api) enqueueBatch(w http.ResponseWriter, r *http.Request) {
 	var body struct {
@@ -66,44 +66,55 @@ func (a *api) enqueueBatch(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	params, err := a.batchParams(body.Jobs)
-	if err != nil {
-		writeError(w, r, err)
-		return
+	reqs, err := a.batchRequests(body.Jobs)
+	var params []jobqueue.EnqueueParams
+	if err == nil {
+		params, err = a.batchParams(r.Context(), reqs)
 	}
-	for i := range params {
-		params[i].RequestID = requestID(r.Context())
+	var results []jobqueue.Inserted
+	if err == nil {
+		results, err = a.client.EnqueueMany(r.Context(), params)
 	}
-	results, err := a.client.EnqueueMany(r.Context(), params)
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
 	items := make([]batchItem, len(results))
 	for i, res := range results {
-		items[i] = batchItem{ID: res.Job.ID, Duplicate: res.Duplicate}
+		items[i] = batchItem(res)
 	}
 	writeJSON(w, http.StatusCreated, map[string]any{"jobs": items})
 }
 
-func (a *api) batchParams(raws []json.RawMessage) ([]jobqueue.EnqueueParams, error) {
+// batchRequests decodes a batch's elements strictly; it needs no database.
+func (a *api) batchRequests(raws []json.RawMessage) ([]enqueueRequest, error) {
 	switch {
 	case len(raws) == 0:
 		return nil, invalid("jobs", "must hold at least one job")
-	case len(raws) > a.limits.maxBatch:
-		return nil, invalid("jobs", "holds %d jobs; at most %d are allowed per batch", len(raws), a.limits.maxBatch)
+	case len(raws) > a.opts.MaxBatch:
+		return nil, invalid("jobs", "holds %d jobs; at most %d are allowed per batch", len(raws), a.opts.MaxBatch)
 	}
+	reqs := make([]enqueueRequest, len(raws))
 	now := time.Now()
-	params := make([]jobqueue.EnqueueParams, len(raws))
 	for i, raw := range raws {
-		prefix := fmt.Sprintf("jobs[%d]", i)
-		var req enqueueRequest
-		err := decodeElement(raw, &req)
+		err := decodeElement(raw, &reqs[i])
 		if err == nil {
-			params[i], err = req.toParams(a.limits, now)
+			_, err = reqs[i].check(now)
 		}
 		if err != nil {
-			return nil, atIndex(err, i, prefix)
+			return nil, atIndex(err, i, fmt.Sprintf("jobs[%d]", i))
+		}
+	}
+	return reqs, nil
+}
+
+func (a *api) batchParams(ctx context.Context, reqs []enqueueRequest) ([]jobqueue.EnqueueParams, error) {
+	now := time.Now()
+	params := make([]jobqueue.EnqueueParams, len(reqs))
+	for i, req := range reqs {
+		var err error
+		if params[i], err = a.params(ctx, req, now); err != nil {
+			return nil, &jobqueue.BatchError{Index: i, Err: err}
 		}
 	}
 	return params, nil
@@ -111,9 +122,9 @@ func (a *api) batchParams(raws []json.RawMessage) ([]jobqueue.EnqueueParams, err
 
 // atIndex points a validation error at batch element i.
 func atIndex(err error, i int, prefix string) error {
-	var ae *apiError
-	if !errors.As(err, &ae) {
-		return err
+	ae := toAPIError(err)
+	if ae.Status >= 500 {
+		return ae
 	}
 	out := *ae
 	out.Index = &i
@@ -133,7 +144,7 @@ func jobID(r *http.Request) (int64, error) {
 }
 
 type jobResponse struct {
-	Job *jobqueue.Job `json:"job"`
+	Job *jobView `json:"job"`
 }
 
 // get: GET /v1/jobs/{id}, with the job's error history.
@@ -147,7 +158,7 @@ func (a *api) get(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, jobResponse{Job: job})
+	writeJSON(w, http.StatusOK, jobResponse{Job: viewJob(job)})
 }
 
 // cancel: POST /v1/jobs/{id}/cancel.
@@ -174,7 +185,7 @@ func (a *api) transition(w http.ResponseWriter, r *http.Request, verb, rule stri
 		writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, jobResponse{Job: job})
+	writeJSON(w, http.StatusOK, jobResponse{Job: viewJob(job)})
 }
 
 // conflict explains a refused state change with the job's current status.
@@ -188,8 +199,8 @@ func (a *api) conflict(ctx context.Context, id int64, verb, rule string) error {
 }
 
 type listResponse struct {
-	Jobs      []*jobqueue.Job `json:"jobs"`
-	NextAfter *int64          `json:"next_after"`
+	Jobs      []*jobView `json:"jobs"`
+	NextAfter *int64     `json:"next_after"`
 }
 
 // list: GET /v1/jobs, newest first. next_after is the cursor of the next
@@ -207,30 +218,28 @@ func (a *api) list(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	resp := listResponse{Jobs: jobs}
+	var resp listResponse
 	if len(jobs) > limit {
-		resp.Jobs = jobs[:limit]
+		jobs = jobs[:limit]
 		resp.NextAfter = &jobs[limit-1].ID
 	}
-	if resp.Jobs == nil {
-		resp.Jobs = []*jobqueue.Job{}
-	}
+	resp.Jobs = viewJobs(jobs)
 	writeJSON(w, http.StatusOK, resp)
 }
 
 func listParams(r *http.Request) (jobqueue.ListParams, error) {
 	q := r.URL.Query()
-	p := jobqueue.ListParams{Status: jobqueue.Status(q.Get("status")), Type: q.Get("type"), Queue: q.Get("queue"), Limit: defaultListLimit}
+	p := jobqueue.ListParams{Status: jobqueue.Status(q.Get("status")), Kind: q.Get("type"), Queue: q.Get("queue"), Limit: defaultListLimit}
 	bad := func(field, msg string) error {
 		return &apiError{Status: http.StatusBadRequest, Field: field, Message: field + ": " + msg}
 	}
 	if p.Status != "" && !p.Status.Valid() {
 		return p, bad("status", fmt.Sprintf("unknown status %q; want one of %v", clip(string(p.Status)), jobqueue.AllStatuses))
 	}
-	if p.Queue != "" && !queueName.MatchString(p.Queue) {
+	if p.Queue != "" && jobqueue.CheckQueueName(p.Queue) != nil {
 		return p, bad("queue", "not a valid queue name")
 	}
-	if !typeFilter(p.Type) {
+	if !typeFilter(p.Kind) {
 		return p, bad("type", "must be at most 128 bytes of UTF-8 without U+0000")
 	}
 	if s := q.Get("limit"); s != "" {
@@ -258,17 +267,54 @@ func (a *api) stats(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	for _, qs := range st {
-		for _, s := range jobqueue.AllStatuses {
-			if _, ok := qs.Counts[s]; !ok {
-				qs.Counts[s] = 0
-			}
-		}
+	out := make(map[string]statsView, len(st))
+	for q, qs := range st {
+		out[q] = statsView{Counts: allCounts(qs.Counts), OldestDueAge: qs.OldestDueAge.Seconds()}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"queues": st})
+	writeJSON(w, http.StatusOK, map[string]any{"queues": out})
 }
 
-// jobTypes: GET /v1/job-types, the types this API accepts.
-func (a *api) jobTypes(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"types": a.limits.allowedTypes()})
+// kinds: GET /v1/kinds, the kind catalog: every published kind with its
+// payload schema, policy, the live workers that run it and the jobs that
+// wait for it; then the open kinds that have jobs.
+func (a *api) kinds(w http.ResponseWriter, r *http.Request) {
+	infos, err := a.client.Kinds(r.Context())
+	var waiting map[string]int64
+	if err == nil {
+		waiting, err = a.client.WaitingByKind(r.Context())
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	out := make([]kindView, 0, len(infos))
+	seen := map[string]bool{}
+	for _, k := range infos {
+		v := viewKind(k)
+		v.Open, v.Waiting = a.catalog.Open(k.Name), waiting[k.Name]
+		v.Unserved = v.Waiting > 0 && len(k.Workers) == 0
+		out = append(out, v)
+		seen[k.Name] = true
+	}
+	for name, n := range waiting {
+		if !seen[name] {
+			out = append(out, kindView{Name: name, Workers: []string{}, Open: a.catalog.Open(name), Waiting: n, Unserved: true})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	writeJSON(w, http.StatusOK, map[string]any{"kinds": out})
+}
+
+// workers: GET /v1/workers, every worker that reported itself, live or not.
+func (a *api) workers(w http.ResponseWriter, r *http.Request) {
+	ws, err := a.client.Workers(r.Context())
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	out := make([]workerView, len(ws))
+	for i, wk := range ws {
+		out[i] = viewWorker(wk)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"workers": out})
 }

@@ -8,10 +8,13 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/spoolq/spool/services/api/internal/httpapi"
+	"github.com/spoolq/spool/shared/diagnostic"
 	"github.com/spoolq/spool/shared/jobqueue"
 	"github.com/spoolq/spool/shared/pgtest"
 )
@@ -25,13 +28,57 @@ type fixture struct {
 	h      http.Handler
 }
 
-// setup builds the real router on a fresh database; opts may be nil.
+// setup builds the real router on a fresh database whose kind catalog
+// holds the diagnostic kinds and the test kinds below, as workers running
+// them would have published; opts may be nil.
 func setup(t *testing.T, opts *httpapi.Opts) *fixture {
 	t.Helper()
 	db := pgtest.New(t)
 	reg := prometheus.NewRegistry()
-	client := jobqueue.NewClient(db.Pool, jobqueue.NewMetrics(reg))
+	client, err := jobqueue.NewClient(db.Pool, &jobqueue.ClientOpts{Metrics: jobqueue.NewMetrics(reg)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish(t, client)
 	return &fixture{t: t, db: db, client: client, reg: reg, h: newRouter(client, reg, opts)}
+}
+
+// Kinds a team's workers might run, published for the API's tests: the
+// API knows them only from the catalog.
+type sendEmail struct {
+	To      string `json:"to" jsonschema:"format=email"`
+	Subject string `json:"subject" jsonschema:"minLength=1"`
+	Body    string `json:"body,omitempty"`
+}
+
+type invoice struct {
+	OrderID     int64 `json:"order_id" jsonschema:"minimum=1"`
+	AmountCents int64 `json:"amount_cents" jsonschema:"minimum=0"`
+}
+
+type syncInventory struct {
+	OrderID int64 `json:"order_id" jsonschema:"minimum=1"`
+}
+
+func (sendEmail) Kind() string     { return "send_email" }
+func (invoice) Kind() string       { return "generate_invoice" }
+func (syncInventory) Kind() string { return "sync_inventory" }
+
+func (sendEmail) Policy() jobqueue.Policy {
+	return jobqueue.Policy{MaxAttempts: 8, Timeout: 30 * time.Second, Backoff: jobqueue.Backoff{Base: 2 * time.Second, Max: 10 * time.Minute}}
+}
+
+func publish(t testing.TB, client *jobqueue.Client) {
+	t.Helper()
+	kinds := jobqueue.NewKinds()
+	diagnostic.Add(kinds)
+	none := func(context.Context, *jobqueue.Job, sendEmail) error { return nil }
+	jobqueue.AddKind(kinds, none, nil)
+	jobqueue.AddKind(kinds, func(context.Context, *jobqueue.Job, invoice) error { return nil }, nil)
+	jobqueue.AddKind(kinds, func(context.Context, *jobqueue.Job, syncInventory) error { return nil }, nil)
+	if err := client.PublishKinds(context.Background(), "test-worker", kinds); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func newRouter(client *jobqueue.Client, reg prometheus.Registerer, opts *httpapi.Opts) http.Handler {
@@ -92,8 +139,72 @@ func mustStatus[T any](t *testing.T, rec *httptest.ResponseRecorder, want int) T
 }
 
 type jobBody struct {
-	Job       jobqueue.Job `json:"job"`
-	Duplicate bool         `json:"duplicate"`
+	Job       wireJob `json:"job"`
+	Duplicate bool    `json:"duplicate"`
+}
+
+// wireJob is a job as the API writes it.
+type wireJob struct {
+	ID             int64           `json:"id"`
+	Type           string          `json:"type"`
+	Queue          string          `json:"queue"`
+	Status         jobqueue.Status `json:"status"`
+	Priority       int             `json:"priority"`
+	Attempts       int             `json:"attempts"`
+	MaxAttempts    int             `json:"max_attempts"`
+	RunAt          time.Time       `json:"run_at"`
+	Timeout        *string         `json:"timeout"`
+	BackoffBase    *string         `json:"backoff_base"`
+	BackoffMax     *string         `json:"backoff_max"`
+	IdempotencyKey *string         `json:"idempotency_key"`
+	WorkerID       *string         `json:"worker_id"`
+	LastError      *string         `json:"last_error"`
+	Errors         []struct {
+		Attempt  int    `json:"attempt"`
+		Error    string `json:"error"`
+		WorkerID string `json:"worker_id"`
+	} `json:"errors"`
+	Payload    json.RawMessage `json:"payload"`
+	Result     json.RawMessage `json:"result"`
+	WorkflowID *int64          `json:"workflow_id"`
+	Step       *string         `json:"step"`
+	RequestID  *string         `json:"request_id"`
+	CreatedAt  time.Time       `json:"created_at"`
+	StartedAt  *time.Time      `json:"started_at"`
+	FinishedAt *time.Time      `json:"finished_at"`
+}
+
+// wireLimit is a limit as the API writes it.
+type wireLimit struct {
+	Scope         string   `json:"scope"`
+	Name          string   `json:"name"`
+	MaxRunning    *int     `json:"max_running"`
+	RatePerSecond *float64 `json:"rate_per_second"`
+	Burst         int      `json:"burst"`
+}
+
+// wireQueue is a queue as the API writes it.
+type wireQueue struct {
+	Name   string                    `json:"name"`
+	Paused bool                      `json:"paused"`
+	Counts map[jobqueue.Status]int64 `json:"counts"`
+	Limit  *wireLimit                `json:"limit"`
+}
+
+// wireWorkflow is a workflow as the API writes it.
+type wireWorkflow struct {
+	ID     int64  `json:"id"`
+	Name   string `json:"name"`
+	Status string `json:"status"`
+	Steps  []struct {
+		Name      string          `json:"name"`
+		JobID     int64           `json:"job_id"`
+		Type      string          `json:"type"`
+		Status    jobqueue.Status `json:"status"`
+		Attempts  int             `json:"attempts"`
+		DependsOn []string        `json:"depends_on"`
+		LastError *string         `json:"last_error"`
+	} `json:"steps"`
 }
 
 type errBody struct {
@@ -108,8 +219,8 @@ type errBody struct {
 // enqueue adds a noop job through the client, returning its id.
 func (f *fixture) enqueue(p jobqueue.EnqueueParams) int64 {
 	f.t.Helper()
-	if p.Type == "" {
-		p.Type = "noop"
+	if p.Kind == "" {
+		p.Kind = "noop"
 	}
 	res, err := f.client.Enqueue(context.Background(), p)
 	if err != nil {
@@ -127,10 +238,10 @@ func (f *fixture) exec(sql string, args ...any) {
 
 // Direct state changes, standing in for a worker.
 const (
-	makeCompleted = `UPDATE spool_jobs SET status = 'completed', attempts = 1, started_at = now(), finished_at = now() WHERE id = $1`
-	makeRunning   = `UPDATE spool_jobs SET status = 'running', attempts = 1, worker_id = 'w1', started_at = now(),
+	makeCompleted = `UPDATE spool.spool_jobs SET status = 'completed', attempts = 1, started_at = now(), finished_at = now() WHERE id = $1`
+	makeRunning   = `UPDATE spool.spool_jobs SET status = 'running', attempts = 1, worker_id = 'w1', lease_token = 1, started_at = now(),
 		lease_until = now() + interval '1 minute' WHERE id = $1`
-	makeDead = `UPDATE spool_jobs SET status = 'dead', attempts = max_attempts, finished_at = now(), last_error = 'boom',
+	makeDead = `UPDATE spool.spool_jobs SET status = 'dead', attempts = max_attempts, finished_at = now(), last_error = 'boom',
 		errors = '[{"attempt": 1, "error": "boom", "at": "2025-01-01T00:00:00Z", "worker_id": "w1"}]' WHERE id = $1`
 )
 
@@ -140,7 +251,7 @@ func (f *fixture) snapshot() string {
 	var n int64
 	var sum string
 	err := f.db.Pool.QueryRow(context.Background(),
-		`SELECT count(*), coalesce(md5(string_agg(t::text, ',' ORDER BY id)), '') FROM spool_jobs t`).Scan(&n, &sum)
+		`SELECT count(*), coalesce(md5(string_agg(t::text, ',' ORDER BY id)), '') FROM spool.spool_jobs t`).Scan(&n, &sum)
 	if err != nil {
 		f.t.Fatalf("snapshot: %v", err)
 	}
@@ -150,7 +261,7 @@ func (f *fixture) snapshot() string {
 func (f *fixture) count() int64 {
 	f.t.Helper()
 	var n int64
-	if err := f.db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM spool_jobs`).Scan(&n); err != nil {
+	if err := f.db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM spool.spool_jobs`).Scan(&n); err != nil {
 		f.t.Fatalf("count: %v", err)
 	}
 	return n
@@ -159,4 +270,13 @@ func (f *fixture) count() int64 {
 func decodeJSON(res *http.Response, v any) error {
 	defer res.Body.Close()
 	return json.NewDecoder(res.Body).Decode(v)
+}
+
+func mustClient(t testing.TB, pool *pgxpool.Pool) *jobqueue.Client {
+	t.Helper()
+	c, err := jobqueue.NewClient(pool, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

@@ -81,7 +81,7 @@ func TestDatabaseOutage(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(pool.Close)
-			h := httpapi.New(jobqueue.NewClient(pool, nil), &httpapi.Opts{RequestTimeout: 500 * time.Millisecond})
+			h := httpapi.New(mustClient(t, pool), &httpapi.Opts{RequestTimeout: 500 * time.Millisecond})
 			for _, r := range []struct{ method, path, body string }{
 				{"POST", "/v1/jobs", `{"type":"noop"}`},
 				{"POST", "/v1/jobs/batch", `{"jobs":[{"type":"noop"}]}`},
@@ -182,7 +182,7 @@ func counters(families []*dto.MetricFamily, name string) map[string]float64 {
 
 func TestRequestID(t *testing.T) {
 	t.Parallel()
-	h := httpapi.New(jobqueue.NewClient(nil, nil), nil) // the routes below touch no database
+	h := httpapi.New(mustClient(t, nil), nil) // the routes below touch no database
 	cases := []struct{ sent, want string }{
 		{"abc-123.x:y_z", "abc-123.x:y_z"},
 		{"has space", ""},

@@ -5,12 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/spoolq/spool/services/api/internal/httpapi"
+	"github.com/spoolq/spool/shared/catalog"
 	"github.com/spoolq/spool/shared/jobqueue"
 )
 
@@ -29,8 +30,8 @@ func TestEnqueueAndGet(t *testing.T) {
 		j.IdempotencyKey == nil || *j.IdempotencyKey != "order-1" {
 		t.Fatalf("created job = %+v (duplicate %v), want the request's fields", j, created.Duplicate)
 	}
-	if j.Timeout == nil || time.Duration(*j.Timeout) != 30*time.Second || j.BackoffBase == nil || j.BackoffMax == nil ||
-		time.Duration(*j.BackoffMax) != time.Minute {
+	if j.Timeout == nil || *j.Timeout != "30s" || j.BackoffBase == nil || *j.BackoffBase != "2s" || j.BackoffMax == nil ||
+		*j.BackoffMax != "1m0s" {
 		t.Fatalf("durations = %v %v %v, want 30s 2s 1m", j.Timeout, j.BackoffBase, j.BackoffMax)
 	}
 
@@ -111,8 +112,8 @@ func TestEnqueueConcurrentIdempotency(t *testing.T) {
 }
 
 type listBody struct {
-	Jobs      []jobqueue.Job `json:"jobs"`
-	NextAfter *int64         `json:"next_after"`
+	Jobs      []wireJob `json:"jobs"`
+	NextAfter *int64    `json:"next_after"`
 }
 
 func TestListPagination(t *testing.T) {
@@ -144,7 +145,7 @@ func TestListPagination(t *testing.T) {
 	}
 }
 
-func jobIDs(js []jobqueue.Job) []int64 {
+func jobIDs(js []wireJob) []int64 {
 	out := make([]int64, len(js))
 	for i, j := range js {
 		out[i] = j.ID
@@ -253,24 +254,51 @@ func TestBatch(t *testing.T) {
 		t.Fatalf("%d jobs, want 4 (1 existing + 3 new)", n)
 	}
 	j, err := f.client.Get(context.Background(), got.Jobs[1].ID)
-	if err != nil || j.Type != "send_email" || j.Queue != "emails" {
+	if err != nil || j.Kind != "send_email" || j.Queue != "emails" {
 		t.Fatalf("second batch job = %+v, %v; want the send_email job in queue emails", j, err)
 	}
 }
 
-func TestJobTypes(t *testing.T) {
+func TestKindsCatalog(t *testing.T) {
 	t.Parallel()
 	f := setup(t, nil)
-	type typesBody struct {
-		Types []string `json:"types"`
+	type kindBody struct {
+		Name        string          `json:"name"`
+		Schema      json.RawMessage `json:"schema"`
+		MaxAttempts int             `json:"max_attempts"`
+		Timeout     *string         `json:"timeout"`
+		Workers     []string        `json:"workers"`
+		Open        bool            `json:"open"`
+		Waiting     int64           `json:"waiting"`
+		Unserved    bool            `json:"unserved"`
 	}
-	all := mustStatus[typesBody](t, f.do("GET", "/v1/job-types", ""), http.StatusOK).Types
-	if !slices.Contains(all, "noop") || !slices.Contains(all, "send_email") {
-		t.Fatalf("types = %v, want noop and send_email among them", all)
+	kinds := func(h http.Handler) map[string]kindBody {
+		t.Helper()
+		out := map[string]kindBody{}
+		for _, k := range mustStatus[struct{ Kinds []kindBody }](t, serve(h, request("GET", "/v1/kinds", "")), http.StatusOK).Kinds {
+			out[k.Name] = k
+		}
+		return out
 	}
-	h := newRouter(f.client, nil, &httpapi.Opts{NoDiagnosticJobs: true})
-	some := mustStatus[typesBody](t, serve(h, request("GET", "/v1/job-types", "")), http.StatusOK).Types
-	if slices.Contains(some, "noop") || !slices.Contains(some, "send_email") {
-		t.Fatalf("types without diagnostics = %v, want send_email but not noop", some)
+	all := kinds(f.h)
+	email, noop := all["send_email"], all["noop"]
+	if email.MaxAttempts != 8 || email.Timeout == nil || *email.Timeout != "30s" || !strings.Contains(string(email.Schema), `"format":"email"`) {
+		t.Fatalf("send_email = %+v, want its policy (8 attempts, 30s) and its payload schema", email)
+	}
+	if noop.Name == "" || len(noop.Workers) != 0 || noop.Unserved {
+		t.Fatalf("noop = %+v, want it listed, with no live worker and nothing waiting", noop)
+	}
+	// A job waits for a kind no live worker runs: the catalog marks it.
+	mustStatus[jobBody](t, f.do("POST", "/v1/jobs", `{"type":"noop"}`), http.StatusCreated)
+	if got := kinds(f.h)["noop"]; got.Waiting != 1 || !got.Unserved {
+		t.Fatalf("noop after one enqueue = %+v, want 1 waiting and unserved", got)
+	}
+	// An operator's open kind is accepted without a published schema.
+	open := newRouter(f.client, nil, &httpapi.Opts{Catalog: catalog.New(f.client, []string{"legacy.import"})})
+	mustStatus[errBody](t, serve(open, request("POST", "/v1/jobs", `{"type":"other.kind"}`)), http.StatusUnprocessableEntity)
+	mustStatus[errBody](t, serve(open, request("POST", "/v1/jobs", `{"type":"legacy.import","payload":[1]}`)), http.StatusUnprocessableEntity)
+	mustStatus[jobBody](t, serve(open, request("POST", "/v1/jobs", `{"type":"legacy.import","payload":{"any":["thing"]}}`)), http.StatusCreated)
+	if got := kinds(open)["legacy.import"]; !got.Open || got.Waiting != 1 || !got.Unserved {
+		t.Fatalf("open kind = %+v, want open, 1 waiting, unserved", got)
 	}
 }

@@ -15,7 +15,7 @@ import (
 	"github.com/spoolq/spool/shared/postgres"
 )
 
-// blockInserts holds a lock that makes every insert into spool_jobs wait,
+// blockInserts holds a lock that makes every insert into spool.spool_jobs wait,
 // until the returned func releases it.
 func blockInserts(t *testing.T, db *pgtest.DB) (release func()) {
 	t.Helper()
@@ -24,7 +24,7 @@ func blockInserts(t *testing.T, db *pgtest.DB) (release func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tx.Exec(ctx, `LOCK TABLE spool_jobs IN SHARE MODE`); err != nil {
+	if _, err := tx.Exec(ctx, `LOCK TABLE spool.spool_jobs IN SHARE MODE`); err != nil {
 		t.Fatal(err)
 	}
 	var once sync.Once
@@ -41,7 +41,9 @@ func smallPool(t *testing.T, db *pgtest.DB, n int32) *jobqueue.Client {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	return jobqueue.NewClient(pool, nil)
+	c := mustClient(t, pool)
+	publish(t, c)
+	return c
 }
 
 type answer struct {
@@ -107,7 +109,7 @@ func TestOverloadAnswers429AtOnce(t *testing.T) {
 		}
 	}
 	var jobs int
-	if err := db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM spool_jobs`).Scan(&jobs); err != nil || jobs != limit {
+	if err := db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM spool.spool_jobs`).Scan(&jobs); err != nil || jobs != limit {
 		t.Fatalf("%d jobs (%v), want %d: one per admitted request", jobs, err, limit)
 	}
 	if a := <-burst(srv, 1); a.code != http.StatusCreated {
@@ -142,7 +144,7 @@ func TestPoolWaitIsBounded(t *testing.T) {
 	}
 	release()
 	var jobs int
-	if err := db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM spool_jobs`).Scan(&jobs); err != nil || jobs != 0 {
+	if err := db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM spool.spool_jobs`).Scan(&jobs); err != nil || jobs != 0 {
 		t.Fatalf("%d jobs (%v), want none", jobs, err)
 	}
 }

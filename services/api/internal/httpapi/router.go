@@ -14,8 +14,9 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/spoolq/spool/shared/apiext"
+	"github.com/spoolq/spool/shared/catalog"
 	"github.com/spoolq/spool/shared/jobqueue"
-	"github.com/spoolq/spool/shared/orders"
 	"github.com/spoolq/spool/shared/schedule"
 )
 
@@ -29,8 +30,12 @@ type Opts struct {
 	// 429 at once. Zero means twice the client's pool size (no bound if it
 	// has no pool), negative no bound.
 	MaxInFlight int
-	// NoDiagnosticJobs refuses noop, sleep and fail like unknown types.
-	NoDiagnosticJobs bool
+	// Catalog validates kinds and payloads; nil: the catalog of the
+	// client's schema with no open kinds, given to the client as its
+	// source of kinds' policies.
+	Catalog *catalog.Catalog
+	// Extensions are routes an application adds (the order demo's).
+	Extensions []apiext.Route
 	// Tokens, when any, are required as bearer tokens on every /v1 route;
 	// none means authentication is off (the caller decided that is allowed).
 	Tokens   []Token
@@ -65,10 +70,9 @@ func (o *Opts) withDefaults() Opts {
 // api holds what the handlers share.
 type api struct {
 	client    *jobqueue.Client
+	catalog   *catalog.Catalog
 	schedules *schedule.Store
-	orders    *orders.Store
 	opts      Opts
-	limits    limits
 }
 
 // New returns the API's handler: the /v1 routes wrapped in request-id,
@@ -86,9 +90,12 @@ func newAPI(client *jobqueue.Client, opts *Opts) *api {
 		// more would only wait out the request timeout.
 		o.MaxInFlight = 2 * int(pool.Config().MaxConns)
 	}
-	return &api{client: client, schedules: schedule.NewStore(client.Pool(), client), orders: orders.NewStore(client.Pool(), client), opts: o, limits: limits{
-		maxPayload: o.MaxPayloadBytes, diagnostic: !o.NoDiagnosticJobs, maxBatch: o.MaxBatch,
-	}}
+	cat := o.Catalog
+	if cat == nil {
+		cat = catalog.New(client, nil)
+		client.SetPolicies(cat)
+	}
+	return &api{client: client, catalog: cat, schedules: schedule.NewStore(client, cat), opts: o}
 }
 
 // router is the /v1 routes and their middleware: a request is
@@ -107,8 +114,10 @@ func (a *api) router() *mux.Router {
 	r.HandleFunc("/v1/jobs/{id}/cancel", a.cancel).Methods(http.MethodPost)
 	r.HandleFunc("/v1/jobs/{id}/retry", a.retry).Methods(http.MethodPost)
 	r.HandleFunc("/v1/stats", a.stats).Methods(http.MethodGet)
-	r.HandleFunc("/v1/job-types", a.jobTypes).Methods(http.MethodGet)
 	a.routeFlow(r)
+	for _, ext := range a.opts.Extensions {
+		r.Handle(ext.Path, a.extension(ext)).Methods(ext.Method)
+	}
 
 	// Unmatched requests need a token too: without one, not even which
 	// routes exist is revealed.
@@ -147,5 +156,20 @@ func methodNotAllowed(r *mux.Router) http.Handler {
 		w.Header().Set("Allow", strings.Join(allow, ", "))
 		writeError(w, req, &apiError{Status: http.StatusMethodNotAllowed,
 			Message: "method " + req.Method + " not allowed here; allowed: " + strings.Join(allow, ", ")})
+	})
+}
+
+// extension serves an application's route with the API's decoder and
+// error shape.
+func (a *api) extension(ext apiext.Route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req := apiext.Request{Vars: mux.Vars(r), RequestID: requestID(r.Context()),
+			Decode: func(v any) error { return decodeBody(w, r, a.opts.MaxPayloadBytes+envelopeBytes, v) }}
+		status, body, err := ext.Handle(r, req)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		writeJSON(w, status, body)
 	})
 }

@@ -18,6 +18,8 @@ import (
 
 // ServerConfig sets how a Server shuts down. Every field is used as given.
 type ServerConfig struct {
+	// Schemas are the migration sets /readyz checks are current.
+	Schemas []*postgres.Migrations
 	// DrainDelay is how long /readyz fails, with the listener still
 	// serving, before shutdown begins: time for load balancers to notice.
 	DrainDelay time.Duration
@@ -96,5 +98,5 @@ func (s *Server) Ready(ctx context.Context) error {
 	if err := s.pool.Ping(ctx); err != nil {
 		return fmt.Errorf("database: %w", err)
 	}
-	return postgres.CheckSchema(ctx, s.pool)
+	return postgres.CheckAll(ctx, s.pool, s.cfg.Schemas...)
 }

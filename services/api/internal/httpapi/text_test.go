@@ -41,7 +41,7 @@ func TestUnstorableTextBackstop(t *testing.T) {
 	}{
 		{`SELECT $1::text`, "a\x00b", "22021"},
 		{`SELECT $1::text`, "a\xffb", "22021"},
-		{`SELECT 1 FROM products WHERE sku = $1`, "mug\x00", "22021"},
+		{`SELECT 1 FROM spool.spool_queues WHERE name = $1`, "mug\x00", "22021"},
 		{`SELECT $1::jsonb`, `{"a":"\u0000"}`, "22P05"},
 	} {
 		var out any
@@ -50,7 +50,7 @@ func TestUnstorableTextBackstop(t *testing.T) {
 		if !errors.As(err, &pgErr) || pgErr.Code != q.code {
 			t.Fatalf("%s with %q: %v, want SQLSTATE %s", q.sql, q.arg, err, q.code)
 		}
-		for _, wrapped := range []error{err, fmt.Errorf("create workflow: %w", err), orderError(err), scheduleError(err)} {
+		for _, wrapped := range []error{err, fmt.Errorf("create workflow: %w", err), fmt.Errorf("place order: %w", err), scheduleError(err)} {
 			rec := httptest.NewRecorder()
 			writeError(rec, httptest.NewRequest("POST", "/v1/orders", nil), wrapped)
 			var body errorBody
@@ -108,7 +108,7 @@ func TestDeadlockAnswersRetry(t *testing.T) {
 		t.Fatalf("got %v, want one transaction aborted with SQLSTATE 40P01", deadlock)
 	}
 	rec := httptest.NewRecorder()
-	writeError(rec, httptest.NewRequest("POST", "/v1/orders", nil), orderError(fmt.Errorf("place order: %w", deadlock)))
+	writeError(rec, httptest.NewRequest("POST", "/v1/orders", nil), fmt.Errorf("place order: %w", deadlock))
 	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" {
 		t.Fatalf("deadlock answers %d (Retry-After %q), want 503 with Retry-After", rec.Code, rec.Header().Get("Retry-After"))
 	}

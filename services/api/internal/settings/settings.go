@@ -11,7 +11,10 @@ import (
 	"time"
 
 	"github.com/spoolq/spool/services/api/internal/httpapi"
+	"github.com/spoolq/spool/shared/catalog"
 	"github.com/spoolq/spool/shared/config"
+	"github.com/spoolq/spool/shared/jobqueue"
+	"github.com/spoolq/spool/shared/postgres"
 )
 
 // Config is everything the API reads at start-up.
@@ -27,12 +30,15 @@ type Config struct {
 	DrainDelay      time.Duration `envconfig:"DRAIN_DELAY" default:"5s" desc:"on SIGTERM, how long /readyz fails before the listener closes, so load balancers stop sending requests"`
 	ShutdownTimeout time.Duration `envconfig:"HTTP_SHUTDOWN_TIMEOUT" default:"10s" desc:"after the drain delay, how long in-flight requests may finish"`
 	StatsInterval   time.Duration `envconfig:"STATS_INTERVAL" default:"15s" desc:"how often the queue-depth gauges (spool_queue_jobs) are refreshed, by one query"`
-	DiagnosticJobs  bool          `envconfig:"DIAGNOSTIC_JOBS" default:"true" desc:"accept the noop, sleep and fail job types"`
+	OpenKinds       string        `envconfig:"OPEN_KINDS" desc:"comma-separated kinds accepted without a worker's published schema (any JSON object payload), or * for every kind"`
+	Demo            bool          `envconfig:"DEMO" default:"false" desc:"serve the order demo's routes (/v1/orders, /v1/products) and migrate its tables (examples/orders)"`
 	AuthDisabled    bool          `envconfig:"AUTH_DISABLED" default:"false" desc:"serve /v1 without authentication (local use only)"`
 	APITokens       string        `envconfig:"API_TOKENS" desc:"comma-separated bearer tokens as token:scope, scope ro or rw"`
 
 	// Tokens is APITokens parsed.
 	Tokens []httpapi.Token `ignored:"true"`
+	// Open is OpenKinds split.
+	Open []string `ignored:"true"`
 }
 
 // ErrHelp is returned by Load after printing the variables for -h.
@@ -78,6 +84,18 @@ func (c *Config) validate() error {
 	}
 	if f := strings.ToLower(c.LogFormat); f != "json" && f != "text" {
 		errs = append(errs, fmt.Errorf("SPOOL_LOG_FORMAT %q: want json or text", c.LogFormat))
+	}
+	if err := postgres.CheckSchemaName(c.DBSchema); err != nil {
+		errs = append(errs, fmt.Errorf("SPOOL_DB_SCHEMA: %w", err))
+	}
+	for k := range strings.SplitSeq(c.OpenKinds, ",") {
+		if k = strings.TrimSpace(k); k == "" {
+			continue
+		}
+		if k != catalog.OpenAll && jobqueue.CheckKindName(k) != nil {
+			errs = append(errs, fmt.Errorf("SPOOL_OPEN_KINDS: %q is not a kind name", k))
+		}
+		c.Open = append(c.Open, k)
 	}
 	tokens, err := httpapi.ParseTokens(c.APITokens)
 	if err != nil {

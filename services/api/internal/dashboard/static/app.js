@@ -165,7 +165,7 @@
   }
 
   async function queuesView() {
-    const { queues } = await api('GET', 'queues');
+    const [{ queues }, { kinds }] = await Promise.all([api('GET', 'queues'), api('GET', 'kinds')]);
     queues.sort((a, b) => a.name.localeCompare(b.name));
     const now = Date.now();
     const sum = (s) => queues.reduce((n, q) => n + (q.counts[s] || 0), 0);
@@ -203,7 +203,12 @@
           : h('button', { class: 'small secondary', data: { action: 'pause', queue: q.name },
             onclick: (e) => act(e.currentTarget, () => api('POST', 'queues/' + encodeURIComponent(q.name) + '/pause'), 'Queue ' + q.name + ' paused') }, 'Pause')));
     });
-    return [h('h1', {}, 'Queues'), cards,
+    // Jobs of kinds that no live worker runs wait for nobody: say so first.
+    const unserved = (kinds || []).filter((k) => k.unserved);
+    const warning = unserved.length === 0 ? [] : h('div', { class: 'flash error', id: 'unserved' },
+      'Waiting for a kind no live worker runs: ',
+      unserved.map((k, i) => [i > 0 ? ', ' : '', h('a', { href: '#/jobs?type=' + encodeURIComponent(k.name) }, k.name), ' (' + k.waiting + ')']));
+    return [h('h1', {}, 'Queues'), warning, cards,
       table(['Queue', 'State', ...STATUSES.map((s) => [s, 'num']), ['Oldest due', 'num'], ['Completed/min', 'num'], ['Dead/min', 'num'], 'Limit', ''],
         rows, 'No queues yet: enqueue a job (POST /v1/jobs).')];
   }
@@ -213,8 +218,8 @@
   }
 
   async function options() {
-    const [types, queues] = await Promise.all([api('GET', 'job-types'), api('GET', 'queues')]);
-    return { types: types.types || [], queues: (queues.queues || []).map((q) => q.name).sort() };
+    const [kinds, queues] = await Promise.all([api('GET', 'kinds'), api('GET', 'queues')]);
+    return { types: (kinds.kinds || []).map((k) => k.name), queues: (queues.queues || []).map((q) => q.name).sort() };
   }
 
   function select(name, label, values, current, anyText) {
