@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -75,12 +74,10 @@ func jsonRequest(method, path string, body []byte) *http.Request {
 // non-empty message.
 func mustRefuse(t *testing.T, err error) *apiError {
 	t.Helper()
-	var ae *apiError
-	if !errors.As(err, &ae) {
-		t.Fatalf("error %q (%T) is not an apiError: it would answer 500", err, err)
-	}
+	// toAPIError is what writeError answers with, so this is the response.
+	ae := toAPIError(err)
 	if ae.Status < 400 || ae.Status > 499 || ae.Message == "" {
-		t.Fatalf("refusal %d %q, want a 4xx with a message", ae.Status, ae.Message)
+		t.Fatalf("error %q (%T) answers %d %q, want a 4xx with a message", err, err, ae.Status, ae.Message)
 	}
 	if len(ae.Message) > 2*maxMessage || len(ae.Field) > 2*maxEcho+16 {
 		t.Fatalf("refusal echoes too much: %d-byte message, %d-byte field", len(ae.Message), len(ae.Field))
