@@ -710,3 +710,28 @@ func (b *bundle) claimErr(ctx context.Context, kinds []string, n int, workerID s
 	return b.client.store.Claim(ctx, b.db.Pool, store.ClaimParams{Queue: DefaultQueue, Kinds: kinds,
 		Limit: n, WorkerID: workerID, Lease: lease, Token: 42})
 }
+
+// A worker's kinds are in the catalog, with the worker live, before it
+// claims its first job: the API must accept a kind as soon as some worker
+// can run it (it once published concurrently with the first claims).
+func TestKindsPublishedBeforeTheFirstClaim(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	res, err := b.client.Enqueue(ctx, EnqueueParams{Kind: "early"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := make(chan []KindInfo, 1)
+	reg := NewKinds()
+	reg.Handle("early", func(ctx context.Context, _ *Job) error {
+		kinds, err := b.client.Kinds(ctx)
+		seen <- kinds
+		return err
+	}, nil)
+	b.runWorker(t, reg, WorkerConfig{})
+	b.waitStatus(t, res.Job.ID, StatusCompleted)
+	kinds := <-seen
+	if len(kinds) != 1 || kinds[0].Name != "early" || len(kinds[0].Workers) != 1 {
+		t.Fatalf("catalog while the first job ran: %+v, want kind early with its live worker", kinds)
+	}
+}

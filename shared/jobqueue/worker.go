@@ -196,7 +196,14 @@ func (w *Worker) Run(ctx context.Context) error {
 
 	var loops sync.WaitGroup
 	loops.Go(func() { w.notifier().Run(ctx) })
-	loops.Go(func() { w.announce(ctx) })
+	// Published before the first claim, so the API knows the kinds as soon
+	// as this worker can run them; when the database refuses, announce
+	// keeps trying while the worker runs.
+	published := w.Publish(ctx)
+	if published != nil && ctx.Err() == nil {
+		w.log.Warn("kinds not published yet; retrying", "error", published)
+	}
+	loops.Go(func() { w.announce(ctx, published == nil) })
 	if w.cfg.RescueInterval > 0 {
 		loops.Go(func() {
 			maintenance.Every(ctx, w.cfg.RescueInterval, func(ctx context.Context) {
@@ -244,21 +251,20 @@ func (w *Worker) Publish(ctx context.Context) error {
 	return w.registry.Register(ctx)
 }
 
-// announce publishes the worker's kinds and registers it (retrying until
-// the database takes them), then keeps its heartbeat fresh.
-func (w *Worker) announce(ctx context.Context) {
-	for ctx.Err() == nil {
-		err := w.Publish(ctx)
-		if err == nil {
-			break
-		}
-		if ctx.Err() == nil {
-			w.log.Warn("kinds not published yet; retrying", "error", err)
-		}
+// announce publishes the worker's kinds and registers it unless that is
+// done (retrying until the database takes them), then keeps its heartbeat
+// fresh.
+func (w *Worker) announce(ctx context.Context, published bool) {
+	for !published {
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(maintenance.HeartbeatInterval):
+		}
+		err := w.Publish(ctx)
+		published = err == nil
+		if err != nil && ctx.Err() == nil {
+			w.log.Warn("kinds not published yet; retrying", "error", err)
 		}
 	}
 	maintenance.Every(ctx, maintenance.HeartbeatInterval, w.registry.Beat)
