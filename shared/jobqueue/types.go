@@ -107,6 +107,15 @@ const (
 	MaxSchedule      = enqueue.MaxSchedule // how far ahead RunAt may be
 )
 
+// A job's error history: each message is cut to MaxErrorBytes; the
+// history keeps the first HistoryFirst entries and the newest, HistoryKept
+// in all, and counts the rest in Job.ErrorsDropped.
+const (
+	MaxErrorBytes = store.MaxErrorBytes
+	HistoryKept   = store.HistoryKept
+	HistoryFirst  = store.HistoryFirst
+)
+
 // ReservedKeyPrefix starts the idempotency keys Spool uses itself;
 // callers' keys may not start with it.
 const ReservedKeyPrefix = enqueue.ReservedKeyPrefix

@@ -59,11 +59,14 @@ type Job struct {
 	WorkerID       *string
 	LeaseUntil     *time.Time
 	LastError      *string
-	// Errors is the failed attempts' history, oldest first. A job handed to
-	// a handler carries none: claims do not read the history back.
-	Errors  []AttemptError
-	Payload []byte // JSON
-	Result  []byte // JSON set by the handler (SetResult), nil if none
+	// Errors is the failed attempts' history, oldest first: the first few
+	// and the newest (ErrorsDropped counts those left out between), each
+	// message at most 4 KiB. A job handed to a handler carries none: claims
+	// do not read the history back, nor do brief lists.
+	Errors        []AttemptError
+	ErrorsDropped int
+	Payload       []byte // JSON
+	Result        []byte // JSON set by the handler (SetResult), nil if none
 	// Workflow membership: the workflow, this step's name, the parent
 	// steps' job ids, and whether dependants run when this step dies.
 	WorkflowID        *int64
@@ -269,6 +272,9 @@ type ListParams struct {
 	Queue  string
 	After  int64 // keyset cursor: only jobs with a smaller id (newest first)
 	Limit  int
+	// Brief leaves each job's payload, error history and result out (nil),
+	// so a page's size does not depend on them (the HTTP API's lists).
+	Brief bool
 }
 
 // DeadFilter selects dead jobs for bulk retry or deletion. Empty fields

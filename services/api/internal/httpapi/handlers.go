@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -15,11 +16,20 @@ import (
 	"github.com/spoolq/spool/shared/jobqueue"
 )
 
-// Listing page sizes.
+// Listing page sizes. A page that includes the large fields holds as many
+// jobs as fit fullListBytes at their largest (payload, result, history),
+// so no list response, and no list read, outgrows it.
 const (
 	defaultListLimit = 50
 	maxListLimit     = 500
+	fullListBytes    = 16 << 20
 )
+
+// fullListLimit is the most jobs a page with include= holds.
+func (a *api) fullListLimit() int {
+	perJob := a.opts.MaxPayloadBytes + jobqueue.MaxResultBytes + jobqueue.HistoryKept*(jobqueue.MaxErrorBytes+256)
+	return max(1, int(fullListBytes/perJob))
+}
 
 type enqueueResponse struct {
 	Job       *jobView `json:"job"`
@@ -211,6 +221,9 @@ func (a *api) list(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
+	if !p.Brief {
+		p.Limit = min(p.Limit, a.fullListLimit())
+	}
 	limit := p.Limit
 	p.Limit++ // one more than asked tells whether another page exists
 	jobs, err := a.client.List(r.Context(), p)
@@ -223,13 +236,13 @@ func (a *api) list(w http.ResponseWriter, r *http.Request) {
 		jobs = jobs[:limit]
 		resp.NextAfter = &jobs[limit-1].ID
 	}
-	resp.Jobs = viewJobs(jobs)
+	resp.Jobs = viewJobs(jobs, strings.Split(r.URL.Query().Get("include"), ","))
 	writeJSON(w, http.StatusOK, resp)
 }
 
 func listParams(r *http.Request) (jobqueue.ListParams, error) {
 	q := r.URL.Query()
-	p := jobqueue.ListParams{Status: jobqueue.Status(q.Get("status")), Kind: q.Get("type"), Queue: q.Get("queue"), Limit: defaultListLimit}
+	p := jobqueue.ListParams{Status: jobqueue.Status(q.Get("status")), Kind: q.Get("type"), Queue: q.Get("queue"), Limit: defaultListLimit, Brief: true}
 	bad := func(field, msg string) error {
 		return &apiError{Status: http.StatusBadRequest, Field: field, Message: field + ": " + msg}
 	}
@@ -248,6 +261,12 @@ func listParams(r *http.Request) (jobqueue.ListParams, error) {
 			return p, bad("limit", fmt.Sprintf("must be an integer between 1 and %d", maxListLimit))
 		}
 		p.Limit = n
+	}
+	for _, f := range strings.Split(q.Get("include"), ",") {
+		if f != "" && f != "payload" && f != "errors" && f != "result" {
+			return p, bad("include", "a comma-separated list of payload, errors and result")
+		}
+		p.Brief = p.Brief && f == ""
 	}
 	if s := q.Get("after"); s != "" {
 		n, err := strconv.ParseInt(s, 10, 64)

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/json"
+	"slices"
 	"time"
 
 	"github.com/spoolq/spool/shared/jobqueue"
@@ -11,23 +12,26 @@ import (
 // here, not in the library.
 
 type jobView struct {
-	ID                int64           `json:"id"`
-	Type              string          `json:"type"`
-	Queue             string          `json:"queue"`
-	Status            jobqueue.Status `json:"status"`
-	Priority          int             `json:"priority"`
-	Attempts          int             `json:"attempts"`
-	MaxAttempts       int             `json:"max_attempts"`
-	RunAt             time.Time       `json:"run_at"`
-	Timeout           *string         `json:"timeout,omitempty"`
-	BackoffBase       *string         `json:"backoff_base,omitempty"`
-	BackoffMax        *string         `json:"backoff_max,omitempty"`
-	IdempotencyKey    *string         `json:"idempotency_key,omitempty"`
-	WorkerID          *string         `json:"worker_id,omitempty"`
-	LeaseUntil        *time.Time      `json:"lease_until,omitempty"`
-	LastError         *string         `json:"last_error,omitempty"`
-	Errors            []errorView     `json:"errors"`
-	Payload           json.RawMessage `json:"payload"`
+	ID             int64           `json:"id"`
+	Type           string          `json:"type"`
+	Queue          string          `json:"queue"`
+	Status         jobqueue.Status `json:"status"`
+	Priority       int             `json:"priority"`
+	Attempts       int             `json:"attempts"`
+	MaxAttempts    int             `json:"max_attempts"`
+	RunAt          time.Time       `json:"run_at"`
+	Timeout        *string         `json:"timeout,omitempty"`
+	BackoffBase    *string         `json:"backoff_base,omitempty"`
+	BackoffMax     *string         `json:"backoff_max,omitempty"`
+	IdempotencyKey *string         `json:"idempotency_key,omitempty"`
+	WorkerID       *string         `json:"worker_id,omitempty"`
+	LeaseUntil     *time.Time      `json:"lease_until,omitempty"`
+	LastError      *string         `json:"last_error,omitempty"`
+	// A list leaves the large fields out unless asked (include=...):
+	// omitzero drops nil, and a job's own view always has them.
+	Errors            []errorView     `json:"errors,omitzero"`
+	ErrorsDropped     int             `json:"errors_dropped,omitempty"`
+	Payload           json.RawMessage `json:"payload,omitzero"`
 	Result            json.RawMessage `json:"result,omitempty"`
 	WorkflowID        *int64          `json:"workflow_id,omitempty"`
 	Step              *string         `json:"step,omitempty"`
@@ -64,16 +68,29 @@ func viewJob(j *jobqueue.Job) *jobView {
 	for i, e := range j.Errors {
 		v.Errors[i] = errorView(e)
 	}
+	v.ErrorsDropped = j.ErrorsDropped
 	if len(v.Payload) == 0 {
 		v.Payload = json.RawMessage(`{}`)
 	}
 	return v
 }
 
-func viewJobs(js []*jobqueue.Job) []*jobView {
+// viewJobs is a list's view: the payload, history and result only if
+// include names them.
+func viewJobs(js []*jobqueue.Job, include []string) []*jobView {
 	out := make([]*jobView, len(js))
 	for i, j := range js {
-		out[i] = viewJob(j)
+		v := viewJob(j)
+		if !slices.Contains(include, "payload") {
+			v.Payload = nil
+		}
+		if !slices.Contains(include, "errors") {
+			v.Errors = nil
+		}
+		if !slices.Contains(include, "result") {
+			v.Result = nil
+		}
+		out[i] = v
 	}
 	return out
 }

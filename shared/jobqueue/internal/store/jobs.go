@@ -23,7 +23,14 @@ type Job = spooltype.Job
 // jobColumns is the select list of a whole job, in the order scanJob reads.
 const jobColumns = `id, type, queue, status, priority, attempts, max_attempts, run_at,
 	timeout_ms, backoff_base_ms, backoff_max_ms, idempotency_key, worker_id, lease_until,
-	last_error, errors, payload, result, created_at, started_at, finished_at,
+	last_error, errors, errors_dropped, payload, result, created_at, started_at, finished_at,
+	workflow_id, step, parents, continue_on_failure, request_id`
+
+// listColumns is jobColumns without the columns a row can make large (the
+// payload, the error history, the result): what a brief list reads.
+const listColumns = `id, type, queue, status, priority, attempts, max_attempts, run_at,
+	timeout_ms, backoff_base_ms, backoff_max_ms, idempotency_key, worker_id, lease_until,
+	last_error, NULL::jsonb, errors_dropped, NULL::jsonb, NULL::jsonb, created_at, started_at, finished_at,
 	workflow_id, step, parents, continue_on_failure, request_id`
 
 func scanJob(row pgx.Row) (*Job, error) {
@@ -34,7 +41,7 @@ func scanJob(row pgx.Row) (*Job, error) {
 	)
 	err := row.Scan(&j.ID, &j.Kind, &j.Queue, &j.Status, &j.Priority, &j.Attempts, &j.MaxAttempts, &j.RunAt,
 		&timeout, &bbase, &bmax, &j.IdempotencyKey, &j.WorkerID, &j.LeaseUntil,
-		&j.LastError, &errs, &j.Payload, &j.Result, &j.CreatedAt, &j.StartedAt, &j.FinishedAt,
+		&j.LastError, &errs, &j.ErrorsDropped, &j.Payload, &j.Result, &j.CreatedAt, &j.StartedAt, &j.FinishedAt,
 		&j.WorkflowID, &j.Step, &j.Parents, &j.ContinueOnFailure, &j.RequestID)
 	if err != nil {
 		return nil, err
@@ -339,7 +346,11 @@ func (s *Store) List(ctx context.Context, db DBTX, p spooltype.ListParams) ([]*J
 	if p.After > 0 {
 		add("id < ?", p.After)
 	}
-	sql := `SELECT ` + jobColumns + ` FROM spool.spool_jobs`
+	cols := jobColumns
+	if p.Brief {
+		cols = listColumns
+	}
+	sql := `SELECT ` + cols + ` FROM spool.spool_jobs`
 	if len(where) > 0 {
 		sql += ` WHERE ` + strings.Join(where, " AND ")
 	}

@@ -59,11 +59,9 @@ func (s *Store) Rescue(ctx context.Context, tx DBTX, ids []int64, statuses []spo
 	_, err := tx.Exec(ctx, s.sql(`UPDATE spool.spool_jobs j SET status = r.status,
 			finished_at = CASE WHEN r.status = 'dead' THEN now() END,
 			run_at = CASE WHEN r.status = 'retrying' THEN now() + r.delay_ms * interval '1 millisecond' ELSE j.run_at END,
-			lease_until = NULL, lease_token = NULL, worker_id = NULL, last_error = $4,
-			errors = j.errors || jsonb_build_array(jsonb_build_object(
-				'attempt', j.attempts, 'error', $4::text, 'at', now(), 'worker_id', j.worker_id))
+			lease_until = NULL, lease_token = NULL, worker_id = NULL, `+appendError("$4")+`
 		FROM unnest($1::bigint[], $2::text[], $3::bigint[]) AS r(id, status, delay_ms)
-		WHERE j.id = r.id AND j.status = 'running'`), ids, st, ms, msg)
+		WHERE j.id = r.id AND j.status = 'running'`), ids, st, ms, ClipError(msg))
 	return Interpret(err)
 }
 

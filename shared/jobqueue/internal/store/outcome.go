@@ -43,13 +43,11 @@ func (s *Store) Complete(ctx context.Context, tx DBTX, a Attempt, result string)
 // Fail records a failed attempt: status is retrying (run again after
 // delay) or dead. It reports whether the attempt was still held.
 func (s *Store) Fail(ctx context.Context, db DBTX, a Attempt, status spooltype.Status, delay time.Duration, msg string) (bool, error) {
-	tag, err := db.Exec(ctx, s.sql(`UPDATE spool.spool_jobs SET status = $3,
+	tag, err := db.Exec(ctx, s.sql(`UPDATE spool.spool_jobs j SET status = $3,
 			run_at = CASE WHEN $3 = 'retrying' THEN now() + $4 * interval '1 millisecond' ELSE run_at END,
 			finished_at = CASE WHEN $3 = 'dead' THEN now() END,
-			lease_until = NULL, lease_token = NULL, last_error = $5,
-			errors = errors || jsonb_build_array(jsonb_build_object(
-				'attempt', attempts, 'error', $5::text, 'at', now(), 'worker_id', worker_id))
-		WHERE id = $1 AND lease_token = $2`), a.ID, a.Token, string(status), delay.Milliseconds(), msg)
+			lease_until = NULL, lease_token = NULL, `+appendError("$5")+`
+		WHERE id = $1 AND lease_token = $2`), a.ID, a.Token, string(status), delay.Milliseconds(), ClipError(msg))
 	return tag.RowsAffected() == 1, Interpret(err)
 }
 
