@@ -3,6 +3,7 @@ package jobqueue
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -361,28 +362,57 @@ func TestBatchEnqueueMapsResultsToInputOrder(t *testing.T) {
 	}
 }
 
+// The gauges have a series per queue that a live worker serves or an
+// operator declared (here: paused); the queues clients merely name are
+// summed under "_other", so inventing 300 queues adds no series.
 func TestQueueGaugesReflectTable(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
-	for _, q := range []string{"default", "default", "emails"} {
+	queues := []string{"default", "default", "emails"}
+	for i := range 300 {
+		queues = append(queues, fmt.Sprintf("invented-%d", i))
+	}
+	for _, q := range queues {
 		if _, err := b.client.Enqueue(ctx, EnqueueParams{Kind: "t", Queue: q, RunAt: time.Now().Add(-time.Minute)}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	reg := prometheus.NewRegistry()
-	g := NewQueueGauges(b.client, reg)
+	if err := b.client.SetPaused(ctx, "emails", true); err != nil {
+		t.Fatal(err)
+	}
+	reg := NewKinds()
+	reg.Handle("not-t", func(context.Context, *Job) error { return nil }, nil)
+	b.runWorker(t, reg, WorkerConfig{}) // serves default
+	waitFor(t, "a live worker", func() bool {
+		ws, err := b.client.Workers(ctx)
+		return err == nil && len(ws) == 1 && ws[0].Live
+	})
+	registry := prometheus.NewRegistry()
+	g := NewQueueGauges(b.client, registry)
 	if err := g.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
 		queue string
 		want  float64
-	}{{"default", 2}, {"emails", 1}} {
+	}{{"default", 2}, {"emails", 1}, {"_other", 300}} {
 		if got := testutil.ToFloat64(g.jobs.WithLabelValues(tc.queue, "pending")); got != tc.want {
 			t.Errorf("spool_queue_jobs{queue=%q,status=pending} = %v, want %v", tc.queue, got, tc.want)
 		}
 		if age := testutil.ToFloat64(g.age.WithLabelValues(tc.queue)); age < 59 {
 			t.Errorf("oldest due age of %s = %v, want about 60s", tc.queue, age)
+		}
+	}
+	if n := testutil.CollectAndCount(g.jobs); n != 3*len(AllStatuses) {
+		t.Errorf("spool_queue_jobs has %d series, want %d (3 queues)", n, 3*len(AllStatuses))
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s after 10 s", what)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/spoolq/spool/shared/jobqueue/internal/metrics"
 )
@@ -28,10 +29,6 @@ func (m *Metrics) set() *metrics.Set {
 	}
 	return m.s
 }
-
-// maxUnservedSeries bounds spool_unserved_jobs: kinds past it (there can
-// be as many as clients name, with open kinds) are summed under "_other".
-const maxUnservedSeries = 100
 
 // QueueGauges publishes queue depth by status, the age of the oldest due
 // job, and the jobs waiting for kinds no live worker serves. They are
@@ -67,9 +64,17 @@ func NewQueueGauges(client *Client, reg prometheus.Registerer) *QueueGauges {
 	return g
 }
 
-// Refresh runs the queries once and replaces the gauges' values.
+// Refresh runs the queries once and replaces the gauges' values. Queue
+// names are the clients' to choose, so only queues that a live worker
+// serves or an operator declared (paused or limited) get series of their
+// own; the others are summed under queue="_other". Unserved kinds get at
+// most metrics.MaxSeries series, the rest summed under type="_other".
 func (g *QueueGauges) Refresh(ctx context.Context) error {
-	stats, err := g.client.Stats(ctx)
+	queues, err := g.client.Queues(ctx)
+	if err != nil {
+		return err
+	}
+	workers, err := g.client.Workers(ctx)
 	if err != nil {
 		return err
 	}
@@ -77,13 +82,21 @@ func (g *QueueGauges) Refresh(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	known := servedQueues(workers)
 	g.jobs.Reset()
 	g.age.Reset()
-	for queue, qs := range stats {
-		for _, st := range AllStatuses {
-			g.jobs.WithLabelValues(queue, string(st)).Set(float64(qs.Counts[st]))
+	for _, q := range queues {
+		name := q.Name
+		if !known[name] && !q.Paused && q.Limit == nil {
+			name = metrics.OtherLabel
 		}
-		g.age.WithLabelValues(queue).Set(qs.OldestDueAge.Seconds())
+		for _, st := range AllStatuses {
+			g.jobs.WithLabelValues(name, string(st)).Add(float64(q.Counts[st]))
+		}
+		age := g.age.WithLabelValues(name)
+		if old := gaugeValue(age); q.OldestDueAge.Seconds() > old {
+			age.Set(q.OldestDueAge.Seconds())
+		}
 	}
 	g.unserved.Reset()
 	kinds := make([]string, 0, len(unserved))
@@ -92,12 +105,33 @@ func (g *QueueGauges) Refresh(ctx context.Context) error {
 	}
 	sort.Strings(kinds)
 	for i, k := range kinds {
-		if i >= maxUnservedSeries {
-			k = "_other"
+		if i >= metrics.MaxSeries {
+			k = metrics.OtherLabel
 		}
 		g.unserved.WithLabelValues(k).Add(float64(unserved[kinds[i]]))
 	}
 	return nil
+}
+
+// servedQueues is the set of queues some live worker claims from.
+func servedQueues(workers []WorkerInfo) map[string]bool {
+	out := map[string]bool{}
+	for _, w := range workers {
+		if w.Live {
+			for q := range w.Queues {
+				out[q] = true
+			}
+		}
+	}
+	return out
+}
+
+func gaugeValue(g prometheus.Gauge) float64 {
+	var m dto.Metric
+	if err := g.Write(&m); err != nil {
+		return 0
+	}
+	return m.GetGauge().GetValue()
 }
 
 // Unserved counts the pending and retrying jobs of each kind that no live

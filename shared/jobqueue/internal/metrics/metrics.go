@@ -26,12 +26,15 @@ type Set struct {
 	duration    *prometheus.HistogramVec
 	lag         *prometheus.HistogramVec
 	enqueuedCtr *prometheus.CounterVec
-	running     prometheus.Gauge
-	slots       prometheus.Gauge
-	wakeups     prometheus.Counter
-	rescued     *prometheus.CounterVec
-	throttled   *prometheus.CounterVec
-	leasesLost  *prometheus.CounterVec
+	// enqueuedTypes bounds enqueuedCtr's series: with open kinds, clients
+	// name the types.
+	enqueuedTypes *Bounded
+	running       prometheus.Gauge
+	slots         prometheus.Gauge
+	wakeups       prometheus.Counter
+	rescued       *prometheus.CounterVec
+	throttled     *prometheus.CounterVec
+	leasesLost    *prometheus.CounterVec
 }
 
 // New creates a worker's series and registers them on reg.
@@ -60,6 +63,7 @@ func New(reg prometheus.Registerer) *Set {
 			Help:    "Time from a job's run_at to its start, by queue.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 12),
 		}, []string{"queue"}),
+		enqueuedTypes: NewBounded(MaxSeries),
 		enqueuedCtr: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "spool_jobs_enqueued_total",
 			Help: "Jobs written to the queue by this process, by type.",
@@ -102,7 +106,7 @@ func New(reg prometheus.Registerer) *Set {
 // NewClient registers only what a process that enqueues but does not
 // work exports (the API): spool_jobs_enqueued_total.
 func NewClient(reg prometheus.Registerer) *Set {
-	m := &Set{enqueuedCtr: prometheus.NewCounterVec(prometheus.CounterOpts{
+	m := &Set{enqueuedTypes: NewBounded(MaxSeries), enqueuedCtr: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "spool_jobs_enqueued_total",
 		Help: "Jobs written to the queue by this process, by type.",
 	}, []string{"type"})}
@@ -136,7 +140,7 @@ func (m *Set) Preset(types []string) {
 
 func (m *Set) Enqueued(typ string, n int) {
 	if m != nil {
-		m.enqueuedCtr.WithLabelValues(typ).Add(float64(n))
+		m.enqueuedCtr.WithLabelValues(m.enqueuedTypes.Label(typ)).Add(float64(n))
 	}
 }
 
