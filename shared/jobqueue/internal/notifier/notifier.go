@@ -8,7 +8,9 @@
 // a second connection of the same configuration and waits for it. Behind
 // a pooler in transaction mode (PgBouncer's pool_mode=transaction) the
 // LISTEN lands on a server connection the listener does not keep, nothing
-// arrives, and the notifier says so and stops: the worker polls only.
+// arrives, and the notifier says so: the worker polls only, and the check
+// is repeated every recheckInterval (a server too slow to deliver it in
+// time does not cost notifications for good).
 package notifier
 
 import (
@@ -34,11 +36,17 @@ type Notifier struct {
 	Log     *slog.Logger
 	// PollInterval is how often the producers poll; it is only logged.
 	PollInterval time.Duration
+
+	deaf bool // the last check got no notification
 }
 
 // checkTimeout is how long the listener waits for its own check
 // notification before it concludes that LISTEN cannot work here.
 const checkTimeout = 5 * time.Second
+
+// recheckInterval is how long a notifier whose check failed waits before
+// it listens and checks again.
+const recheckInterval = 5 * time.Minute
 
 // checkPrefix starts a check notification's payload; producers ignore it
 // (":" is never in a queue name).
@@ -56,21 +64,27 @@ func (n *Notifier) Run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		if errors.Is(err, errDeaf) {
-			n.Log.Warn("LISTEN gets no notifications on this connection (a pooler in transaction mode?): "+
-				"new jobs are found by polling only; give the worker a direct connection for LISTEN (SPOOL_LISTEN_DATABASE_URL) to pick them up at once",
-				"waited", checkTimeout, "poll_interval", n.PollInterval)
-			return
+		var wait time.Duration
+		switch {
+		case errors.Is(err, errDeaf):
+			if !n.deaf {
+				n.Log.Warn("LISTEN gets no notifications on this connection (a pooler in transaction mode?): "+
+					"new jobs are found by polling only; give the worker a direct connection for LISTEN (SPOOL_LISTEN_DATABASE_URL) to pick them up at once",
+					"waited", checkTimeout, "poll_interval", n.PollInterval, "checked_again_in", recheckInterval)
+			}
+			n.deaf, wait = true, recheckInterval
+		default:
+			if time.Since(began) > time.Minute { // it was healthy: this is a new outage
+				pause = 100 * time.Millisecond
+			}
+			wait = pause
+			n.Log.Warn("notification listener lost its connection; retrying", "error", err, "in", pause)
+			pause = min(pause*2, 5*time.Second)
 		}
-		if time.Since(began) > time.Minute { // it was healthy: this is a new outage
-			pause = 100 * time.Millisecond
-		}
-		n.Log.Warn("notification listener lost its connection; retrying", "error", err, "in", pause)
 		select {
 		case <-ctx.Done():
-		case <-time.After(pause):
+		case <-time.After(wait):
 		}
-		pause = min(pause*2, 5*time.Second)
 	}
 }
 
@@ -90,6 +104,10 @@ func (n *Notifier) listen(ctx context.Context) error {
 			_, _ = conn.Exec(ctx, `UNLISTEN *`)
 		}
 		return err
+	}
+	if n.deaf {
+		n.deaf = false
+		n.Log.Info("LISTEN gets notifications now: new jobs wake this worker at once")
 	}
 	n.WakeAll()
 	for {
