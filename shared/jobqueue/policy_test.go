@@ -186,8 +186,15 @@ func TestLostNotificationIsPickedUpByPoll(t *testing.T) {
 	}
 	waitCtx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer cancel()
-	if n, err := listener.Conn().WaitForNotification(waitCtx); err == nil {
-		t.Fatalf("got notification %+v; the test needs an insert that sends none", n)
+	for {
+		n, err := listener.Conn().WaitForNotification(waitCtx)
+		if err != nil {
+			break
+		}
+		// The worker's listener checks that notifications reach it.
+		if !strings.HasPrefix(n.Payload, "spool:listen-check:") {
+			t.Fatalf("got notification %+v; the test needs an insert that sends none", n)
+		}
 	}
 	select {
 	case <-ran:

@@ -275,7 +275,7 @@ func (w *Worker) notifier() *notifier.Notifier {
 	if cfg == nil {
 		cfg = w.client.pool.Config().ConnConfig
 	}
-	return &notifier.Notifier{Config: cfg, Channel: w.client.store.Channel(), Log: w.log, WakeAll: w.wakeAll,
+	return &notifier.Notifier{Config: cfg, Channel: w.client.store.Channel(), Log: w.log, WakeAll: w.wakeAll, PollInterval: w.cfg.PollInterval,
 		Wake: func(queue string) {
 			if p, ok := w.producers[queue]; ok {
 				w.cfg.Metrics.set().Wakeup()
