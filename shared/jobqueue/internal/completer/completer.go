@@ -75,27 +75,43 @@ func (c *Completer) Write(ctx context.Context, job *store.Job, token int64, r ex
 	ctx = context.WithoutCancel(ctx)
 	a := store.Attempt{ID: job.ID, Token: token}
 	log := executor.JobLogger(c.Log, job)
+	written := false
 	switch r.Outcome {
 	case executor.Completed:
-		c.retry(ctx, log, "complete", func(ctx context.Context) (bool, error) { return c.complete(ctx, job, a, r) })
-		log.Debug("job completed")
+		written = c.retry(ctx, log, "complete", func(ctx context.Context) (bool, error) { return c.complete(ctx, job, a, r) })
 	case executor.Lost:
 		log.Info("job was taken away while running (cancelled, rescued, or its lease not renewed in time); outcome discarded")
 	case executor.HandedBack:
-		c.retry(ctx, log, "hand back", func(ctx context.Context) (bool, error) { return c.Store.HandBack(ctx, c.DB, a) })
+		written = c.retry(ctx, log, "hand back", func(ctx context.Context) (bool, error) { return c.Store.HandBack(ctx, c.DB, a) })
+	case executor.Snoozed:
+		written = c.retry(ctx, log, "snooze", func(ctx context.Context) (bool, error) { return c.Store.Snooze(ctx, c.DB, a, r.Delay) })
+	case executor.Retried, executor.Dead:
+		written = c.retry(ctx, log, "fail", func(ctx context.Context) (bool, error) { return c.fail(ctx, job, a, r) })
+	}
+	c.ended(log, job, r, written)
+}
+
+// ended logs and counts an attempt's end: as its outcome once that is
+// written, else as lost (its write was refused or never got through), so
+// a stale attempt never counts as done.
+func (c *Completer) ended(log *slog.Logger, job *store.Job, r executor.Result, written bool) {
+	outcome := r.Outcome
+	if !written {
+		outcome = executor.Lost
+	}
+	switch outcome {
+	case executor.Completed:
+		log.Debug("job completed")
+	case executor.HandedBack:
 		log.Info("job handed back on shutdown")
 	case executor.Snoozed:
-		c.retry(ctx, log, "snooze", func(ctx context.Context) (bool, error) { return c.Store.Snooze(ctx, c.DB, a, r.Delay) })
 		log.Info("job snoozed", "for", r.Delay)
-	case executor.Retried, executor.Dead:
-		c.retry(ctx, log, "fail", func(ctx context.Context) (bool, error) { return c.fail(ctx, job, a, r) })
-		if r.Outcome == executor.Dead {
-			log.Error("job dead", "error", r.Message, "max_attempts", job.MaxAttempts)
-		} else {
-			log.Warn("job failed, will retry", "error", r.Message, "retry_in", r.Delay)
-		}
+	case executor.Retried:
+		log.Warn("job failed, will retry", "error", r.Message, "retry_in", r.Delay)
+	case executor.Dead:
+		log.Error("job dead", "error", r.Message, "max_attempts", job.MaxAttempts)
 	}
-	c.Metrics.Finished(job.Kind, r.Outcome.String(), r.Elapsed.Seconds())
+	c.Metrics.Finished(job.Kind, outcome.String(), r.Elapsed.Seconds())
 }
 
 // complete marks a job completed together with its result, its follow-up
@@ -143,8 +159,10 @@ func (c *Completer) fail(ctx context.Context, job *store.Job, a store.Attempt, r
 	return held, store.Interpret(err)
 }
 
-// retry runs a write through a database outage for up to one lease.
-func (c *Completer) retry(ctx context.Context, log *slog.Logger, what string, fn func(context.Context) (bool, error)) {
+// retry runs a write through a database outage for up to one lease and
+// reports whether it was written (false: refused, the attempt no longer
+// held, or given up on).
+func (c *Completer) retry(ctx context.Context, log *slog.Logger, what string, fn func(context.Context) (bool, error)) bool {
 	deadline := time.Now().Add(c.Lease)
 	pause := 50 * time.Millisecond
 	for {
@@ -153,11 +171,11 @@ func (c *Completer) retry(ctx context.Context, log *slog.Logger, what string, fn
 			if !held {
 				log.Info("outcome not written: job no longer held by this worker", "write", what)
 			}
-			return
+			return held
 		}
 		if !errors.Is(err, spooltype.ErrUnavailable) || time.Now().After(deadline) {
 			log.Error("outcome not written; the job will be rescued when its lease expires", "write", what, "error", err)
-			return
+			return false
 		}
 		time.Sleep(pause)
 		pause = min(pause*2, 2*time.Second)
@@ -193,8 +211,8 @@ func (c *Completer) flush(ctx context.Context, batch []done) {
 	for i, b := range batch {
 		ids[i], tokens[i] = b.job.ID, b.token
 	}
-	var written int64
-	c.retry(ctx, c.Log, "complete batch", func(ctx context.Context) (bool, error) {
+	var written []store.Attempt
+	ok := c.retry(ctx, c.Log, "complete batch", func(ctx context.Context) (bool, error) {
 		now := time.Now()
 		for i, b := range batch {
 			ages[i] = float64(now.Sub(b.ended).Microseconds()) / 1000
@@ -203,14 +221,26 @@ func (c *Completer) flush(ctx context.Context, batch []done) {
 		written, err = c.Store.CompleteMany(ctx, c.DB, ids, tokens, ages)
 		return true, err
 	})
-	if written != int64(len(ids)) {
-		c.Log.Info("some completions not written: jobs no longer held by this worker", "batch", len(ids), "written", written)
+	var held map[store.Attempt]bool // nil: every attempt of the batch was written
+	if len(written) != len(batch) {
+		held = make(map[store.Attempt]bool, len(written))
+		for _, a := range written {
+			held[a] = true
+		}
 	}
 	debug := c.Log.Enabled(ctx, slog.LevelDebug)
 	for _, b := range batch {
-		c.Metrics.Finished(b.job.Kind, executor.Completed.String(), b.elapsed.Seconds())
-		if debug {
-			executor.JobLogger(c.Log, b.job).Debug("job completed")
+		if held == nil || held[store.Attempt{ID: b.job.ID, Token: b.token}] {
+			c.Metrics.Finished(b.job.Kind, executor.Completed.String(), b.elapsed.Seconds())
+			if debug {
+				executor.JobLogger(c.Log, b.job).Debug("job completed")
+			}
+			continue
 		}
+		log := executor.JobLogger(c.Log, b.job)
+		if ok { // refused by its lease token; a batch given up on was logged by retry
+			log.Info("outcome not written: job no longer held by this worker", "write", "complete")
+		}
+		c.ended(log, b.job, executor.Result{Outcome: executor.Completed, Elapsed: b.elapsed}, false)
 	}
 }

@@ -20,8 +20,9 @@ import (
 // Timing of a lease of length L:
 //   - renewals every L/3, each bounded by L/10;
 //   - after failed renewals the worker retries every L/10 and cancels an
-//     attempt at (last successful renewal sent) + L − L/10, its local
-//     expiry; its handler then has AbandonGrace to return;
+//     attempt by (last successful renewal sent) + L − L/10, its local
+//     expiry, checking every L/10 for what expires before the next check;
+//     its handler then has AbandonGrace to return;
 //   - the rescuer takes a job only once its lease ran out more than the
 //     grace Grace(L) = L/10 + AbandonGrace ago, on the database's clock.
 //
@@ -99,7 +100,7 @@ func (k *Keeper) Run(ctx context.Context) {
 		case <-tick.C:
 		}
 		now := k.now()
-		k.expire(now)
+		k.expire(now, step)
 		if failing || now.Sub(last) >= k.Lease/3 {
 			last = now
 			failing = !k.renew(ctx, last)
@@ -151,12 +152,15 @@ func (k *Keeper) renew(ctx context.Context, sent time.Time) bool {
 	return true
 }
 
-// expire cancels the attempts whose local expiry passed.
-func (k *Keeper) expire(now time.Time) {
+// expire cancels the attempts whose local expiry comes before the next
+// check, one step from now: an attempt is cancelled by its local expiry,
+// never up to a step after it (checked only once it had passed, a
+// partitioned worker's handler ran on for up to another lease/10).
+func (k *Keeper) expire(now time.Time, step time.Duration) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	for a, h := range k.held {
-		if now.Before(h.expires) {
+		if now.Add(step).Before(h.expires) {
 			continue
 		}
 		h.cancel(executor.ErrJobLost)
