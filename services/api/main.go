@@ -149,7 +149,7 @@ func serve(ctx context.Context, stopSignals func(), cfg settings.Config, log *sl
 	opts := &httpapi.Opts{
 		MaxPayloadBytes: cfg.MaxPayloadBytes, MaxBatch: cfg.MaxBatch, MaxBatchBytes: cfg.MaxBatchBytes,
 		RequestTimeout: cfg.RequestTimeout, MaxInFlight: cfg.MaxInFlight, Tokens: cfg.Tokens,
-		Catalog: kinds, Logger: log, Registry: reg,
+		Catalog: kinds, Logger: log, Registry: reg, Counts: jobqueue.NewCountsCache(client, cfg.StatsMaxAge),
 	}
 	if cfg.Demo {
 		opts.Extensions = orders.Routes(orders.NewStore(client))
@@ -185,7 +185,7 @@ func serve(ctx context.Context, stopSignals func(), cfg settings.Config, log *sl
 	gaugesDone := make(chan struct{})
 	go func() {
 		defer close(gaugesDone)
-		jobqueue.NewQueueGauges(client, reg).Run(gaugesCtx, cfg.StatsInterval, log)
+		jobqueue.NewQueueGauges(opts.Counts, reg).Run(gaugesCtx, cfg.StatsInterval, log)
 	}()
 	defer func() { stopGauges(); <-gaugesDone }()
 	context.AfterFunc(ctx, stopSignals)

@@ -3,6 +3,7 @@ package jobqueue
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -107,4 +108,49 @@ func equalInts(a, b []int) bool {
 		}
 	}
 	return true
+}
+
+// A page filtered by type examines at most ScanLimit jobs, and following
+// the cursors still lists every match exactly once, newest first.
+func TestListPageBoundsItsScanAndMissesNothing(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	var want []int64
+	for i := range 40 {
+		kind := "a"
+		if i%7 == 0 {
+			kind = "b"
+		}
+		res, err := b.client.Enqueue(ctx, EnqueueParams{Kind: kind})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if kind == "b" {
+			want = append([]int64{res.Job.ID}, want...)
+		}
+	}
+	var got []int64
+	pages, short := 0, 0
+	for after := int64(0); ; pages++ {
+		jobs, next, err := b.client.ListPage(ctx, ListParams{Kind: "b", Limit: 2, ScanLimit: 10, After: after, Brief: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(jobs) < 2 && next != 0 {
+			short++
+		}
+		for _, j := range jobs {
+			got = append(got, j.ID)
+		}
+		if next == 0 {
+			break
+		}
+		after = next
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("listed %v, want %v", got, want)
+	}
+	if short == 0 {
+		t.Fatalf("%d pages, none cut short by the scan limit: the bound was not exercised", pages)
+	}
 }

@@ -142,6 +142,15 @@ func (c *Client) List(ctx context.Context, p ListParams) ([]*Job, error) {
 	return c.store.List(ctx, c.pool, p)
 }
 
+// ListPage returns a page of jobs, newest first, and the cursor of the
+// next page (pass it as After; 0 on the last page). With p.ScanLimit, a
+// page filtered by type or queue examines at most that many jobs, so its
+// cost is bounded at any depth of backlog; it can then hold fewer than
+// p.Limit jobs, or none, and still have a next page.
+func (c *Client) ListPage(ctx context.Context, p ListParams) (jobs []*Job, next int64, err error) {
+	return c.store.ListPage(ctx, c.pool, p)
+}
+
 // ListTx is List inside tx, which sees its own uncommitted jobs.
 func (c *Client) ListTx(ctx context.Context, tx DBTX, p ListParams) ([]*Job, error) {
 	return c.store.List(ctx, tx, p)
@@ -226,6 +235,11 @@ func (c *Client) Queues(ctx context.Context) ([]QueueInfo, error) {
 	if err != nil {
 		return nil, err
 	}
+	return c.queuesWith(ctx, stats)
+}
+
+// queuesWith is Queues with the counts given.
+func (c *Client) queuesWith(ctx context.Context, stats map[string]*QueueStats) ([]QueueInfo, error) {
 	paused, err := c.store.QueueStates(ctx, c.pool)
 	if err != nil {
 		return nil, err

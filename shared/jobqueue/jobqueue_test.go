@@ -388,7 +388,7 @@ func TestQueueGaugesReflectTable(t *testing.T) {
 		return err == nil && len(ws) == 1 && ws[0].Live
 	})
 	registry := prometheus.NewRegistry()
-	g := NewQueueGauges(b.client, registry)
+	g := NewQueueGauges(NewCountsCache(b.client, 0), registry)
 	if err := g.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}

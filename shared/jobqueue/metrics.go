@@ -36,17 +36,18 @@ func (m *Metrics) set() *metrics.Set {
 // N replicas scraped every few seconds cost the database nothing extra;
 // run them in one service (the API).
 type QueueGauges struct {
-	client   *Client
+	counts   *CountsCache
 	jobs     *prometheus.GaugeVec
 	age      *prometheus.GaugeVec
 	unserved *prometheus.GaugeVec
 }
 
 // NewQueueGauges registers spool_queue_jobs, spool_queue_oldest_due_age_seconds
-// and spool_unserved_jobs.
-func NewQueueGauges(client *Client, reg prometheus.Registerer) *QueueGauges {
+// and spool_unserved_jobs, which read counts (shared with the process's
+// other readers of the counts).
+func NewQueueGauges(counts *CountsCache, reg prometheus.Registerer) *QueueGauges {
 	g := &QueueGauges{
-		client: client,
+		counts: counts,
 		jobs: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "spool_queue_jobs",
 			Help: "Jobs in the table by queue and status, as of the last refresh.",
@@ -70,18 +71,19 @@ func NewQueueGauges(client *Client, reg prometheus.Registerer) *QueueGauges {
 // own; the others are summed under queue="_other". Unserved kinds get at
 // most metrics.MaxSeries series, the rest summed under type="_other".
 func (g *QueueGauges) Refresh(ctx context.Context) error {
-	queues, err := g.client.Queues(ctx)
+	counts, err := g.counts.Get(ctx)
 	if err != nil {
 		return err
 	}
-	workers, err := g.client.Workers(ctx)
+	queues, err := g.counts.client.queuesWith(ctx, counts.Stats)
 	if err != nil {
 		return err
 	}
-	unserved, err := g.client.Unserved(ctx)
+	workers, err := g.counts.client.Workers(ctx)
 	if err != nil {
 		return err
 	}
+	unserved := Unserved(counts.Waiting, workers)
 	known := servedQueues(workers)
 	g.jobs.Reset()
 	g.age.Reset()
@@ -134,17 +136,9 @@ func gaugeValue(g prometheus.Gauge) float64 {
 	return m.GetGauge().GetValue()
 }
 
-// Unserved counts the pending and retrying jobs of each kind that no live
-// worker runs.
-func (c *Client) Unserved(ctx context.Context) (map[string]int64, error) {
-	waiting, err := c.WaitingByKind(ctx)
-	if err != nil || len(waiting) == 0 {
-		return map[string]int64{}, err
-	}
-	workers, err := c.Workers(ctx)
-	if err != nil {
-		return nil, err
-	}
+// Unserved is the part of waiting (jobs by kind, WaitingByKind) whose
+// kinds no live worker among workers runs.
+func Unserved(waiting map[string]int64, workers []WorkerInfo) map[string]int64 {
 	served := map[string]bool{}
 	for _, w := range workers {
 		if w.Live {
@@ -159,7 +153,7 @@ func (c *Client) Unserved(ctx context.Context) (map[string]int64, error) {
 			out[k] = n
 		}
 	}
-	return out, nil
+	return out
 }
 
 // Run refreshes the gauges every interval until ctx ends.

@@ -275,6 +275,9 @@ type ListParams struct {
 	// Brief leaves each job's payload, error history and result out (nil),
 	// so a page's size does not depend on them (the HTTP API's lists).
 	Brief bool
+	// ScanLimit, with a type or queue filter, bounds how many of the newest
+	// jobs a page examines (ListPage); 0: no bound.
+	ScanLimit int
 }
 
 // DeadFilter selects dead jobs for bulk retry or deletion. Empty fields

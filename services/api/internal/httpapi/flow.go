@@ -123,7 +123,7 @@ func deadFilterQuery(q url.Values) (deadFilter, error) {
 
 // queues: GET /v1/queues, each with its pause state, depth and limit.
 func (a *api) queues(w http.ResponseWriter, r *http.Request) {
-	qs, err := a.client.Queues(r.Context())
+	qs, err := a.opts.Counts.Queues(r.Context())
 	if err != nil {
 		writeError(w, r, err)
 		return

@@ -34,6 +34,10 @@ type Opts struct {
 	// client's schema with no open kinds, given to the client as its
 	// source of kinds' policies.
 	Catalog *catalog.Catalog
+	// Counts serves /v1/stats, /v1/queues and the waiting counts of
+	// /v1/kinds; share it with the process's gauges. nil: counted afresh
+	// on every request.
+	Counts *jobqueue.CountsCache
 	// Extensions are routes an application adds (the order demo's).
 	Extensions []apiext.Route
 	// Tokens, when any, are required as bearer tokens on every /v1 route;
@@ -94,6 +98,9 @@ func newAPI(client *jobqueue.Client, opts *Opts) *api {
 	if cat == nil {
 		cat = catalog.New(client, nil)
 		client.SetPolicies(cat)
+	}
+	if o.Counts == nil {
+		o.Counts = jobqueue.NewCountsCache(client, 0)
 	}
 	return &api{client: client, catalog: cat, schedules: schedule.NewStore(client, cat), opts: o}
 }

@@ -30,6 +30,7 @@ type Config struct {
 	DrainDelay      time.Duration `envconfig:"DRAIN_DELAY" default:"5s" desc:"on SIGTERM, how long /readyz fails before the listener closes, so load balancers stop sending requests"`
 	ShutdownTimeout time.Duration `envconfig:"HTTP_SHUTDOWN_TIMEOUT" default:"10s" desc:"after the drain delay, how long in-flight requests may finish"`
 	StatsInterval   time.Duration `envconfig:"STATS_INTERVAL" default:"15s" desc:"how often the queue-depth gauges (spool_queue_jobs) are refreshed, by one query"`
+	StatsMaxAge     time.Duration `envconfig:"STATS_MAX_AGE" default:"2s" desc:"how old the counts of /v1/stats, /v1/queues, /v1/kinds and the gauges may be: one count of the jobs table serves every reader in that time (0: count on every request)"`
 	OpenKinds       string        `envconfig:"OPEN_KINDS" desc:"comma-separated kinds accepted without a worker's published schema (any JSON object payload), or * for every kind"`
 	Demo            bool          `envconfig:"DEMO" default:"false" desc:"serve the order demo's routes (/v1/orders, /v1/products) and migrate its tables (examples/orders)"`
 	AuthDisabled    bool          `envconfig:"AUTH_DISABLED" default:"false" desc:"serve /v1 without authentication (local use only)"`

@@ -274,7 +274,7 @@
       list.next_after ? h('button', { class: 'secondary', onclick: () => go('jobs', { status, type, queue, after: list.next_after }) }, 'Older →') : null);
     return [h('h1', {}, 'Jobs'), form,
       table([['ID', 'num'], 'Type', 'Queue', 'Status', ['Attempts', 'num'], 'When', 'Last error'],
-        jobRows(list.jobs, null), 'No jobs match.'), pager];
+        jobRows(list.jobs, null), list.next_after ? 'No matches among these jobs; older ones may match (Older →).' : 'No jobs match.'), pager];
   }
 
   function retryButton(j, label) {
