@@ -3,13 +3,16 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/spoolq/spool/shared/jobqueue"
 	"github.com/spoolq/spool/shared/pgtest"
 )
 
@@ -90,5 +93,26 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 5s")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A workflow's response carries its steps' results up to
+// workflowResultBytes and marks the rest omitted.
+func TestWorkflowViewBoundsItsResults(t *testing.T) {
+	result := []byte(`"` + strings.Repeat("r", 64<<10-2) + `"`)
+	w := &jobqueue.Workflow{ID: 1, Name: "big"}
+	for i := range 1000 {
+		w.Steps = append(w.Steps, jobqueue.StepState{Name: fmt.Sprint("s", i), JobID: int64(i + 1), Result: result})
+	}
+	v := viewWorkflow(w)
+	carried, omitted := 0, 0
+	for _, s := range v.Steps {
+		carried += len(s.Result)
+		if s.ResultOmitted {
+			omitted++
+		}
+	}
+	if carried > workflowResultBytes || omitted != 1000-workflowResultBytes/len(result) {
+		t.Fatalf("carried %d bytes of results, omitted %d; want at most %d, the rest marked", carried, omitted, workflowResultBytes)
 	}
 }
