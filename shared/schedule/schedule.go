@@ -29,8 +29,11 @@ type Schedule struct {
 	Timezone string          `json:"timezone,omitempty"` // IANA name; UTC by default
 	Type     string          `json:"type"`
 	Payload  json.RawMessage `json:"payload,omitempty"`
-	Queue    string          `json:"queue,omitempty"`
-	Priority int             `json:"priority,omitempty"`
+	// PayloadOmitted: a list left the payload out to bound its size
+	// (ListBounded); GET of the one schedule has it.
+	PayloadOmitted bool   `json:"payload_omitted,omitempty"`
+	Queue          string `json:"queue,omitempty"`
+	Priority       int    `json:"priority,omitempty"`
 	// CatchUp runs one job for ticks missed while no worker ran (for longer
 	// than Grace); by default they are skipped.
 	CatchUp  bool       `json:"catch_up,omitempty"`
@@ -176,10 +179,14 @@ func (st *Store) sql(text string) string { return st.rw.Replace(text) }
 
 const scheduleColumns = `name, spec, timezone, type, payload, queue, priority, catch_up, source, last_tick, created_at`
 
-func scan(row pgx.Row) (*Schedule, error) {
+func scan(row pgx.Row) (*Schedule, error) { return scanWith(row) }
+
+// scanWith reads scheduleColumns, then extra.
+func scanWith(row pgx.Row, extra ...any) (*Schedule, error) {
 	var s Schedule
 	var payload []byte
-	err := row.Scan(&s.Name, &s.Spec, &s.Timezone, &s.Type, &payload, &s.Queue, &s.Priority, &s.CatchUp, &s.Source, &s.LastTick, &s.Created)
+	dest := []any{&s.Name, &s.Spec, &s.Timezone, &s.Type, &payload, &s.Queue, &s.Priority, &s.CatchUp, &s.Source, &s.LastTick, &s.Created}
+	err := row.Scan(append(dest, extra...)...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, jobqueue.ErrNotFound
 	}
@@ -232,6 +239,28 @@ func (st *Store) Delete(ctx context.Context, name string) error {
 }
 
 // List returns every schedule with its next run time, by name.
+// ListBounded is List carrying payloads only while they add up to at
+// most payloadBytes (in name order); the rest are left out and marked
+// PayloadOmitted, so neither the read nor the answer outgrows the bound
+// whatever the schedules hold.
+func (st *Store) ListBounded(ctx context.Context, payloadBytes int64) ([]*Schedule, error) {
+	rows, err := st.pool.Query(ctx, st.sql(`SELECT name, spec, timezone, type,
+			CASE WHEN upto <= $1 THEN payload END, queue, priority, catch_up, source, last_tick, created_at, upto > $1
+		FROM (SELECT *, sum(octet_length(payload::text)) OVER (ORDER BY name) AS upto FROM spool.spool_schedules) AS s
+		ORDER BY name`), payloadBytes)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Schedule, error) {
+		var omitted bool
+		s, err := scanWith(r, &omitted)
+		if err == nil {
+			s.PayloadOmitted = omitted
+		}
+		return s, err
+	})
+}
+
 func (st *Store) List(ctx context.Context) ([]*Schedule, error) {
 	rows, err := st.pool.Query(ctx, st.sql(`SELECT `+scheduleColumns+` FROM spool.spool_schedules ORDER BY name`))
 	if err != nil {

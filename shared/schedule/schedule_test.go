@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -258,5 +260,33 @@ func TestClientKeysCannotSuppressTicks(t *testing.T) {
 		if err != nil || j.RequestID == nil || *j.RequestID != TickID("s", r.Tick) {
 			t.Errorf("tick %s: job %+v (%v), want its request id %s", r.Tick, j, err, TickID("s", r.Tick))
 		}
+	}
+}
+
+// A bounded list carries payloads while they fit its budget, in name
+// order, and marks the rest omitted; the one schedule still has its own.
+func TestListBoundedLeavesOutPayloadsPastItsBudget(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	big := json.RawMessage(`{"message":"` + strings.Repeat("m", 1000) + `"}`)
+	for i := range 6 {
+		b.put(t, Schedule{Name: fmt.Sprint("s", i), Spec: "@hourly", Type: "fail", Payload: big}, time.Now())
+	}
+	list, err := b.store.ListBounded(ctx, 3*int64(len(big))+10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []bool
+	for _, s := range list {
+		got = append(got, s.PayloadOmitted)
+		if s.PayloadOmitted == (len(s.Payload) > 0) {
+			t.Fatalf("%s: payload %d bytes, omitted %v", s.Name, len(s.Payload), s.PayloadOmitted)
+		}
+	}
+	if fmt.Sprint(got) != "[false false false true true true]" {
+		t.Fatalf("omitted = %v, want the last three", got)
+	}
+	if one, err := b.store.Get(ctx, "s5"); err != nil || len(one.Payload) == 0 {
+		t.Fatalf("GET of an omitted one: %v, %v", one, err)
 	}
 }

@@ -246,8 +246,11 @@ func (a *api) limitDelete(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]bool{"deleted": true})
 }
 
+// scheduleListPayloadBytes bounds the payloads GET /v1/schedules carries.
+const scheduleListPayloadBytes = 4 << 20
+
 func (a *api) scheduleList(w http.ResponseWriter, r *http.Request) {
-	list, err := a.schedules.List(r.Context())
+	list, err := a.schedules.ListBounded(r.Context(), scheduleListPayloadBytes)
 	if err != nil {
 		writeError(w, r, unavailable(err))
 		return

@@ -369,7 +369,7 @@
       h('td', {}, s.queue || 'default'), h('td', { class: 'num' }, s.priority || 0),
       h('td', {}, when(s.next_run)), h('td', {}, when(s.last_tick)),
       h('td', {}, s.source || ''), h('td', {}, s.catch_up ? 'yes' : 'no'),
-      h('td', {}, h('code', {}, clip(JSON.stringify(s.payload || {}), 80)))));
+      h('td', {}, s.payload_omitted ? h('span', { class: 'muted' }, '(too large for the list)') : h('code', {}, clip(JSON.stringify(s.payload || {}), 80)))));
     return [h('h1', {}, 'Schedules'),
       table(['Name', 'Spec', 'Time zone', 'Type', 'Queue', ['Priority', 'num'], 'Next run', 'Last tick', 'Source', 'Catch up', 'Payload'],
         rows, 'No schedules (PUT /v1/schedules/{name}, or the worker\'s schedules file).')];
