@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/spoolq/spool/shared/proctest"
 )
 
 // A job that fails 40 times with a 1 MiB message keeps a bounded row: each
@@ -152,5 +155,33 @@ func TestListPageBoundsItsScanAndMissesNothing(t *testing.T) {
 	}
 	if short == 0 {
 		t.Fatalf("%d pages, none cut short by the scan limit: the bound was not exercised", pages)
+	}
+}
+
+// A failure's message is logged as it is stored, at most MaxErrorBytes, so
+// a handler's huge error does not turn into huge log lines on every attempt.
+func TestFailureLogLinesAreBounded(t *testing.T) {
+	b := setup(t)
+	var logs proctest.Buffer
+	reg := NewKinds()
+	reg.Handle("huge", func(context.Context, *Job) error { return errors.New(strings.Repeat("x", 1<<20)) }, nil)
+	b.runWorker(t, reg, WorkerConfig{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	res, err := b.client.Enqueue(context.Background(), EnqueueParams{Kind: "huge", MaxAttempts: 2, BackoffBase: time.Millisecond, BackoffMax: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.waitStatus(t, res.Job.ID, StatusDead)
+	lines := strings.Split(logs.String(), "\n")
+	failures := 0
+	for _, l := range lines {
+		if len(l) > MaxErrorBytes+1024 {
+			t.Fatalf("a %d-byte log line: %.120s…", len(l), l)
+		}
+		if strings.Contains(l, "job failed, will retry") || strings.Contains(l, "job dead") {
+			failures++
+		}
+	}
+	if failures != 2 {
+		t.Fatalf("%d failure lines, want 2 (the test saw no logs?)", failures)
 	}
 }

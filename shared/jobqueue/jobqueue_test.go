@@ -50,7 +50,9 @@ func (b *bundle) startWorker(t testing.TB, reg *Kinds, cfg WorkerConfig) *Worker
 	if cfg.PollInterval == 0 {
 		cfg.PollInterval = 100 * time.Millisecond
 	}
-	cfg.Logger = slog.New(slog.DiscardHandler)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
 	w, err := NewWorker(b.client, reg, cfg)
 	if err != nil {
 		t.Fatal(err)

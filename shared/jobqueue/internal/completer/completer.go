@@ -107,9 +107,9 @@ func (c *Completer) ended(log *slog.Logger, job *store.Job, r executor.Result, w
 	case executor.Snoozed:
 		log.Info("job snoozed", "for", r.Delay)
 	case executor.Retried:
-		log.Warn("job failed, will retry", "error", r.Message, "retry_in", r.Delay)
+		log.Warn("job failed, will retry", "error", store.ClipError(r.Message), "retry_in", r.Delay)
 	case executor.Dead:
-		log.Error("job dead", "error", r.Message, "max_attempts", job.MaxAttempts)
+		log.Error("job dead", "error", store.ClipError(r.Message), "max_attempts", job.MaxAttempts)
 	}
 	c.Metrics.Finished(job.Kind, outcome.String(), r.Elapsed.Seconds())
 }
