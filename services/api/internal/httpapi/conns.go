@@ -32,6 +32,9 @@ func newConnMetrics(reg prometheus.Registerer) *connMetrics {
 			Help: "Connections the API closed because of a limit: evicted (waiting for a request at the connection limit), refused (every connection busy at the limit), header_bytes (431).",
 		}, []string{"reason"}),
 	}
+	for _, reason := range []string{"evicted", "refused", "header_bytes"} {
+		m.closed.WithLabelValues(reason) // exported from the start, at 0
+	}
 	reg.MustRegister(m.open, m.closed)
 	return m
 }

@@ -36,6 +36,9 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 			Help: "Requests a resource limit ended or changed: body_time (408), buffered_bytes (429), write_time (answer not taken by the client in time).",
 		}, []string{"limit"}),
 	}
+	for _, limit := range []string{"body_time", "buffered_bytes", "write_time"} {
+		m.limits.WithLabelValues(limit) // exported from the start, at 0
+	}
 	reg.MustRegister(m.requests, m.duration, m.limits)
 	return m
 }
