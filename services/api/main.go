@@ -149,6 +149,7 @@ func serve(ctx context.Context, stopSignals func(), cfg settings.Config, log *sl
 	opts := &httpapi.Opts{
 		MaxPayloadBytes: cfg.MaxPayloadBytes, MaxBatch: cfg.MaxBatch, MaxBatchBytes: cfg.MaxBatchBytes,
 		RequestTimeout: cfg.RequestTimeout, MaxInFlight: cfg.MaxInFlight, Tokens: cfg.Tokens,
+		BodyTimeout: cfg.BodyTimeout, MaxBufferedBytes: cfg.MaxBuffered,
 		Catalog: kinds, Logger: log, Registry: reg, Counts: jobqueue.NewCountsCache(client, cfg.StatsMaxAge),
 	}
 	if cfg.Demo {
@@ -156,7 +157,8 @@ func serve(ctx context.Context, stopSignals func(), cfg settings.Config, log *sl
 	}
 	sets := schemas(cfg)
 	api := httpapi.NewServer(dashboard.Mount(httpapi.New(client, opts)), pool,
-		httpapi.ServerConfig{DrainDelay: cfg.DrainDelay, ShutdownTimeout: cfg.ShutdownTimeout, Logger: log, Schemas: sets})
+		httpapi.ServerConfig{DrainDelay: cfg.DrainDelay, ShutdownTimeout: cfg.ShutdownTimeout, Logger: log, Schemas: sets,
+			MaxConns: cfg.MaxConns, MaxHeaderBytes: cfg.MaxHeaderBytes, Registry: reg})
 
 	// The admin listener starts first so /healthz answers (and /readyz says
 	// why not) while the database is awaited, and stops after the API.

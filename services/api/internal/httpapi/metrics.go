@@ -14,6 +14,7 @@ import (
 type httpMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	limits   *prometheus.CounterVec
 }
 
 func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
@@ -30,9 +31,23 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 			Help:    "Time to answer API requests, by route template and method.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"route", "method"}),
+		limits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "spool_http_limited_total",
+			Help: "Requests a resource limit ended or changed: body_time (408), buffered_bytes (429), write_time (answer not taken by the client in time).",
+		}, []string{"limit"}),
 	}
-	reg.MustRegister(m.requests, m.duration)
+	for _, limit := range []string{"body_time", "buffered_bytes", "write_time"} {
+		m.limits.WithLabelValues(limit) // exported from the start, at 0
+	}
+	reg.MustRegister(m.requests, m.duration, m.limits)
 	return m
+}
+
+// limited counts a request that met limit.
+func (m *httpMetrics) limited(limit string) {
+	if m != nil {
+		m.limits.WithLabelValues(limit).Inc()
+	}
 }
 
 func (m *httpMetrics) observe(route, method string, status int, elapsed time.Duration) {

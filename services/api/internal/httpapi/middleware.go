@@ -114,28 +114,6 @@ func withTimeout(d time.Duration) mux.MiddlewareFunc {
 	}
 }
 
-// limitInFlight answers 429 with Retry-After at once when n requests are
-// already being served, rather than letting them queue for a database
-// connection until their deadline. n <= 0 means no limit.
-func limitInFlight(n int) mux.MiddlewareFunc {
-	if n <= 0 {
-		return func(next http.Handler) http.Handler { return next }
-	}
-	slots := make(chan struct{}, n)
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			select {
-			case slots <- struct{}{}:
-				defer func() { <-slots }()
-				next.ServeHTTP(w, r)
-			default:
-				writeError(w, r, &apiError{Status: http.StatusTooManyRequests,
-					Message: fmt.Sprintf("the API is serving its limit of %d requests at once; retry shortly", n)})
-			}
-		})
-	}
-}
-
 // recoverPanics turns a handler panic into a 500 with the usual error body.
 // If the response had already begun, the connection is aborted instead, so
 // the client cannot take a truncated answer for a whole one.

@@ -30,6 +30,13 @@ type Opts struct {
 	// 429 at once. Zero means twice the client's pool size (no bound if it
 	// has no pool), negative no bound.
 	MaxInFlight int
+	// BodyTimeout bounds the time to receive a request's body, which is
+	// read before the request takes an in-flight slot (408 past it); 10s.
+	BodyTimeout time.Duration
+	// MaxBufferedBytes bounds the request bodies read ahead of their slot
+	// and the answers waiting to be written after it, in all (429 past
+	// it); 64 MiB, negative no bound.
+	MaxBufferedBytes int64
 	// Catalog validates kinds and payloads; nil: the catalog of the
 	// client's schema with no open kinds, given to the client as its
 	// source of kinds' policies.
@@ -65,6 +72,12 @@ func (o *Opts) withDefaults() Opts {
 	if c.RequestTimeout <= 0 {
 		c.RequestTimeout = 10 * time.Second
 	}
+	if c.BodyTimeout <= 0 {
+		c.BodyTimeout = 10 * time.Second
+	}
+	if c.MaxBufferedBytes == 0 {
+		c.MaxBufferedBytes = 64 << 20
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -77,13 +90,16 @@ type api struct {
 	catalog   *catalog.Catalog
 	schedules *schedule.Store
 	opts      Opts
+	metrics   *httpMetrics
+	buffered  *budget
 }
 
 // New returns the API's handler: the /v1 routes wrapped in request-id,
 // logging, metrics and panic recovery, which also cover unmatched requests.
 func New(client *jobqueue.Client, opts *Opts) http.Handler {
 	a := newAPI(client, opts)
-	return observe(newHTTPMetrics(a.opts.Registry), a.opts.Logger, recoverPanics(a.router()))
+	a.metrics = newHTTPMetrics(a.opts.Registry)
+	return observe(a.metrics, a.opts.Logger, recoverPanics(a.router()))
 }
 
 func newAPI(client *jobqueue.Client, opts *Opts) *api {
@@ -102,16 +118,19 @@ func newAPI(client *jobqueue.Client, opts *Opts) *api {
 	if o.Counts == nil {
 		o.Counts = jobqueue.NewCountsCache(client, 0)
 	}
-	return &api{client: client, catalog: cat, schedules: schedule.NewStore(client, cat), opts: o}
+	return &api{client: client, catalog: cat, schedules: schedule.NewStore(client, cat), opts: o, buffered: newBudget(o.MaxBufferedBytes)}
 }
 
 // router is the /v1 routes and their middleware: a request is
 // authenticated before it takes one of the in-flight slots, so requests
-// without a valid token can never crowd out those with one.
+// without a valid token can never crowd out those with one, and its body is
+// read before too, so a slow sender cannot hold a slot.
 func (a *api) router() *mux.Router {
 	auth := authenticate(a.opts.Tokens)
 	r := mux.NewRouter()
-	r.Use(recordRoute, auth, limitInFlight(a.opts.MaxInFlight), withTimeout(a.opts.RequestTimeout))
+	maxBody := max(a.opts.MaxBatchBytes, a.opts.MaxPayloadBytes+envelopeBytes)
+	r.Use(recordRoute, auth, bufferBodies(maxBody, a.opts.BodyTimeout, a.buffered, a.metrics),
+		limitInFlight(a.opts.MaxInFlight, a.buffered, a.metrics), withTimeout(a.opts.RequestTimeout))
 	// Full paths rather than a /v1 subrouter: the route label and logs then
 	// carry the whole template, and 404/405 handling stays in one router.
 	r.HandleFunc("/v1/jobs", a.enqueue).Methods(http.MethodPost)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/spoolq/spool/shared/postgres"
 	"github.com/spoolq/spool/shared/telemetry"
@@ -25,7 +26,14 @@ type ServerConfig struct {
 	DrainDelay time.Duration
 	// ShutdownTimeout is how long in-flight requests may then finish.
 	ShutdownTimeout time.Duration
-	Logger          *slog.Logger
+	// MaxConns bounds the connections open on the listener (see
+	// connLimiter); zero or less means no bound.
+	MaxConns int
+	// MaxHeaderBytes bounds a request's header (http.Server's, which
+	// allows 4 KiB more); zero keeps telemetry.NewServer's.
+	MaxHeaderBytes int
+	Logger         *slog.Logger
+	Registry       prometheus.Registerer // nil: no connection metrics
 }
 
 // Server states, in the only order they occur.
@@ -41,6 +49,7 @@ type Server struct {
 	pool  *pgxpool.Pool
 	cfg   ServerConfig
 	state atomic.Int32
+	conns *connMetrics
 }
 
 // NewServer wraps h in an http.Server with every timeout set.
@@ -50,7 +59,10 @@ func NewServer(h http.Handler, pool *pgxpool.Pool, cfg ServerConfig) *Server {
 	}
 	srv := telemetry.NewServer(h)
 	srv.ErrorLog = slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn)
-	return &Server{http: srv, pool: pool, cfg: cfg}
+	if cfg.MaxHeaderBytes > 0 {
+		srv.MaxHeaderBytes = cfg.MaxHeaderBytes
+	}
+	return &Server{http: srv, pool: pool, cfg: cfg, conns: newConnMetrics(cfg.Registry)}
 }
 
 // Run serves on ln until ctx ends, then shuts down in the order Kubernetes
@@ -58,6 +70,9 @@ func NewServer(h http.Handler, pool *pgxpool.Pool, cfg ServerConfig) *Server {
 // then Shutdown lets in-flight requests finish within ShutdownTimeout, and
 // whatever remains is closed. A clean stop returns nil.
 func (s *Server) Run(ctx context.Context, ln net.Listener) error {
+	lim := newConnLimiter(ln, s.cfg.MaxConns, s.conns)
+	s.http.ConnState = lim.connState
+	ln = lim
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(ln) }()
 	s.state.Store(stateServing)

@@ -27,6 +27,10 @@ type Config struct {
 	MaxBatchBytes   int64         `envconfig:"MAX_BATCH_BYTES" default:"8388608" desc:"largest POST /v1/jobs/batch request body"`
 	RequestTimeout  time.Duration `envconfig:"REQUEST_TIMEOUT" default:"10s" desc:"deadline of each request's database work; past it the request answers 503"`
 	MaxInFlight     int           `envconfig:"MAX_INFLIGHT" default:"0" desc:"most /v1 requests served at once; more are answered 429 with Retry-After at once; 0 means twice the database pool size"`
+	MaxConns        int           `envconfig:"MAX_CONNS" default:"512" desc:"most connections open on the API listener; at the limit a new one closes the connection that has waited longest for a request (a header still arriving, or idle), or is answered 503 if every one is serving; 0 means no limit"`
+	MaxHeaderBytes  int           `envconfig:"MAX_HEADER_BYTES" default:"16384" desc:"largest request header (net/http allows 4 KiB more); larger is answered 431"`
+	BodyTimeout     time.Duration `envconfig:"BODY_TIMEOUT" default:"10s" desc:"time to receive a request body, read before the request takes an in-flight slot; past it the request answers 408"`
+	MaxBuffered     int64         `envconfig:"MAX_BUFFERED_BYTES" default:"67108864" desc:"request bodies read ahead of their in-flight slot plus answers waiting to be written after it, in all; a request past it answers 429; at least the largest body (SPOOL_MAX_BATCH_BYTES, SPOOL_MAX_PAYLOAD_BYTES plus 64 KiB)"`
 	DrainDelay      time.Duration `envconfig:"DRAIN_DELAY" default:"5s" desc:"on SIGTERM, how long /readyz fails before the listener closes, so load balancers stop sending requests"`
 	ShutdownTimeout time.Duration `envconfig:"HTTP_SHUTDOWN_TIMEOUT" default:"10s" desc:"after the drain delay, how long in-flight requests may finish"`
 	StatsInterval   time.Duration `envconfig:"STATS_INTERVAL" default:"15s" desc:"how often the queue-depth gauges (spool_queue_jobs) are refreshed, by one query"`
@@ -73,6 +77,16 @@ func (c *Config) validate() error {
 	positive("HTTP_SHUTDOWN_TIMEOUT", c.ShutdownTimeout > 0)
 	positive("DB_MAX_CONNS", c.DBMaxConns > 0)
 	positive("STATS_INTERVAL", c.StatsInterval > 0)
+	positive("BODY_TIMEOUT", c.BodyTimeout > 0)
+	if c.MaxHeaderBytes < 1024 {
+		errs = append(errs, errors.New("SPOOL_MAX_HEADER_BYTES must be at least 1024"))
+	}
+	if c.MaxConns < 0 {
+		errs = append(errs, errors.New("SPOOL_MAX_CONNS must not be negative (0 means no limit)"))
+	}
+	if largest := max(c.MaxBatchBytes, c.MaxPayloadBytes+64<<10); c.MaxBuffered < largest {
+		errs = append(errs, fmt.Errorf("SPOOL_MAX_BUFFERED_BYTES must be at least the largest request body, %d", largest))
+	}
 	if c.MaxInFlight < 0 {
 		errs = append(errs, errors.New("SPOOL_MAX_INFLIGHT must not be negative (0 means twice the pool size)"))
 	}

@@ -14,6 +14,7 @@ func valid() Config {
 		HTTPAddr:        ":8080",
 		MaxPayloadBytes: 1 << 20, MaxBatch: 1000, MaxBatchBytes: 8 << 20,
 		RequestTimeout: 10 * time.Second, DrainDelay: 5 * time.Second, ShutdownTimeout: 10 * time.Second, StatsInterval: 15 * time.Second,
+		MaxConns: 1024, MaxHeaderBytes: 16 << 10, BodyTimeout: 10 * time.Second, MaxBuffered: 64 << 20,
 		AuthDisabled: true,
 	}
 }
@@ -37,6 +38,11 @@ func TestValidate(t *testing.T) {
 		{"stats interval zero", func(c *Config) { c.StatsInterval = 0 }, "SPOOL_STATS_INTERVAL"},
 		{"in-flight limit negative", func(c *Config) { c.MaxInFlight = -1 }, "SPOOL_MAX_INFLIGHT"},
 		{"in-flight limit explicit", func(c *Config) { c.MaxInFlight = 64 }, ""},
+		{"header limit tiny", func(c *Config) { c.MaxHeaderBytes = 100 }, "SPOOL_MAX_HEADER_BYTES"},
+		{"connection limit negative", func(c *Config) { c.MaxConns = -1 }, "SPOOL_MAX_CONNS"},
+		{"connection limit off", func(c *Config) { c.MaxConns = 0 }, ""},
+		{"body timeout zero", func(c *Config) { c.BodyTimeout = 0 }, "SPOOL_BODY_TIMEOUT"},
+		{"buffer below a batch", func(c *Config) { c.MaxBuffered = 1 << 20 }, "SPOOL_MAX_BUFFERED_BYTES"},
 		{"log level", func(c *Config) { c.LogLevel = "loud" }, "SPOOL_LOG_LEVEL"},
 		{"log format", func(c *Config) { c.LogFormat = "xml" }, "SPOOL_LOG_FORMAT"},
 		{"tokens malformed", func(c *Config) { c.APITokens = "abc" }, "SPOOL_API_TOKENS"},
