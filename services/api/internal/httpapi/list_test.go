@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -57,4 +58,16 @@ func keys(m map[string]json.RawMessage) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// A payload of "<" is answered as it is, not HTML-escaped to six times its
+// size.
+func TestAnswersAreNotHTMLEscaped(t *testing.T) {
+	t.Parallel()
+	f := setup(t, nil)
+	id := f.enqueue(jobqueue.EnqueueParams{Kind: "send_email", Payload: map[string]string{"to": "a@b.c", "subject": "s", "body": strings.Repeat("<", 10000)}})
+	w := f.do("GET", "/v1/jobs/"+strconv.FormatInt(id, 10), "")
+	if w.Code != 200 || w.Body.Len() > 12000 || strings.Contains(w.Body.String(), `\u003c`) {
+		t.Fatalf("answer %d, %d bytes (10,000 of them '<'), escaped: %v", w.Code, w.Body.Len(), strings.Contains(w.Body.String(), `\u003c`))
+	}
 }
