@@ -111,7 +111,7 @@ func newAPI(client *jobqueue.Client, opts *Opts) *api {
 func (a *api) router() *mux.Router {
 	auth := authenticate(a.opts.Tokens)
 	r := mux.NewRouter()
-	r.Use(recordRoute, auth, limitInFlight(a.opts.MaxInFlight), withTimeout(a.opts.RequestTimeout))
+	r.Use(recordRoute, auth, refuseCrossSite(), limitInFlight(a.opts.MaxInFlight), withTimeout(a.opts.RequestTimeout))
 	// Full paths rather than a /v1 subrouter: the route label and logs then
 	// carry the whole template, and 404/405 handling stays in one router.
 	r.HandleFunc("/v1/jobs", a.enqueue).Methods(http.MethodPost)
