@@ -124,8 +124,8 @@ func (c *apiClient) do(method, path string, body, out any) error {
 	if err != nil {
 		return err
 	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+	if body != nil || method != http.MethodGet {
+		req.Header.Set("Content-Type", "application/json") // the API requires it of every unsafe method
 	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)

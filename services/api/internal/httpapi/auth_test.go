@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/spoolq/spool/shared/apiext"
 	"github.com/spoolq/spool/shared/jobqueue"
 	"github.com/spoolq/spool/shared/pgtest"
 	"github.com/spoolq/spool/shared/telemetry"
@@ -111,6 +113,8 @@ func TestEveryRouteNeedsAToken(t *testing.T) {
 	}
 }
 
+// TestDuplicateKey: the decoder refuses a key twice in any object of the
+// body, compared exactly after unescaping, and names it.
 func TestDuplicateKey(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
@@ -123,6 +127,8 @@ func TestDuplicateKey(t *testing.T) {
 		{`{"a":{"a":{"a":1}}}`, ""},
 		{`{"a":[1,{"b":1}],"b":[{"a":1,"b":2}]}`, ""},
 		{`"a"`, ""},
+		{`{"a":1,"A":2}`, ""},      // two keys: matching is exact
+		{`{"k":1,"\u212a":2}`, ""}, // the Kelvin sign is not k
 		{`{"a":1,"a":2}`, "a"},
 		{`{"a":1,"\u0061":2}`, "a"},
 		{`{"x":{"b":[],"b":{}}}`, "b"},
@@ -130,9 +136,17 @@ func TestDuplicateKey(t *testing.T) {
 		{`{"a":{"x":1},"b":2,"a":3}`, "a"},
 	}
 	for _, tc := range cases {
-		got, ok := duplicateKey([]byte(tc.in))
-		if ok != (tc.want != "") || got != tc.want {
-			t.Errorf("duplicateKey(%s) = %q, %v; want %q", tc.in, got, ok, tc.want)
+		var v any
+		err := apiext.Unmarshal([]byte(tc.in), &v)
+		if tc.want == "" {
+			if err != nil {
+				t.Errorf("Unmarshal(%s) = %v, want no error", tc.in, err)
+			}
+			continue
+		}
+		ae := toAPIError(decodeError(err))
+		if want := fmt.Sprintf("key %q appears twice", tc.want); ae.Status != 400 || !strings.Contains(ae.Message, want) {
+			t.Errorf("Unmarshal(%s): %d %q, want 400 saying %s", tc.in, ae.Status, ae.Message, want)
 		}
 	}
 }

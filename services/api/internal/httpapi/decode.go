@@ -8,16 +8,23 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+
+	"github.com/spoolq/spool/shared/apiext"
 )
 
 // envelopeBytes is what a single-job body may hold beyond its payload: the
 // other fields are short, so a payload at the limit still fits.
 const envelopeBytes = 64 << 10
 
-// decodeBody reads r's JSON body into v strictly (no unknown fields, one
-// value, valid UTF-8, no key twice in an object), reading at most limit
+// decodeBody reads r's JSON body into v strictly (apiext.Unmarshal: exact,
+// case-sensitive keys, no unknown fields, no key twice in an object, valid
+// UTF-8 with no lone surrogate escapes, one value), reading at most limit
 // bytes.
 func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
 	if err := checkContentType(r); err != nil {
@@ -27,79 +34,21 @@ func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 	if err != nil {
 		return decodeError(err)
 	}
-	// encoding/json would turn invalid bytes into U+FFFD, so two different
-	// idempotency keys could become one: refuse instead.
-	if !utf8.Valid(body) {
-		return &apiError{Status: http.StatusBadRequest, Message: "request body is not valid UTF-8"}
+	if len(bytes.Trim(body, jsonSpace)) == 0 {
+		return &apiError{Status: http.StatusBadRequest, Message: "request body is empty; want a JSON object"}
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if err := apiext.Unmarshal(body, v); err != nil {
 		return decodeError(err)
-	}
-	// A second value, or garbage after the first, is as malformed as a
-	// missing brace.
-	var extra json.RawMessage
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		if err == nil {
-			return &apiError{Status: http.StatusBadRequest, Message: "request body must hold one JSON value"}
-		}
-		return decodeError(err)
-	}
-	// encoding/json keeps the last of duplicate keys; a proxy in front may
-	// have checked the first. Ambiguous input is refused.
-	if key, ok := duplicateKey(body); ok {
-		return &apiError{Status: http.StatusBadRequest, Field: clip(key), Message: fmt.Sprintf("key %q appears twice in one object", clip(key))}
 	}
 	return nil
 }
 
-// duplicateKey returns a key that appears twice in one object of b, which
-// must be one valid JSON value (its depth already bounded by the decoder).
-func duplicateKey(b []byte) (string, bool) {
-	type level struct {
-		keys    map[string]bool // nil in an array
-		wantKey bool            // the next string in this object is a key
-	}
-	var stack []*level
-	dec := json.NewDecoder(bytes.NewReader(b))
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			return "", false // io.EOF: b was decoded before, so nothing else
-		}
-		var top *level
-		if len(stack) > 0 {
-			top = stack[len(stack)-1]
-		}
-		if s, ok := tok.(string); ok && top != nil && top.keys != nil && top.wantKey {
-			if top.keys[s] {
-				return s, true
-			}
-			top.keys[s], top.wantKey = true, false
-			continue
-		}
-		// Any other token is a value, or the start or end of one: in an
-		// object, a key comes next.
-		if top != nil && top.keys != nil {
-			top.wantKey = true
-		}
-		switch tok {
-		case json.Delim('{'):
-			stack = append(stack, &level{keys: map[string]bool{}, wantKey: true})
-		case json.Delim('['):
-			stack = append(stack, &level{})
-		case json.Delim('}'), json.Delim(']'):
-			stack = stack[:len(stack)-1]
-		}
-	}
-}
+// jsonSpace is the whitespace JSON allows between tokens.
+const jsonSpace = " \t\r\n"
 
 // decodeElement decodes one batch element strictly.
 func decodeElement(raw json.RawMessage, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if err := apiext.Unmarshal(raw, v); err != nil {
 		return decodeError(err)
 	}
 	return nil
@@ -111,44 +60,105 @@ func checkContentType(r *http.Request) error {
 	if r.ContentLength == 0 {
 		return nil
 	}
+	return requireJSON(r)
+}
+
+// requireJSON refuses a request whose Content-Type is not application/json
+// (any parameters) with 415.
+func requireJSON(r *http.Request) error {
 	ct := r.Header.Get("Content-Type")
 	mt, _, err := mime.ParseMediaType(ct)
 	if err != nil || mt != "application/json" {
 		return &apiError{Status: http.StatusUnsupportedMediaType,
-			Message: fmt.Sprintf("Content-Type must be application/json, got %q", ct)}
+			Message: fmt.Sprintf("Content-Type must be application/json, got %q", clip(ct))}
 	}
 	return nil
 }
 
 // decodeError maps a decoding failure to its status: too large 413, the
-// rest (syntax, wrong type, unknown field) 400.
+// rest (syntax, duplicate key, invalid text, wrong type, unknown field)
+// 400, naming the field at fault where there is one.
 func decodeError(err error) error {
 	var (
-		tooBig  *http.MaxBytesError
-		syntax  *json.SyntaxError
-		typeErr *json.UnmarshalTypeError
+		tooBig   *http.MaxBytesError
+		syntax   *jsontext.SyntacticError
+		semantic *jsonv2.SemanticError
 	)
 	bad := func(msg, field string) error {
-		return &apiError{Status: http.StatusBadRequest, Message: msg, Field: field}
+		return &apiError{Status: http.StatusBadRequest, Message: clipTo(msg, maxMessage), Field: field}
 	}
 	switch {
 	case errors.As(err, &tooBig):
 		return &apiError{Status: http.StatusRequestEntityTooLarge,
 			Message: fmt.Sprintf("request body is larger than %d bytes", tooBig.Limit)}
-	case errors.Is(err, io.EOF):
-		return bad("request body is empty; want a JSON object", "")
-	case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF):
-		return bad("malformed JSON: "+strings.TrimPrefix(err.Error(), "json: "), "")
-	case errors.As(err, &typeErr):
-		return bad(fmt.Sprintf("%s must be %s, not %s", fieldName(typeErr.Field), jsonKind(typeErr.Type.Kind().String()), clip(typeErr.Value)), typeErr.Field)
+	case errors.Is(err, jsontext.ErrDuplicateName) && errors.As(err, &syntax):
+		// Keys are compared exactly, after unescaping: "\u0074ype" is "type".
+		key := clip(syntax.JSONPointer.LastToken())
+		return bad(fmt.Sprintf("key %q appears twice in one object", key), fieldPath(syntax.JSONPointer))
+	case errors.As(err, &syntax):
+		// Invalid UTF-8 and lone surrogate escapes are syntax errors too:
+		// text is never mangled into U+FFFD.
+		msg := "malformed JSON: " + syntax.Err.Error()
+		if f := fieldPath(syntax.JSONPointer); f != "" {
+			msg += " at " + clip(f)
+		}
+		return bad(msg, clip(fieldPath(syntax.JSONPointer)))
+	case errors.Is(err, jsonv2.ErrUnknownName) && errors.As(err, &semantic):
+		name := clip(fieldPath(semantic.JSONPointer))
+		return bad(fmt.Sprintf("unknown field %q (field names are case-sensitive)", name), name)
+	case errors.As(err, &semantic):
+		field := clip(fieldPath(semantic.JSONPointer))
+		if semantic.GoType == nil || semantic.JSONKind == jsontext.KindInvalid {
+			msg := "invalid request body"
+			if semantic.Err != nil {
+				msg += ": " + semantic.Err.Error()
+			}
+			return bad(msg, field)
+		}
+		return bad(fmt.Sprintf("%s must be %s, not %s", fieldName(field), jsonKind(semantic.GoType.Kind().String()), jsonValue(semantic)), field)
 	}
-	// encoding/json has no typed error for an unknown field; its message is
-	// the only signal, and a stable one since Go 1.10.
-	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		name = clip(strings.Trim(name, `"`))
-		return bad(fmt.Sprintf("unknown field %q", name), name)
+	return bad("invalid request body: "+err.Error(), "")
+}
+
+// fieldPath spells a JSON pointer as the API names fields: /steps/1/type
+// is steps[1].type. The request types have no maps, so a number is an
+// index.
+func fieldPath(p jsontext.Pointer) string {
+	var b strings.Builder
+	for tok := range p.Tokens() {
+		if _, err := strconv.Atoi(tok); err == nil && b.Len() > 0 {
+			b.WriteString("[" + tok + "]")
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(tok)
 	}
-	return bad("invalid request body: "+clip(strings.TrimPrefix(err.Error(), "json: ")), "")
+	return b.String()
+}
+
+// jsonValue describes the value a type error was about: the number itself,
+// or its kind.
+func jsonValue(e *jsonv2.SemanticError) string {
+	switch e.JSONKind {
+	case '0':
+		if len(e.JSONValue) > 0 {
+			return "number " + clip(string(e.JSONValue))
+		}
+		return "a number"
+	case '"':
+		return "a string"
+	case 't', 'f':
+		return "a boolean"
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case 'n':
+		return "null"
+	}
+	return "JSON " + e.JSONKind.String()
 }
 
 // How much of a client's input an error quotes back: a value, or a whole

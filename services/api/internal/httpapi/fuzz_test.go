@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +22,7 @@ import (
 	"github.com/spoolq/spool/shared/catalog"
 	"github.com/spoolq/spool/shared/diagnostic"
 	"github.com/spoolq/spool/shared/jobqueue"
+	"github.com/spoolq/spool/shared/schedule"
 )
 
 // The fuzz targets run the request path up to, not including, the
@@ -83,6 +86,123 @@ func mustRefuse(t *testing.T, err error) *apiError {
 		t.Fatalf("refusal echoes too much: %d-byte message, %d-byte field", len(ae.Message), len(ae.Field))
 	}
 	return ae
+}
+
+// exactKeys fails unless every key of the object raw, and of the objects
+// in its struct-typed fields, is exactly (case-sensitively) one of typ's
+// JSON field names, and none is there twice: what the strict decoder
+// accepted must mean one thing to every JSON reader, whether it matches
+// names case-insensitively (encoding/json) or keeps the first or the last
+// of two. It reads raw with encoding/json's tokenizer, independent of the
+// decoder under test.
+func exactKeys(t *testing.T, raw []byte, typ reflect.Type) {
+	t.Helper()
+	for typ.Kind() == reflect.Pointer {
+		typ = typ.Elem()
+	}
+	switch {
+	case typ == reflect.TypeFor[time.Time]():
+		return
+	case typ.Kind() == reflect.Slice && typ.Elem().Kind() == reflect.Struct:
+		var elems []json.RawMessage
+		_ = json.Unmarshal(raw, &elems)
+		for _, e := range elems {
+			exactKeys(t, e, typ.Elem())
+		}
+		return
+	case typ.Kind() != reflect.Struct:
+		return
+	}
+	fields := jsonFields(typ)
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return // null, or no body at all
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			t.Fatalf("accepted %q, which encoding/json cannot read: %v", raw, err)
+		}
+		key, _ := tok.(string)
+		var val json.RawMessage
+		if err := dec.Decode(&val); err != nil {
+			t.Fatalf("accepted %q, which encoding/json cannot read: %v", raw, err)
+		}
+		ft, known := fields[key]
+		if !known || seen[key] {
+			t.Fatalf("accepted key %q in a %s (an exact field name: %v; seen before: %v) in %q", key, typ, known, seen[key], raw)
+		}
+		seen[key] = true
+		exactKeys(t, val, ft)
+	}
+}
+
+// jsonFields maps the JSON names of a struct's fields, embedded structs'
+// included, to their types.
+func jsonFields(typ reflect.Type) map[string]reflect.Type {
+	out := map[string]reflect.Type{}
+	for f := range typ.Fields() {
+		tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		switch {
+		case tag == "-":
+		case f.Anonymous && tag == "" && f.Type.Kind() == reflect.Struct:
+			maps.Copy(out, jsonFields(f.Type))
+		case tag != "":
+			out[tag] = f.Type
+		case f.IsExported():
+			out[f.Name] = f.Type
+		}
+	}
+	return out
+}
+
+// loneSurrogate reports whether the JSON text b escapes a UTF-16 surrogate
+// that is not half of a pair (high, then low): encoding/json read every
+// such one as U+FFFD, so \ud800 and \udfff were one idempotency key.
+func loneSurrogate(b []byte) bool {
+	hex4 := func(i int) (uint64, bool) {
+		if i+4 > len(b) {
+			return 0, false
+		}
+		r, err := strconv.ParseUint(string(b[i:i+4]), 16, 16)
+		return r, err == nil
+	}
+	for i := 0; i < len(b); i++ {
+		if b[i] != '\\' {
+			continue
+		}
+		i++ // the escaped character: \\ is one escape, not the start of another
+		if i >= len(b) || b[i] != 'u' {
+			continue
+		}
+		r, ok := hex4(i + 1)
+		if !ok {
+			continue
+		}
+		i += 4
+		switch {
+		case r >= 0xDC00 && r <= 0xDFFF:
+			return true
+		case r >= 0xD800 && r <= 0xDBFF:
+			lo, ok := hex4(i + 3)
+			if i+2 >= len(b) || b[i+1] != '\\' || b[i+2] != 'u' || !ok || lo < 0xDC00 || lo > 0xDFFF {
+				return true
+			}
+			i += 6
+		}
+	}
+	return false
+}
+
+// checkStrict fails unless an accepted body is keyed exactly as typ and
+// holds no lone surrogate.
+func checkStrict(t *testing.T, body []byte, typ reflect.Type) {
+	t.Helper()
+	exactKeys(t, body, typ)
+	if loneSurrogate(body) {
+		t.Fatalf("accepted %q, which escapes a lone surrogate", body)
+	}
 }
 
 // decodeEnqueue is POST /v1/jobs without the insert.
@@ -180,6 +300,16 @@ var enqueueSeeds = []string{
 	`{"type":"noop","type":"fail"}`,
 	`{"type":"noop","payload":{"seq":1,"seq":2}}`,
 	`{"type":"noop","Type":"fail"}`,
+	`{"type":"noop","TYPE":"fail"}`,
+	`{"TYPE":"noop"}`,
+	`{"type":"noop","idempotency_\u212aey":"k"}`,
+	"{\"type\":\"noop\",\"idempotency_\u212aey\":\"k\"}",
+	`{"type":"noop","idempotency_key":"\ud800"}`,
+	`{"type":"noop","idempotency_key":"\udbff"}`,
+	`{"type":"noop","idempotency_key":"\udfff"}`,
+	`{"type":"noop","idempotency_key":"\ud83d\ude00"}`,
+	`{"type":"noop","idempotency_key":"\\ud800"}`,
+	`{"type":"fail","payload":{"message":"\udc00\ud800"}}`,
 	`{"type":"noop","queue":"x' OR '1'='1"}`,
 	`{"type":"noop; DROP TABLE spool.spool_jobs; --"}`,
 	"{\"type\":\"noop\",\"idempotency_key\":\"\xff\"}",
@@ -202,6 +332,7 @@ func FuzzEnqueueRequest(f *testing.F) {
 			return
 		}
 		checkParams(t, p, now)
+		checkStrict(t, body, reflect.TypeFor[enqueueRequest]())
 		again, err := decodeEnqueue(requestFor(p), now)
 		if err != nil || !sameParams(again, p) {
 			t.Fatalf("round trip of %+v: %+v, %v", p, again, err)
@@ -219,6 +350,10 @@ func FuzzBatchRequest(f *testing.F) {
 		`{"jobs":[{"type":"noop","idempotency_key":"a"},{"type":"noop","idempotency_key":"a"}]}`,
 		`{"jobs":[{"type":"noop"}],"jobs":[]}`,
 		`{"jobs":[{"type":"noop","prio":1}]}`,
+		`{"jobs":[{"type":"noop","TYPE":"fail"}]}`,
+		`{"jobs":[{"type":"noop"}],"JOBS":[]}`,
+		`{"jobs":[{"type":"noop","idempotency_\u212aey":"a"},{"type":"noop","idempotency_key":"a"}]}`,
+		`{"jobs":[{"type":"noop","idempotency_key":"\ud800"},{"type":"noop","idempotency_key":"\udfff"}]}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -242,6 +377,9 @@ func FuzzBatchRequest(f *testing.F) {
 			}
 			return
 		}
+		checkStrict(t, body, reflect.TypeFor[struct {
+			Jobs []enqueueRequest `json:"jobs"`
+		}]())
 		if len(reqs) == 0 || len(reqs) > fuzzMaxBatch || len(reqs) != len(req.Jobs) {
 			t.Fatalf("accepted a batch of %d jobs from %d elements", len(reqs), len(req.Jobs))
 		}
@@ -352,6 +490,10 @@ func FuzzScheduleRequest(f *testing.F) {
 		{"bad name", `{"spec":"@hourly","type":"noop"}`},
 		{"x'; DROP TABLE spool.spool_schedules;--", `{"spec":"@hourly","type":"noop"}`},
 		{"x", `{"spec":"' OR 1=1 --","type":"noop"}`},
+		{"x", `{"spec":"@hourly","type":"noop","TYPE":"fail"}`},
+		{"x", `{"spec":"@hourly","type":"noop","\u212aind":"x"}`},
+		{"x", `{"spec":"@hourly","type":"noop","queue":"\ud800"}`},
+		{"x", `{"spec":"@hourly","type":"fail","payload":{"message":"\udfff"}}`},
 	} {
 		f.Add(s.name, []byte(s.body))
 	}
@@ -369,6 +511,7 @@ func FuzzScheduleRequest(f *testing.F) {
 			mustRefuse(t, scheduleError(err))
 			return
 		}
+		checkStrict(t, body, reflect.TypeFor[schedule.Schedule]())
 		if s.Name != name || s.Source != "api" || s.LastTick != nil || jobqueue.CheckKindName(s.Type) != nil || containsNUL(s.Payload) {
 			t.Fatalf("accepted %+v from name %q", s, name)
 		}
@@ -484,6 +627,10 @@ func FuzzWorkflowRequest(f *testing.F) {
 		`{"name":"` + strings.Repeat("é", 64) + `","steps":[{"name":"a","type":"noop"}]}`,
 		`{"name":"w","steps":[{"name":"a","type":"noop","depends_on":["` + strings.Repeat("d", 1000) + `"]}]}`,
 		`{"name":"x'); DROP TABLE spool.spool_workflows; --","steps":[{"name":"' OR 1=1","type":"noop"}]}`,
+		`{"name":"w","steps":[{"name":"a","type":"noop","TYPE":"fail"}]}`,
+		`{"name":"w","Steps":[],"steps":[{"name":"a","type":"noop"}]}`,
+		`{"name":"w","steps":[{"name":"a","type":"noop","depends_on":[],"DEPENDS_ON":["a"]}]}`,
+		`{"name":"w","steps":[{"name":"\udbff","type":"noop"}]}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -516,6 +663,7 @@ func FuzzWorkflowRequest(f *testing.F) {
 		case !acyclic(p.Steps):
 			t.Fatalf("accepted a cycle: %+v", p.Steps)
 		}
+		checkStrict(t, body, reflect.TypeFor[workflowRequest]())
 		names := map[string]bool{}
 		for _, s := range p.Steps {
 			if !storableName(s.Name) || names[s.Name] {
@@ -590,6 +738,8 @@ func FuzzDeadFilter(f *testing.F) {
 		{`{"id":1e3}`, `id=1e3`},
 		{`{"id":"7"}`, `id=9223372036854775808`},
 		{`{"id":0,"type":"noop"}`, `id=&type=noop`},
+		{`{"type":"noop","TYPE":"fail"}`, `type=noop`},
+		{`{"\u212a":1,"type":"\udfff"}`, `type=noop`},
 	} {
 		f.Add([]byte(s.body), s.query)
 	}
@@ -611,6 +761,7 @@ func FuzzDeadFilter(f *testing.F) {
 			mustRefuse(t, err)
 		} else {
 			storable(t, fl)
+			checkStrict(t, body, reflect.TypeFor[deadFilter]())
 			b, _ := json.Marshal(fl)
 			if again, err := decodeDeadFilter(b); err != nil || again != fl {
 				t.Fatalf("round trip of %+v: %+v, %v", fl, again, err)
@@ -635,3 +786,16 @@ var fuzzKinds = func() catalog.Local {
 	diagnostic.Add(k)
 	return catalog.Local{Kinds: k}
 }()
+
+func TestLoneSurrogate(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]bool{
+		`"a"`: false, `"\ud83d\ude00"`: false, `"\\ud800"`: false, `"\\\ud800"`: true, `"\ud800"`: true,
+		`"\udbff"`: true, `"\udfff"`: true, `"\udc00\ud800"`: true, `"\ud800\u0041"`: true, `"\ud800x"`: true,
+		`"\uD83D\uDE00"`: false, `"\ud800\ud800\udc00"`: true, `{"\udfff":1}`: true,
+	} {
+		if got := loneSurrogate([]byte(in)); got != want {
+			t.Errorf("loneSurrogate(%s) = %v, want %v", in, got, want)
+		}
+	}
+}

@@ -90,14 +90,17 @@ func newRouter(client *jobqueue.Client, reg prometheus.Registerer, opts *httpapi
 	return httpapi.New(client, &o)
 }
 
-// request builds a request; a non-empty body is sent as application/json
-// unless headers say otherwise ("Name: value" pairs).
+// request builds a request; a non-empty body, and every request of an
+// unsafe method, is sent as application/json (as the API requires of
+// them) unless headers say otherwise ("Name: value" pairs).
 func request(method, path, body string, headers ...string) *http.Request {
 	var r *http.Request
 	if body == "" {
 		r = httptest.NewRequest(method, path, nil)
 	} else {
 		r = httptest.NewRequest(method, path, strings.NewReader(body))
+	}
+	if body != "" || unsafeMethod(method) {
 		r.Header.Set("Content-Type", "application/json")
 	}
 	for _, h := range headers {
@@ -109,6 +112,16 @@ func request(method, path, body string, headers ...string) *http.Request {
 		}
 	}
 	return r
+}
+
+// unsafeMethod reports whether method may change state, so that the API
+// requires Content-Type: application/json of it.
+func unsafeMethod(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return false
+	}
+	return true
 }
 
 func serve(h http.Handler, r *http.Request) *httptest.ResponseRecorder {

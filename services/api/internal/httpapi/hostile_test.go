@@ -97,7 +97,7 @@ type hostileCase struct {
 	name         string
 	method, path string
 	body         string
-	contentType  string // default application/json when there is a body; "-" for none
+	contentType  string // default application/json with a body or an unsafe method; "-" for none
 	status       int
 }
 
@@ -141,7 +141,7 @@ func hostileCases() []hostileCase {
 		{"raw NUL after the value", "POST", "/v1/jobs", `{"type":"noop"}` + "\x00", "", 400},
 		{"raw NUL in a string", "POST", "/v1/jobs", "{\"type\":\"no\x00op\"}", "", 400},
 		{"raw newline in a string", "POST", "/v1/jobs", "{\"type\":\"no\nop\"}", "", 400},
-		{"lone surrogate escape", "POST", "/v1/jobs", `{"type":"noop\ud800"}`, "", 422}, // decoded as U+FFFD: no such type
+		{"lone surrogate escape", "POST", "/v1/jobs", `{"type":"noop\ud800"}`, "", 400}, // refused, not decoded as U+FFFD
 
 		// Deep nesting: the decoder's depth limit answers, not the stack.
 		{"100k nested arrays in payload", "POST", "/v1/jobs", `{"type":"noop","payload":` + nested("[", "]", 100_000) + `}`, "", 400},
@@ -425,7 +425,7 @@ func (f *fixture) refuseAll(cases []hostileCase) {
 		case tc.contentType == "-":
 		case tc.contentType != "":
 			req.Header.Set("Content-Type", tc.contentType)
-		case tc.body != "":
+		case tc.body != "" || unsafeMethod(tc.method):
 			req.Header.Set("Content-Type", "application/json")
 		}
 		done := make(chan *httptest.ResponseRecorder, 1)

@@ -129,7 +129,7 @@ func (a *api) router() *mux.Router {
 	auth := authenticate(a.opts.Tokens)
 	r := mux.NewRouter()
 	maxBody := max(a.opts.MaxBatchBytes, a.opts.MaxPayloadBytes+envelopeBytes)
-	r.Use(recordRoute, auth, bufferBodies(maxBody, a.opts.BodyTimeout, a.buffered, a.metrics),
+	r.Use(recordRoute, auth, refuseCrossSite(), bufferBodies(maxBody, a.opts.BodyTimeout, a.buffered, a.metrics),
 		limitInFlight(a.opts.MaxInFlight, a.buffered, a.metrics), withTimeout(a.opts.RequestTimeout))
 	// Full paths rather than a /v1 subrouter: the route label and logs then
 	// carry the whole template, and 404/405 handling stays in one router.

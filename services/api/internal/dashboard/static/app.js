@@ -113,10 +113,10 @@
     const token = localStorage.getItem(TOKEN_KEY);
     if (token) headers.Authorization = 'Bearer ' + token;
     const init = { method, headers, cache: 'no-store' };
-    if (body !== undefined) {
-      headers['Content-Type'] = 'application/json';
-      init.body = JSON.stringify(body);
-    }
+    // The API takes a state-changing request only as application/json,
+    // empty bodies included (a page elsewhere cannot send that unasked).
+    if (method !== 'GET') headers['Content-Type'] = 'application/json';
+    if (body !== undefined) init.body = JSON.stringify(body);
     let res;
     try {
       res = await fetch('v1/' + path, init);
