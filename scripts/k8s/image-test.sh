@@ -39,7 +39,7 @@ db=spool_imgtest_$$
 db_url=$(printf '%s' "$admin" | sed -E "s#/[^/?]*(\\?|$)#/$db\\1#")
 run=imgtest-$$
 logs=$(mktemp -d)
-token=imgtest-token-$$-$RANDOM$RANDOM
+token=imgtest-$(od -An -N16 -tx1 /dev/urandom | tr -d " \n")
 
 # The chart's securityContext: read-only root filesystem (plus a /tmp, like
 # its emptyDir), non-root uid, no capabilities, no privilege escalation.

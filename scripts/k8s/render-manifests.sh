@@ -7,12 +7,17 @@
 # `make manifests` runs it; tools/manifestcheck runs it into a temporary
 # directory and fails when k8s/ differs, so the two never drift.
 #
-# Only two settings differ from `helm install spool helm/spool`:
+# Only these settings differ from `helm install spool helm/spool`:
 #  - namespace "spool" (the objects carry it, kustomization.yaml too);
 #  - api.auth.existingSecret=spool-api-tokens: with no tokens configured the
 #    chart generates a random one, which would make every render differ and
 #    would put a token into git. Create the Secret before applying (see
 #    docs/kubernetes.md).
+#  - the bundled PostgreSQL's passwords, which the chart would generate too:
+#    they are rendered as a fixed placeholder (so the checksum annotations are
+#    stable) and the two Secrets holding them, spool-database and
+#    spool-postgresql, are left out. Create them before applying (the
+#    commands are in kustomization.yaml and docs/kubernetes.md).
 # Other files and directories in OUTDIR (e.g. k8s/monitoring/) are left alone.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
@@ -26,7 +31,10 @@ trap 'rm -rf "$tmp"' EXIT
 "$root/scripts/k8s/helm.sh" template spool "$root/helm/spool" \
 	--namespace "$namespace" --kube-version "$kube_version" --skip-tests \
 	--set api.auth.existingSecret=spool-api-tokens \
+	--set postgresql.auth.password=placeholder-not-rendered \
+	--set postgresql.auth.postgresPassword=placeholder-not-rendered \
 	--output-dir "$tmp/render" >/dev/null
+rm "$tmp"/render/spool/templates/{database,postgresql}-secret.yaml
 
 mkdir -p "$out/spool"
 rm -f "$out"/spool/*.yaml "$out/kustomization.yaml"
@@ -50,6 +58,10 @@ NS
 	printf '%s\n' "$header"
 	# shellcheck disable=SC2016 # a command for the reader, not to run here
 	printf '# kubectl create secret generic spool-api-tokens -n %s --from-literal=SPOOL_API_TOKENS="$(openssl rand -hex 24):rw"\n' "$namespace"
+	printf '# pw=$(openssl rand -hex 24)\n'
+	printf '# kubectl create secret generic spool-database -n %s --from-literal=password="$pw" \\\n' "$namespace"
+	printf '#   --from-literal=DATABASE_URL="postgres://spool:$pw@spool-postgresql.%s.svc:5432/spool?sslmode=disable"\n' "$namespace"
+	printf '# kubectl create secret generic spool-postgresql -n %s --from-literal=POSTGRES_PASSWORD="$(openssl rand -hex 24)"\n' "$namespace"
 	printf '# kubectl apply -k k8s/\n'
 	printf 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: %s\nresources:\n  - spool/00-namespace.yaml\n' "$namespace"
 	for name in "${files[@]}"; do printf '  - %s\n' "$name"; done

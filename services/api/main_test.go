@@ -58,6 +58,17 @@ func TestBinary(t *testing.T) {
 			t.Fatalf("exit %d, output %q; want a refusal naming SPOOL_API_TOKENS and SPOOL_AUTH_DISABLED", code, out)
 		}
 	})
+	t.Run("weak token refused", func(t *testing.T) {
+		t.Parallel()
+		const weak = "hunter2-hunter2"
+		out, code := runBin(t, bin, []string{"SPOOL_DATABASE_URL=postgres://127.0.0.1:1/x", "SPOOL_API_TOKENS=" + weak + ":rw"})
+		if code != 2 || !strings.Contains(out, "token 1 (rw) is 15 characters, want at least 32") {
+			t.Fatalf("exit %d, output %q; want exit 2 naming the short token", code, out)
+		}
+		if strings.Contains(out, weak) {
+			t.Fatalf("output %q prints the token", out)
+		}
+	})
 	t.Run("migrate is idempotent", func(t *testing.T) {
 		t.Parallel()
 		db := pgtest.NewEmpty(t)

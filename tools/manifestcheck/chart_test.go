@@ -79,8 +79,8 @@ var cases = []renderCase{
 		name: "defaults",
 		opts: Options{Migrations: "initContainer"},
 		kinds: map[string]int{
-			"Deployment": 2, "StatefulSet": 1, "Service": 3, "ConfigMap": 2, "Secret": 2,
-			"ServiceAccount": 1, "PodDisruptionBudget": 2, "Pod": 1,
+			"Deployment": 2, "StatefulSet": 1, "Service": 3, "ConfigMap": 3, "Secret": 3,
+			"ServiceAccount": 1, "PodDisruptionBudget": 2, "NetworkPolicy": 3, "Pod": 1,
 		},
 	},
 	{
@@ -88,7 +88,7 @@ var cases = []renderCase{
 		values: "all-on-values.yaml",
 		opts:   Options{Migrations: "initContainer"},
 		kinds: map[string]int{
-			"Deployment": 4, "StatefulSet": 1, "Service": 3, "ConfigMap": 6, "Secret": 3,
+			"Deployment": 4, "StatefulSet": 1, "Service": 3, "ConfigMap": 7, "Secret": 4,
 			"ServiceAccount": 1, "PodDisruptionBudget": 3, "HorizontalPodAutoscaler": 1,
 			"ScaledObject": 2, "ServiceMonitor": 1, "PodMonitor": 1, "PrometheusRule": 1,
 			"NetworkPolicy": 3, "Pod": 1,
@@ -280,6 +280,39 @@ func TestChecksCatchMistakes(t *testing.T) {
 		{name: "hpa without metrics", set: []string{"api.autoscaling.enabled=true"}, edit: func(objs []Object) {
 			hpa(objs).Spec.Metrics = nil // the API server would default to 80% CPU, but say it
 		}, want: "HPA spool-api: must scale on CPU utilization"},
+		{name: "db superuser is spool", edit: func(objs []Object) {
+			setEnv(postgresContainer(t, objs), "POSTGRES_USER", "spool")
+		}, want: "POSTGRES_USER=spool makes that role the superuser"},
+		{name: "spool role is the superuser", edit: func(objs []Object) {
+			setEnv(postgresContainer(t, objs), "SPOOL_DB_USER", "postgres")
+		}, want: "Spool's role postgres is the superuser"},
+		{name: "no init script", edit: func(objs []Object) {
+			c := postgresContainer(t, objs)
+			c.VolumeMounts = slices.DeleteFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool { return m.MountPath == "/docker-entrypoint-initdb.d" })
+		}, want: "no ConfigMap mounted at /docker-entrypoint-initdb.d"},
+		{name: "init script makes a superuser", edit: func(objs []Object) {
+			for _, o := range objs {
+				if cm, ok := o.Obj.(*corev1.ConfigMap); ok && cm.Name == "spool-postgresql-init" {
+					for k, v := range cm.Data {
+						cm.Data[k] = strings.ReplaceAll(v, "NOSUPERUSER", "SUPERUSER")
+					}
+				}
+			}
+		}, want: "does not CREATE ROLE $SPOOL_DB_USER ... NOSUPERUSER"},
+		{name: "services connect as the superuser", edit: func(objs []Object) {
+			for _, o := range objs {
+				if s, ok := o.Obj.(*corev1.Secret); ok && s.Name == "spool-database" {
+					s.StringData["DATABASE_URL"] = strings.Replace(s.StringData["DATABASE_URL"], "postgres://spool:", "postgres://postgres:", 1)
+				}
+			}
+		}, want: `DATABASE_URL connects as "postgres", want Spool's role "spool"`},
+		{name: "worker reads the superuser password", edit: func(objs []Object) {
+			c := &workerPod(objs).Containers[0]
+			c.Env = append(c.Env, corev1.EnvVar{Name: "PGPASSWORD", ValueFrom: &corev1.EnvVarSource{
+				SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "spool-postgresql"}, Key: "POSTGRES_PASSWORD"}}})
+		}, want: "reads spool-postgresql, the Secret of the database superuser's password"},
+		{name: "no GOMEMLIMIT", set: []string{"goMemLimitPercent=0"}, want: "memory limit 256Mi but no GOMEMLIMIT"},
+		{name: "GOMEMLIMIT above the limit", set: []string{"api.extraEnv[0].name=GOMEMLIMIT", "api.extraEnv[0].value=300MiB"}, want: "GOMEMLIMIT 300MiB is not below the memory limit 256Mi"},
 		{name: "writable root", set: []string{"containerSecurityContext.readOnlyRootFilesystem=false"}, want: "readOnlyRootFilesystem must be true"},
 		{name: "root user", set: []string{"podSecurityContext.runAsNonRoot=false", "containerSecurityContext.runAsNonRoot=false"}, want: "runAsNonRoot must be true"},
 		{name: "no limits", set: []string{"worker.resources.limits=null"}, want: "no cpu limit"},
@@ -408,6 +441,9 @@ func TestSchemaRejects(t *testing.T) {
 		"migrations.mode=sometimes",           // not an enum value
 		"worker.pools.Bad_Name.concurrency=1", // not a DNS label
 		"logging.level=verbose",
+		"postgresql.auth.username=postgres", // the superuser
+		"goMemLimitPercent=120",
+		"database.tls.sslMode=disable",
 	} {
 		t.Run(set, func(t *testing.T) {
 			_, errOut, err := helm(t, "template", "spool", chartDir, "--kube-version", kubeVersion, "--set", set)
@@ -498,6 +534,10 @@ func readTree(t *testing.T, dir string) map[string]string {
 	return files
 }
 
+// k8sExternalSecrets are the Secrets the plain manifests leave to the user
+// (render-manifests.sh): the API tokens and the bundled database's passwords.
+var k8sExternalSecrets = []string{"spool-api-tokens", "spool-database", "spool-postgresql"}
+
 // TestK8sManifests decodes the committed plain manifests strictly and runs
 // the same checks on them.
 func TestK8sManifests(t *testing.T) {
@@ -523,7 +563,24 @@ func TestK8sManifests(t *testing.T) {
 			t.Errorf("%s: a Helm hook in plain manifests would be applied as an ordinary object", o)
 		}
 	}
-	if err := Check(objs, Options{Migrations: "initContainer", ExternalSecrets: []string{"spool-api-tokens"}}); err != nil {
+	if err := Check(objs, Options{Migrations: "initContainer", ExternalSecrets: k8sExternalSecrets}); err != nil {
 		t.Errorf("checks:\n%v", err)
 	}
+}
+
+func postgresContainer(t *testing.T, objs []Object) *corev1.Container {
+	t.Helper()
+	for _, o := range objs {
+		if ss, ok := o.Obj.(*appsv1.StatefulSet); ok && ss.Name == "spool-postgresql" {
+			return &ss.Spec.Template.Spec.Containers[0]
+		}
+	}
+	t.Fatal("no spool-postgresql StatefulSet")
+	return nil
+}
+
+// setEnv sets a literal env value, replacing any entry of that name.
+func setEnv(c *corev1.Container, name, value string) {
+	c.Env = slices.DeleteFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == name })
+	c.Env = append(c.Env, corev1.EnvVar{Name: name, Value: value})
 }

@@ -109,6 +109,7 @@ func Check(objs []Object, opts Options) error {
 	ix.checkScaling(fail)
 	ix.checkPolicies(fail)
 	ix.checkMigrations(opts, fail)
+	ix.checkBundledDatabase(fail)
 	return errors.Join(errs...)
 }
 
@@ -237,6 +238,7 @@ func (ix *index) checkWorkload(w workload, opts Options, fail func(string, ...an
 			}
 		}
 		ix.checkRefs(w, where, c, opts, fail)
+		ix.checkGoMemLimit(where, c, fail)
 	}
 	for _, v := range spec.Volumes {
 		if v.ConfigMap != nil && ix.configMaps[v.ConfigMap.Name] == nil {

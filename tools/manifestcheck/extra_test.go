@@ -36,7 +36,7 @@ func TestKustomizeBuild(t *testing.T) {
 			t.Errorf("%s: namespace %q, want spool", o, ns.GetNamespace())
 		}
 	}
-	if err := Check(objs, Options{Migrations: "initContainer", ExternalSecrets: []string{"spool-api-tokens"}}); err != nil {
+	if err := Check(objs, Options{Migrations: "initContainer", ExternalSecrets: k8sExternalSecrets}); err != nil {
 		t.Errorf("checks:\n%v", err)
 	}
 }

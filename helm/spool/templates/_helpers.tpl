@@ -86,9 +86,42 @@ app.kubernetes.io/part-of: spool
 {{- if or .Values.postgresql.enabled (not .Values.database.existingSecret) -}}true{{- end -}}
 {{- end -}}
 
+{{/*
+Passwords of the bundled PostgreSQL: postgresql.auth.password (the role Spool
+connects as) and postgresql.auth.postgresPassword (the superuser, used only by
+the image's initialisation). Empty values are filled in once per render: from
+the release's existing Secrets (so upgrades keep them), else generated. Call it
+before reading either value; it renders nothing.
+*/}}
+{{- define "spool.postgresqlAuth" -}}
+{{- $auth := .Values.postgresql.auth -}}
+{{- if not $auth.password -}}
+{{- $s := lookup "v1" "Secret" .Release.Namespace (include "spool.componentname" (dict "root" . "component" "database")) -}}
+{{- $data := (and $s $s.data) | default dict -}}
+{{- if hasKey $data "password" -}}
+{{- $_ := set $auth "password" (index $data "password" | b64dec) -}}
+{{- else if hasKey $data "POSTGRES_PASSWORD" -}}
+{{- /* Chart versions before the non-superuser role kept the role's password under this key. */ -}}
+{{- $_ := set $auth "password" (index $data "POSTGRES_PASSWORD" | b64dec) -}}
+{{- else -}}
+{{- $_ := set $auth "password" (randAlphaNum 32) -}}
+{{- end -}}
+{{- end -}}
+{{- if not $auth.postgresPassword -}}
+{{- $s := lookup "v1" "Secret" .Release.Namespace (include "spool.componentname" (dict "root" . "component" "postgresql")) -}}
+{{- $data := (and $s $s.data) | default dict -}}
+{{- if hasKey $data "POSTGRES_PASSWORD" -}}
+{{- $_ := set $auth "postgresPassword" (index $data "POSTGRES_PASSWORD" | b64dec) -}}
+{{- else -}}
+{{- $_ := set $auth "postgresPassword" (randAlphaNum 32) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
 {{/* The services' database URL when the chart creates the Secret. */}}
 {{- define "spool.databaseURL" -}}
 {{- if .Values.postgresql.enabled -}}
+{{- include "spool.postgresqlAuth" . -}}
 {{- $pg := .Values.postgresql.auth -}}
 {{- /* <service>.<namespace>.svc: KEDA's operator, in its own namespace, connects with this URL too. */ -}}
 {{- $host := printf "%s.%s.svc" (include "spool.componentname" (dict "root" . "component" "postgresql")) .Release.Namespace -}}
@@ -246,6 +279,7 @@ Use: {{- range $name, $pool := include "spool.workerPools" $ | fromYaml }}
       value: {{ $root.Values.database.schema | quote }}
     - name: SPOOL_DEMO
       value: {{ $root.Values.demo.enabled | quote }}
+    {{- include "spool.databaseTLSEnv" $root | nindent 4 }}
   securityContext:
     {{- toYaml $root.Values.containerSecurityContext | nindent 4 }}
   resources:
@@ -253,6 +287,7 @@ Use: {{- range $name, $pool := include "spool.workerPools" $ | fromYaml }}
   volumeMounts:
     - name: tmp
       mountPath: /tmp
+    {{- include "spool.databaseTLSMount" $root | nindent 4 }}
 {{- end -}}
 
 {{/* Topology spread constraint for a component. Same arguments as spool.selectorLabels. */}}
@@ -317,4 +352,64 @@ SPOOL_DEMO: {{ .root.Values.demo.enabled | quote }}
 {{- if .root.Values.worker.schedules }}
 SPOOL_SCHEDULES_FILE: /etc/spool/schedules.json
 {{- end }}
+{{- end -}}
+
+{{/*
+GOMEMLIMIT env entry: goMemLimitPercent of the container's memory limit, in
+MiB. Nothing when the percentage is 0, there is no memory limit, or extraEnv
+sets GOMEMLIMIT itself. Call with (dict "root" $ "resources" .resources "extraEnv" .extraEnv).
+*/}}
+{{- define "spool.goMemLimitEnv" -}}
+{{- $pct := int .root.Values.goMemLimitPercent -}}
+{{- $limit := "" -}}
+{{- with .resources }}{{ with .limits }}{{ $limit = toString (.memory | default "") }}{{ end }}{{ end -}}
+{{- $own := false -}}
+{{- range .extraEnv }}{{ if eq .name "GOMEMLIMIT" }}{{ $own = true }}{{ end }}{{ end -}}
+{{- if and (gt $pct 0) $limit (not $own) -}}
+{{- $num := regexFind "^[0-9]+(\\.[0-9]+)?" $limit -}}
+{{- $unit := trimPrefix $num $limit -}}
+{{- $factors := dict "" 1 "k" 1000 "M" 1000000 "G" 1000000000 "T" 1000000000000 "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776 -}}
+{{- if or (not $num) (not (hasKey $factors $unit)) -}}
+{{- fail (printf "resources.limits.memory %q: goMemLimitPercent needs a plain number with an optional k, M, G, T, Ki, Mi, Gi or Ti suffix (or set goMemLimitPercent=0)" $limit) -}}
+{{- end -}}
+{{- $mib := floor (divf (mulf (float64 $num) (index $factors $unit) $pct) (mulf 100 1048576)) | int64 -}}
+- name: GOMEMLIMIT
+  # {{ $pct }}% of the memory limit ({{ $limit }}): goMemLimitPercent
+  value: {{ printf "%dMiB" $mib | quote }}
+{{- end -}}
+{{- end -}}
+
+{{/* PGSSLROOTCERT and PGSSLMODE env entries when database.tls.caSecret is set. */}}
+{{- define "spool.databaseTLSEnv" -}}
+{{- with .Values.database.tls -}}
+{{- if .caSecret -}}
+- name: PGSSLROOTCERT
+  value: {{ printf "/etc/spool-db-ca/%s" .caSecretKey | quote }}
+- name: PGSSLMODE
+  value: {{ .sslMode | quote }}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* volumeMount of the database CA when database.tls.caSecret is set. */}}
+{{- define "spool.databaseTLSMount" -}}
+{{- if .Values.database.tls.caSecret -}}
+- name: db-ca
+  mountPath: /etc/spool-db-ca
+  readOnly: true
+{{- end -}}
+{{- end -}}
+
+{{/* Volume of the database CA when database.tls.caSecret is set. */}}
+{{- define "spool.databaseTLSVolume" -}}
+{{- with .Values.database.tls -}}
+{{- if .caSecret -}}
+- name: db-ca
+  secret:
+    secretName: {{ .caSecret }}
+    items:
+      - key: {{ .caSecretKey }}
+        path: {{ .caSecretKey }}
+{{- end -}}
+{{- end -}}
 {{- end -}}

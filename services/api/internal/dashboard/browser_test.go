@@ -20,7 +20,7 @@ import (
 
 func TestMain(m *testing.M) { proctest.Main(m) }
 
-const testToken = "dashboard-test-token-0123456789"
+const testToken = "dashboard-test-token-0123456789abcdef"
 
 // TestBrowserRetriesDeadJob drives the dashboard of the real spool-api
 // binary in headless Chromium: the page loads without a token, the user

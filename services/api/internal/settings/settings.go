@@ -121,7 +121,10 @@ func (c *Config) validate() error {
 }
 
 // CheckAuth refuses an API that would be open by accident: serving needs
-// tokens, or an explicit SPOOL_AUTH_DISABLED=true. Migrating needs neither.
+// tokens, or an explicit SPOOL_AUTH_DISABLED=true, and every token must be
+// strong (checkTokenStrength: at least 32 characters, 8 different ones, not
+// a repeated string). Errors name the token by position and scope, never by
+// value. Migrating needs none of this.
 func (c Config) CheckAuth() error {
 	switch {
 	case len(c.Tokens) == 0 && !c.AuthDisabled:
@@ -129,5 +132,11 @@ func (c Config) CheckAuth() error {
 	case len(c.Tokens) > 0 && c.AuthDisabled:
 		return errors.New("SPOOL_API_TOKENS and SPOOL_AUTH_DISABLED=true are both set: choose one")
 	}
-	return nil
+	var errs []error
+	for i, t := range c.Tokens {
+		if err := checkTokenStrength(t.Secret); err != nil {
+			errs = append(errs, fmt.Errorf("SPOOL_API_TOKENS: token %d (%s) %w; make one with `openssl rand -hex 24`", i+1, t.Scope, err))
+		}
+	}
+	return errors.Join(errs...)
 }

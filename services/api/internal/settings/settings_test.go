@@ -69,9 +69,10 @@ func TestCheckAuth(t *testing.T) {
 		wantErr  bool
 	}{
 		{disabled: true, tokens: "", wantErr: false},
-		{disabled: false, tokens: "t:rw", wantErr: false},
+		{disabled: false, tokens: goodToken + ":rw", wantErr: false},
 		{disabled: false, tokens: "", wantErr: true},
-		{disabled: true, tokens: "t:rw", wantErr: true},
+		{disabled: true, tokens: goodToken + ":rw", wantErr: true},
+		{disabled: false, tokens: "a:rw", wantErr: true},
 	}
 	for _, tc := range cases {
 		c := valid()
@@ -86,5 +87,51 @@ func TestCheckAuth(t *testing.T) {
 		if err != nil && !strings.Contains(err.Error(), "SPOOL_API_TOKENS") {
 			t.Errorf("CheckAuth error %q does not name SPOOL_API_TOKENS", err)
 		}
+	}
+}
+
+// goodToken is what `openssl rand -hex 24` prints.
+const goodToken = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822c"
+
+// TestTokenStrength: CheckAuth refuses short and repetitive tokens, naming
+// the rule and the token's position but never the token.
+func TestTokenStrength(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name   string
+		secret string
+		want   string // part of the error; "" means accepted
+	}{
+		{"hex 48", goodToken, ""},
+		{"hex 32", "d4735e3a265e16eee03f59718b9b5d03", ""},
+		{"chart generated", "Zq3v9LkP0sW1xYb7TnR2mC8dHf4gJ6aE5uVoQiKe", ""},
+		{"one character", "Z", "is 1 characters, want at least 32"},
+		{"31 characters", "d4735e3a265e16eee03f59718b9b5d0", "is 31 characters"},
+		{"one letter repeated", strings.Repeat("a", 40), "uses 1 different characters"},
+		{"few characters", strings.Repeat("0101201", 6), "uses 3 different characters"},
+		{"repeated word", strings.Repeat("passw0rd!", 4), "repeats a 9-character string"},
+		{"repeated hex", strings.Repeat("0123456789abcdef", 2), "repeats a 16-character string"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := valid()
+			c.AuthDisabled, c.APITokens = false, "ab2f4c1e9d7b3a8f6e0c5d2b1a9f8e7d:ro,"+tc.secret+":rw"
+			if err := c.validate(); err != nil {
+				t.Fatal(err)
+			}
+			err := c.CheckAuth()
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("CheckAuth = %v, want nil", err)
+			case tc.want == "":
+				return
+			case err == nil || !strings.Contains(err.Error(), tc.want):
+				t.Fatalf("CheckAuth = %v, want an error containing %q", err, tc.want)
+			}
+			if msg := err.Error(); !strings.Contains(msg, "SPOOL_API_TOKENS: token 2 (rw)") || strings.Contains(msg, tc.secret) {
+				t.Errorf("CheckAuth = %q: want it to name token 2 (rw) and not quote the token", msg)
+			}
+		})
 	}
 }
