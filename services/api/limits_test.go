@@ -24,8 +24,8 @@ import (
 )
 
 const (
-	rwToken = "rw-token-for-limits-tests"
-	roToken = "ro-token-for-limits-tests"
+	rwToken = "rw-token-for-the-limits-tests-0123456789"
+	roToken = "ro-token-for-the-limits-tests-9876543210"
 )
 
 // startAPI runs the built spool-api on a fresh migrated database with the
