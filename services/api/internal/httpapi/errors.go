@@ -52,6 +52,11 @@ type errorBody struct {
 // shown to the client.
 func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	ae := toAPIError(err)
+	if ae.Status >= 500 && clientGone(r, err) {
+		// Nobody reads this answer: the status says so in the log
+		// (nginx's 499) instead of reporting a server error.
+		ae = &apiError{Status: statusClientClosed, Message: "the client closed the request"}
+	}
 	if ae.Status >= 500 || unstorableText(err) {
 		// The backstop below answering means a validator let such text
 		// through: the log line says which query refused it.
@@ -68,6 +73,16 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	writeJSON(w, ae.Status, errorBody{Error: ae.Message, Field: ae.Field, Index: ae.Index,
 		Status: ae.JobStatus, KnownTypes: ae.KnownTypes, RequestID: requestID(r.Context())})
+}
+
+// statusClientClosed is logged for a request whose client left before it
+// was answered (nginx's 499, "client closed request").
+const statusClientClosed = 499
+
+// clientGone reports whether err is the request's own context ending
+// because its client disconnected (not its deadline).
+func clientGone(r *http.Request, err error) bool {
+	return errors.Is(err, context.Canceled) && errors.Is(r.Context().Err(), context.Canceled)
 }
 
 func toAPIError(err error) *apiError {

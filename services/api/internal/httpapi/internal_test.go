@@ -116,3 +116,22 @@ func TestWorkflowViewBoundsItsResults(t *testing.T) {
 		t.Fatalf("carried %d bytes of results, omitted %d; want at most %d, the rest marked", carried, omitted, workflowResultBytes)
 	}
 }
+
+// A client that left before its answer is logged as 499 at info, not as a
+// server error; a request line logs at most maxLoggedPath of its path.
+func TestClientGoneAndLongPathsAreLoggedQuietly(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r := httptest.NewRequest("GET", "/v1/jobs/"+strings.Repeat("x", 60<<10), nil).WithContext(ctx)
+	w := httptest.NewRecorder()
+	writeError(w, r, fmt.Errorf("list jobs: %w", context.Canceled))
+	if w.Code != statusClientClosed {
+		t.Fatalf("a departed client's request answered %d, want %d", w.Code, statusClientClosed)
+	}
+	var buf strings.Builder
+	log := slog.New(slog.NewJSONHandler(&buf, nil))
+	logRequest(ctx, log, r, &requestInfo{route: "unmatched", id: "x"}, w.Code, time.Millisecond)
+	if line := buf.String(); len(line) > 1024 || !strings.Contains(line, `"level":"INFO"`) {
+		t.Fatalf("request line: %d bytes: %.300s", len(line), line)
+	}
+}

@@ -69,16 +69,21 @@ func observe(m *httpMetrics, log *slog.Logger, next http.Handler) http.Handler {
 	})
 }
 
+// maxLoggedPath bounds the path a request line logs: anyone can send a
+// 60 KiB path, with or without a token.
+const maxLoggedPath = 256
+
 func logRequest(ctx context.Context, log *slog.Logger, r *http.Request, info *requestInfo, status int, elapsed time.Duration) {
 	level := slog.LevelInfo
 	switch {
+	case status == statusClientClosed:
 	case status == http.StatusServiceUnavailable:
 		level = slog.LevelWarn // an outage: the database's alerts, not ours
 	case status >= 500:
 		level = slog.LevelError
 	}
 	attrs := []slog.Attr{
-		slog.String("method", r.Method), slog.String("route", info.route), slog.String("path", r.URL.Path),
+		slog.String("method", r.Method), slog.String("route", info.route), slog.String("path", clipTo(r.URL.Path, maxLoggedPath)),
 		slog.Int("status", status), slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
 		slog.String("request_id", info.id),
 	}
