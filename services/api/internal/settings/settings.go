@@ -26,6 +26,7 @@ type Config struct {
 	MaxBatch        int           `envconfig:"MAX_BATCH" default:"1000" desc:"most jobs in one POST /v1/jobs/batch"`
 	MaxBatchBytes   int64         `envconfig:"MAX_BATCH_BYTES" default:"8388608" desc:"largest POST /v1/jobs/batch request body"`
 	RequestTimeout  time.Duration `envconfig:"REQUEST_TIMEOUT" default:"10s" desc:"deadline of each request's database work; past it the request answers 503"`
+	MaxSchedules    int           `envconfig:"MAX_SCHEDULES" default:"1000" desc:"most schedules that may exist; PUT of a new one past it is refused (409), replacing one is not; every worker checks every schedule each second"`
 	MaxInFlight     int           `envconfig:"MAX_INFLIGHT" default:"0" desc:"most /v1 requests served at once; more are answered 429 with Retry-After at once; 0 means twice the database pool size"`
 	DrainDelay      time.Duration `envconfig:"DRAIN_DELAY" default:"5s" desc:"on SIGTERM, how long /readyz fails before the listener closes, so load balancers stop sending requests"`
 	ShutdownTimeout time.Duration `envconfig:"HTTP_SHUTDOWN_TIMEOUT" default:"10s" desc:"after the drain delay, how long in-flight requests may finish"`
@@ -69,6 +70,7 @@ func (c *Config) validate() error {
 	positive("MAX_PAYLOAD_BYTES", c.MaxPayloadBytes > 0)
 	positive("MAX_BATCH", c.MaxBatch > 0)
 	positive("MAX_BATCH_BYTES", c.MaxBatchBytes > 0)
+	positive("MAX_SCHEDULES", c.MaxSchedules > 0)
 	positive("REQUEST_TIMEOUT", c.RequestTimeout > 0)
 	positive("HTTP_SHUTDOWN_TIMEOUT", c.ShutdownTimeout > 0)
 	positive("DB_MAX_CONNS", c.DBMaxConns > 0)
