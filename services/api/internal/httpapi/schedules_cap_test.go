@@ -3,11 +3,15 @@ package httpapi_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/spoolq/spool/services/api/internal/httpapi"
+	"github.com/spoolq/spool/shared/catalog"
+	"github.com/spoolq/spool/shared/schedule"
 )
 
 // schedules is how many schedules exist, and a digest of all of them.
@@ -75,5 +79,26 @@ func TestConcurrentSchedulePutsKeepToTheCap(t *testing.T) {
 	}
 	if n, _ := f.schedules(); n != limit || got[200] != limit || got[409] != tries-limit {
 		t.Fatalf("%d schedules; answers %v; want %d, %d × 200 and %d × 409", n, got, limit, limit, tries-limit)
+	}
+}
+
+// Issue 17: clients sending the old tick keys (schedule:<name>:<tick>)
+// over the API suppressed 3 of 3 ticks. Ticks take no idempotency key now,
+// and Spool's own namespace (spool:) is refused.
+func TestClientKeysOverTheAPICannotSuppressTicks(t *testing.T) {
+	t.Parallel()
+	f := setup(t, nil)
+	mustStatus[map[string]any](t, f.do("PUT", "/v1/schedules/s", `{"spec":"@every 1s","type":"noop"}`), 200)
+	base := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	f.exec(`UPDATE spool.spool_schedules SET created_at = $1 WHERE name = 's'`, base)
+	for i := 1; i <= 3; i++ {
+		tick := base.Add(time.Duration(i) * time.Second).Format(time.RFC3339)
+		mustStatus[map[string]any](t, f.do("POST", "/v1/jobs", `{"type":"noop","idempotency_key":"schedule:s:`+tick+`"}`), 201)
+		mustStatus[errBody](t, f.do("POST", "/v1/jobs", `{"type":"noop","idempotency_key":"spool:schedule:s:`+tick+`"}`), 422)
+	}
+	store := schedule.NewStore(f.client, catalog.New(f.client, nil), nil)
+	res, err := store.Tick(context.Background(), base.Add(3500*time.Millisecond), slog.New(slog.DiscardHandler))
+	if err != nil || len(res) != 3 || f.count() != 6 {
+		t.Fatalf("ticks = %d (err %v), jobs = %d; want 3 ticks enqueued beside the client's 3 jobs", len(res), err, f.count())
 	}
 }
