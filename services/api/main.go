@@ -148,7 +148,7 @@ func serve(ctx context.Context, stopSignals func(), cfg settings.Config, log *sl
 	client.SetPolicies(kinds)
 	opts := &httpapi.Opts{
 		MaxPayloadBytes: cfg.MaxPayloadBytes, MaxBatch: cfg.MaxBatch, MaxBatchBytes: cfg.MaxBatchBytes,
-		RequestTimeout: cfg.RequestTimeout, MaxInFlight: cfg.MaxInFlight, Tokens: cfg.Tokens,
+		RequestTimeout: cfg.RequestTimeout, MaxInFlight: cfg.MaxInFlight, MaxSchedules: cfg.MaxSchedules, Tokens: cfg.Tokens,
 		BodyTimeout: cfg.BodyTimeout, MaxBufferedBytes: cfg.MaxBuffered,
 		Catalog: kinds, Logger: log, Registry: reg, Counts: jobqueue.NewCountsCache(client, cfg.StatsMaxAge),
 	}

@@ -385,7 +385,7 @@ func TestWorkersSkipMissedTicksUnlessCatchingUp(t *testing.T) {
 	if err := b.client.PublishKinds(ctx, "test", kinds); err != nil {
 		t.Fatal(err)
 	}
-	store := schedule.NewStore(b.client, catalog.New(b.client, nil))
+	store := schedule.NewStore(b.client, catalog.New(b.client, nil), nil)
 	for _, s := range []schedule.Schedule{
 		{Name: "skips", Spec: spec, Type: "noop"},
 		{Name: "catches-up", Spec: spec, Type: "noop", CatchUp: true},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -162,11 +163,26 @@ func testDeadStepRevives(t *testing.T, how string) {
 		return rec.handle(ctx, j)
 	}, nil)
 	b.runWorker(t, reg, WorkerConfig{})
+	// Issue 17: a client holding the old failure-job keys of the next
+	// workflows (workflow:<id>:failed) must not stop the compensation;
+	// Spool's own keys are refused (spool:…), from the library too.
+	for id := 1; id <= 3; id++ {
+		if _, err := b.client.Enqueue(context.Background(), EnqueueParams{Kind: "client.job", IdempotencyKey: fmt.Sprintf("workflow:%d:failed", id)}); err != nil {
+			t.Fatal(err)
+		}
+		_, err := b.client.Enqueue(context.Background(), EnqueueParams{Kind: "client.job", IdempotencyKey: fmt.Sprintf("%sworkflow:%d:failed", ReservedKeyPrefix, id)})
+		if !errors.Is(err, ErrInvalid) {
+			t.Fatalf("Enqueue with Spool's own key: %v, want ErrInvalid", err)
+		}
+	}
 	p := diamond("flaky")
 	p.OnFailure = &EnqueueParams{Kind: "compensate", Payload: map[string]string{"why": "test"}}
 	wf, err := b.client.CreateWorkflow(context.Background(), p)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if wf.ID > 3 {
+		t.Fatalf("workflow id %d: the keys taken above no longer cover it", wf.ID)
 	}
 	failed := b.waitWorkflow(t, wf.ID, "failed")
 	var cID int64

@@ -50,11 +50,12 @@ func ParseFile(b []byte) ([]Schedule, error) {
 
 // Sync makes the file-sourced schedules in the database match the file:
 // upserts every schedule in it and removes file schedules no longer there.
-// Schedules created over the API are left alone.
+// Schedules created over the API are left alone. The file is the
+// operator's: it is not held to the store's cap.
 func (st *Store) Sync(ctx context.Context, schedules []Schedule) error {
 	names := make([]string, 0, len(schedules))
 	for i := range schedules {
-		if _, err := st.Put(ctx, &schedules[i]); err != nil {
+		if _, err := st.put(ctx, &schedules[i], -1); err != nil {
 			return fmt.Errorf("schedule %q: %w", schedules[i].Name, err)
 		}
 		names = append(names, schedules[i].Name)

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -50,6 +51,15 @@ const Grace = time.Minute
 
 // ErrInvalid wraps every validation failure.
 var ErrInvalid = errors.New("invalid schedule")
+
+// ErrTooMany is returned by Put for a new schedule when the store's cap
+// (StoreOpts.MaxSchedules) is reached; replacing one is still allowed.
+var ErrTooMany = errors.New("too many schedules")
+
+// DefaultMaxSchedules is the cap on schedules when StoreOpts leaves it
+// zero: every worker checks every schedule each second, and the ticker is
+// sized (and tested) for this many `@every 1s` schedules.
+const DefaultMaxSchedules = 1000
 
 var (
 	parser   = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
@@ -167,13 +177,39 @@ type Store struct {
 	client    *jobqueue.Client
 	validator PayloadValidator
 	rw        *strings.Replacer // statements are written for postgres.DefaultSchema
+	max       int               // most schedules Put creates; < 0: no cap
+	metrics   *Metrics
+
+	specMu sync.Mutex
+	specs  map[string]cron.Schedule // parsed specs by zone and spec
+}
+
+// StoreOpts configures a Store; nil means the defaults.
+type StoreOpts struct {
+	// MaxSchedules caps how many schedules Put lets exist: a new one past
+	// it is ErrTooMany. 0 means DefaultMaxSchedules, negative no cap.
+	// Sync (the operator's schedules file) is not capped.
+	MaxSchedules int
+	// Metrics, if set, counts the ticks Run claims.
+	Metrics *Metrics
 }
 
 // NewStore returns the store of client's schema; client enqueues the ticks'
 // jobs, and v checks schedules' payloads.
-func NewStore(client *jobqueue.Client, v PayloadValidator) *Store {
-	return &Store{pool: client.Pool(), client: client, validator: v, rw: postgres.Rewriter(client.Schema())}
+func NewStore(client *jobqueue.Client, v PayloadValidator, opts *StoreOpts) *Store {
+	var o StoreOpts
+	if opts != nil {
+		o = *opts
+	}
+	if o.MaxSchedules == 0 {
+		o.MaxSchedules = DefaultMaxSchedules
+	}
+	return &Store{pool: client.Pool(), client: client, validator: v, rw: postgres.Rewriter(client.Schema()),
+		max: o.MaxSchedules, metrics: o.Metrics}
 }
+
+// Max is the cap on schedules Put keeps to; negative: none.
+func (st *Store) Max() int { return st.max }
 
 func (st *Store) sql(text string) string { return st.rw.Replace(text) }
 
@@ -209,19 +245,48 @@ func scanWith(row pgx.Row, extra ...any) (*Schedule, error) {
 }
 
 // Put creates or replaces a schedule (validated first). Replacing keeps the
-// last tick, so an edit does not re-run a tick already run.
+// last tick, so an edit does not re-run a tick already run. A new schedule
+// past the cap is ErrTooMany, and nothing is written.
 func (st *Store) Put(ctx context.Context, s *Schedule) (*Schedule, error) {
+	return st.put(ctx, s, st.max)
+}
+
+// put is Put with a cap of max schedules (negative: none). The count and
+// the insert run under a transaction advisory lock of the schema's
+// schedules, so concurrent creations cannot pass the cap together: each
+// statement's snapshot is taken after the lock, and sees every creation
+// committed before it.
+func (st *Store) put(ctx context.Context, s *Schedule, max int) (*Schedule, error) {
 	if err := s.Validate(ctx, st.validator); err != nil {
 		return nil, err
 	}
 	if s.Source == "" {
 		s.Source = "api"
 	}
-	return scan(st.pool.QueryRow(ctx, st.sql(`INSERT INTO spool.spool_schedules (name, spec, timezone, type, payload, queue, priority, catch_up, source)
-		VALUES ($1, $2, $3, $4, $5::text::jsonb, $6, $7, $8, $9)
-		ON CONFLICT (name) DO UPDATE SET spec = $2, timezone = $3, type = $4, payload = $5::text::jsonb, queue = $6,
-			priority = $7, catch_up = $8, source = $9, updated_at = now()
-		RETURNING `+scheduleColumns), s.Name, s.Spec, s.Timezone, s.Type, string(s.Payload), s.Queue, s.Priority, s.CatchUp, s.Source))
+	var saved *Schedule
+	err := pgx.BeginFunc(ctx, st.pool, func(tx pgx.Tx) error {
+		if max >= 0 {
+			if _, err := tx.Exec(ctx, st.sql(`SELECT pg_advisory_xact_lock(hashtextextended('spool.spool_schedules:cap', 0))`)); err != nil {
+				return err
+			}
+		}
+		var err error
+		saved, err = scan(tx.QueryRow(ctx, st.sql(`INSERT INTO spool.spool_schedules (name, spec, timezone, type, payload, queue, priority, catch_up, source)
+			SELECT $1, $2, $3, $4, $5::text::jsonb, $6, $7, $8, $9
+			WHERE $10 < 0 OR EXISTS (SELECT 1 FROM spool.spool_schedules WHERE name = $1)
+				OR (SELECT count(*) FROM spool.spool_schedules) < $10
+			ON CONFLICT (name) DO UPDATE SET spec = $2, timezone = $3, type = $4, payload = $5::text::jsonb, queue = $6,
+				priority = $7, catch_up = $8, source = $9, updated_at = now()
+			RETURNING `+scheduleColumns), s.Name, s.Spec, s.Timezone, s.Type, string(s.Payload), s.Queue, s.Priority, s.CatchUp, s.Source, max))
+		if errors.Is(err, jobqueue.ErrNotFound) { // the WHERE refused it
+			return fmt.Errorf("%w: at most %d schedules may exist; delete one first", ErrTooMany, max)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return saved, nil
 }
 
 // Get returns one schedule.

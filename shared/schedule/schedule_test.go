@@ -120,7 +120,7 @@ func setup(t *testing.T) *bundle {
 	}
 	cat := catalog.New(client, nil)
 	client.SetPolicies(cat)
-	return &bundle{db: db, store: NewStore(client, cat), catalog: cat}
+	return &bundle{db: db, store: NewStore(client, cat, nil), catalog: cat}
 }
 
 func (b *bundle) put(t *testing.T, s Schedule, created time.Time) {

@@ -29,6 +29,7 @@ import (
 
 	"github.com/spoolq/spool/shared/jobqueue"
 	"github.com/spoolq/spool/shared/proctest"
+	"github.com/spoolq/spool/shared/schedule"
 	"github.com/spoolq/spool/shared/telemetry"
 )
 
@@ -117,6 +118,7 @@ func discoverMetrics(t *testing.T) *describer {
 	d.MustRegister(telemetry.NewPoolCollector(noPool{}))
 	jobqueue.NewMetrics(d)
 	jobqueue.NewQueueGauges(nil, d)
+	schedule.NewMetrics(d)
 	// NewRegistry's own: spool_build_info, with its one series.
 	mfs, err := telemetry.NewRegistry("test").Gather()
 	if err != nil {

@@ -147,7 +147,7 @@ func (a App) run(ctx context.Context, cfg *Config, queues []jobqueue.QueueConfig
 			return fmt.Errorf("publish kinds: %w", err)
 		}
 	}
-	stopSchedules, err := runSchedules(ctx, client, kindCatalog, cfg, log)
+	stopSchedules, err := runSchedules(ctx, client, kindCatalog, cfg, log, schedule.NewMetrics(reg))
 	if err != nil {
 		return err
 	}
@@ -207,9 +207,10 @@ func (a App) worker(client *jobqueue.Client, kinds *jobqueue.Kinds, cfg *Config,
 
 // runSchedules syncs the schedules file, if any, and checks schedules
 // every SPOOL_SCHEDULE_INTERVAL (0: not in this process) until ctx ends;
-// the returned func waits for the check in flight (at most 5 s).
-func runSchedules(ctx context.Context, client *jobqueue.Client, v schedule.PayloadValidator, cfg *Config, log *slog.Logger) (wait func(), err error) {
-	schedules := schedule.NewStore(client, v)
+// the returned func waits for the batch in flight (at most 5 s).
+func runSchedules(ctx context.Context, client *jobqueue.Client, v schedule.PayloadValidator, cfg *Config, log *slog.Logger,
+	metrics *schedule.Metrics) (wait func(), err error) {
+	schedules := schedule.NewStore(client, v, &schedule.StoreOpts{Metrics: metrics})
 	if cfg.SchedulesFile != "" {
 		list, err := schedule.LoadFile(cfg.SchedulesFile)
 		if err != nil {

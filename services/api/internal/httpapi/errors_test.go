@@ -62,6 +62,8 @@ var errorCases = []errorCase{
 	{name: "missing type", method: "POST", path: "/v1/jobs", body: `{"payload":{}}`, status: 422, field: "type"},
 	{name: "unknown type", method: "POST", path: "/v1/jobs", body: `{"type":"sned_email","payload":{}}`, status: 422, field: "type"},
 	{name: "idempotency key in Spool's namespace", method: "POST", path: "/v1/jobs", body: `{"type":"noop","idempotency_key":"spool:workflow:1:failed"}`, status: 422, field: "idempotency_key"},
+	{name: "schedule key in Spool's namespace", method: "POST", path: "/v1/jobs", body: `{"type":"noop","idempotency_key":"spool:schedule:nightly:2026-03-01T02:00:00Z"}`, status: 422, field: "idempotency_key"},
+	{name: "Spool's namespace in a batch", method: "POST", path: "/v1/jobs/batch", body: `{"jobs":[{"type":"noop"},{"type":"noop","idempotency_key":"spool:workflow:1:failed"}]}`, status: 422, field: "jobs[1].idempotency_key"},
 	{name: "kind nobody published", method: "POST", path: "/v1/jobs", body: `{"type":"never_published"}`, status: 422, field: "type"},
 	{name: "payload fails validation", method: "POST", path: "/v1/jobs", body: `{"type":"send_email","payload":{"to":"nobody","subject":"s"}}`, status: 422, field: "payload.to"},
 	{name: "payload unknown field", method: "POST", path: "/v1/jobs", body: `{"type":"sleep","payload":{"ms":1,"seconds":2}}`, status: 422, field: "payload.seconds"},

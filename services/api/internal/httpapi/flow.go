@@ -336,6 +336,9 @@ func scheduleError(err error) error {
 		return &apiError{Status: http.StatusNotFound, Message: "no such schedule"}
 	case errors.As(err, &unknown):
 		return err
+	case errors.Is(err, schedule.ErrTooMany):
+		return &apiError{Status: http.StatusConflict, Field: "name",
+			Message: clipTo(strings.TrimPrefix(err.Error(), "too many schedules: ")+" or replace an existing one (the limit is SPOOL_MAX_SCHEDULES)", maxMessage)}
 	case errors.Is(err, schedule.ErrInvalid):
 		return &apiError{Status: http.StatusUnprocessableEntity, Message: clipTo(strings.TrimPrefix(err.Error(), "invalid schedule: "), maxMessage)}
 	}

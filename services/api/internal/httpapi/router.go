@@ -26,6 +26,9 @@ type Opts struct {
 	MaxBatch        int           // 1000: most jobs per batch
 	MaxBatchBytes   int64         // 8 MiB: largest batch body
 	RequestTimeout  time.Duration // 10s: deadline of a request's database work
+	// MaxSchedules caps the schedules PUT /v1/schedules/{name} creates
+	// (schedule.DefaultMaxSchedules, 1000); negative: no cap.
+	MaxSchedules int
 	// MaxInFlight bounds the /v1 requests served at once; more are answered
 	// 429 at once. Zero means twice the client's pool size (no bound if it
 	// has no pool), negative no bound.
@@ -118,7 +121,8 @@ func newAPI(client *jobqueue.Client, opts *Opts) *api {
 	if o.Counts == nil {
 		o.Counts = jobqueue.NewCountsCache(client, 0)
 	}
-	return &api{client: client, catalog: cat, schedules: schedule.NewStore(client, cat), opts: o, buffered: newBudget(o.MaxBufferedBytes)}
+	return &api{client: client, catalog: cat, schedules: schedule.NewStore(client, cat, &schedule.StoreOpts{MaxSchedules: o.MaxSchedules}),
+		opts: o, buffered: newBudget(o.MaxBufferedBytes)}
 }
 
 // router is the /v1 routes and their middleware: a request is

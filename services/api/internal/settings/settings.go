@@ -26,6 +26,7 @@ type Config struct {
 	MaxBatch        int           `envconfig:"MAX_BATCH" default:"1000" desc:"most jobs in one POST /v1/jobs/batch"`
 	MaxBatchBytes   int64         `envconfig:"MAX_BATCH_BYTES" default:"8388608" desc:"largest POST /v1/jobs/batch request body"`
 	RequestTimeout  time.Duration `envconfig:"REQUEST_TIMEOUT" default:"10s" desc:"deadline of each request's database work; past it the request answers 503"`
+	MaxSchedules    int           `envconfig:"MAX_SCHEDULES" default:"1000" desc:"most schedules that may exist; PUT of a new one past it is refused (409), replacing one is not; every worker checks every schedule each second"`
 	MaxInFlight     int           `envconfig:"MAX_INFLIGHT" default:"0" desc:"most /v1 requests served at once; more are answered 429 with Retry-After at once; 0 means twice the database pool size"`
 	MaxConns        int           `envconfig:"MAX_CONNS" default:"512" desc:"most connections open on the API listener; at the limit a new one closes the connection that has waited longest for a request (a header still arriving, or idle), or is answered 503 if every one is serving; 0 means no limit"`
 	MaxHeaderBytes  int           `envconfig:"MAX_HEADER_BYTES" default:"16384" desc:"largest request header (net/http allows 4 KiB more); larger is answered 431"`
@@ -73,6 +74,7 @@ func (c *Config) validate() error {
 	positive("MAX_PAYLOAD_BYTES", c.MaxPayloadBytes > 0)
 	positive("MAX_BATCH", c.MaxBatch > 0)
 	positive("MAX_BATCH_BYTES", c.MaxBatchBytes > 0)
+	positive("MAX_SCHEDULES", c.MaxSchedules > 0)
 	positive("REQUEST_TIMEOUT", c.RequestTimeout > 0)
 	positive("HTTP_SHUTDOWN_TIMEOUT", c.ShutdownTimeout > 0)
 	positive("DB_MAX_CONNS", c.DBMaxConns > 0)

@@ -12,7 +12,7 @@ func valid() Config {
 	return Config{
 		Common:          config.Common{DatabaseURL: "postgres://x", LogLevel: "info", LogFormat: "json", DBMaxConns: 10, DBSchema: "spool"},
 		HTTPAddr:        ":8080",
-		MaxPayloadBytes: 1 << 20, MaxBatch: 1000, MaxBatchBytes: 8 << 20,
+		MaxPayloadBytes: 1 << 20, MaxBatch: 1000, MaxBatchBytes: 8 << 20, MaxSchedules: 1000,
 		RequestTimeout: 10 * time.Second, DrainDelay: 5 * time.Second, ShutdownTimeout: 10 * time.Second, StatsInterval: 15 * time.Second,
 		MaxConns: 1024, MaxHeaderBytes: 16 << 10, BodyTimeout: 10 * time.Second, MaxBuffered: 64 << 20,
 		AuthDisabled: true,
@@ -31,6 +31,7 @@ func TestValidate(t *testing.T) {
 		{"payload limit zero", func(c *Config) { c.MaxPayloadBytes = 0 }, "SPOOL_MAX_PAYLOAD_BYTES"},
 		{"batch zero", func(c *Config) { c.MaxBatch = 0 }, "SPOOL_MAX_BATCH"},
 		{"batch bytes negative", func(c *Config) { c.MaxBatchBytes = -1 }, "SPOOL_MAX_BATCH_BYTES"},
+		{"schedule cap zero", func(c *Config) { c.MaxSchedules = 0 }, "SPOOL_MAX_SCHEDULES"},
 		{"request timeout zero", func(c *Config) { c.RequestTimeout = 0 }, "SPOOL_REQUEST_TIMEOUT"},
 		{"drain delay negative", func(c *Config) { c.DrainDelay = -time.Second }, "SPOOL_DRAIN_DELAY"},
 		{"shutdown timeout zero", func(c *Config) { c.ShutdownTimeout = 0 }, "SPOOL_HTTP_SHUTDOWN_TIMEOUT"},
