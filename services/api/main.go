@@ -147,7 +147,7 @@ func serve(ctx context.Context, stopSignals func(), cfg settings.Config, log *sl
 	kinds := catalog.New(client, cfg.Open)
 	client.SetPolicies(kinds)
 	opts := &httpapi.Opts{
-		MaxPayloadBytes: cfg.MaxPayloadBytes, MaxBatch: cfg.MaxBatch, MaxBatchBytes: cfg.MaxBatchBytes,
+		MaxPayloadBytes: cfg.MaxPayloadBytes, MaxBatch: cfg.MaxBatch, MaxBatchBytes: cfg.MaxBatchBytes, MaxResponseBytes: cfg.MaxResponseBytes,
 		RequestTimeout: cfg.RequestTimeout, MaxInFlight: cfg.MaxInFlight, MaxSchedules: cfg.MaxSchedules, Tokens: cfg.Tokens,
 		BodyTimeout: cfg.BodyTimeout, MaxBufferedBytes: cfg.MaxBuffered,
 		Catalog: kinds, Logger: log, Registry: reg, Counts: jobqueue.NewCountsCache(client, cfg.StatsMaxAge),

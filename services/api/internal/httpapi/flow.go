@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -246,17 +247,17 @@ func (a *api) limitDelete(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]bool{"deleted": true})
 }
 
-// scheduleListPayloadBytes bounds the payloads GET /v1/schedules carries.
-const scheduleListPayloadBytes = 4 << 20
-
 func (a *api) scheduleList(w http.ResponseWriter, r *http.Request) {
-	list, err := a.schedules.ListBounded(r.Context(), scheduleListPayloadBytes)
+	list, err := a.schedules.ListBounded(r.Context(), a.opts.MaxResponseBytes)
 	if err != nil {
 		writeError(w, r, unavailable(err))
 		return
 	}
 	if list == nil {
 		list = []*schedule.Schedule{}
+	}
+	if slices.ContainsFunc(list, func(s *schedule.Schedule) bool { return s.PayloadOmitted }) {
+		a.metrics.limited("response_bytes")
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"schedules": list})
 }

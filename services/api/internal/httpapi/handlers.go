@@ -17,12 +17,12 @@ import (
 )
 
 // Listing page sizes. A page that includes the large fields holds as many
-// jobs as fit fullListBytes at their largest (payload, result, history),
-// so no list response, and no list read, outgrows it.
+// jobs as fit the answer's budget (SPOOL_MAX_RESPONSE_BYTES) at their
+// largest (payload, result, history), so no list response, and no list
+// read, outgrows it.
 const (
 	defaultListLimit = 50
 	maxListLimit     = 500
-	fullListBytes    = 16 << 20
 	// listScanLimit bounds the jobs a page filtered by type or queue
 	// examines (jobqueue.ListPage): about 10 ms of PostgreSQL's time.
 	listScanLimit = 20000
@@ -31,7 +31,7 @@ const (
 // fullListLimit is the most jobs a page with include= holds.
 func (a *api) fullListLimit() int {
 	perJob := a.opts.MaxPayloadBytes + jobqueue.MaxResultBytes + jobqueue.HistoryKept*(jobqueue.MaxErrorBytes+256)
-	return max(1, int(fullListBytes/perJob))
+	return max(1, int(a.opts.MaxResponseBytes/perJob))
 }
 
 type enqueueResponse struct {
@@ -224,8 +224,9 @@ func (a *api) list(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	if !p.Brief {
-		p.Limit = min(p.Limit, a.fullListLimit())
+	if !p.Brief && p.Limit > a.fullListLimit() {
+		p.Limit = a.fullListLimit()
+		a.metrics.limited("response_bytes")
 	}
 	jobs, next, err := a.client.ListPage(r.Context(), p)
 	if err != nil {

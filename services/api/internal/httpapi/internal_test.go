@@ -96,15 +96,16 @@ func waitFor(t *testing.T, cond func() bool) {
 	}
 }
 
-// A workflow's response carries its steps' results up to
-// workflowResultBytes and marks the rest omitted.
+// A workflow's response carries its steps' results up to its budget and
+// marks the rest omitted.
 func TestWorkflowViewBoundsItsResults(t *testing.T) {
 	result := []byte(`"` + strings.Repeat("r", 64<<10-2) + `"`)
 	w := &jobqueue.Workflow{ID: 1, Name: "big"}
 	for i := range 1000 {
 		w.Steps = append(w.Steps, jobqueue.StepState{Name: fmt.Sprint("s", i), JobID: int64(i + 1), Result: result})
 	}
-	v := viewWorkflow(w)
+	const budget = 4 << 20
+	v, cut := viewWorkflow(w, budget)
 	carried, omitted := 0, 0
 	for _, s := range v.Steps {
 		carried += len(s.Result)
@@ -112,8 +113,8 @@ func TestWorkflowViewBoundsItsResults(t *testing.T) {
 			omitted++
 		}
 	}
-	if carried > workflowResultBytes || omitted != 1000-workflowResultBytes/len(result) {
-		t.Fatalf("carried %d bytes of results, omitted %d; want at most %d, the rest marked", carried, omitted, workflowResultBytes)
+	if carried > budget || omitted != 1000-budget/len(result) || !cut {
+		t.Fatalf("carried %d bytes of results, omitted %d (cut %v); want at most %d, the rest marked", carried, omitted, cut, budget)
 	}
 }
 

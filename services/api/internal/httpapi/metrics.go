@@ -33,10 +33,10 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 		}, []string{"route", "method"}),
 		limits: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "spool_http_limited_total",
-			Help: "Requests a resource limit ended or changed: body_time (408), buffered_bytes (429), write_time (answer not taken by the client in time).",
+			Help: "Requests a resource limit ended or changed: body_time (408), buffered_bytes (429), write_time (answer not taken by the client in time), response_bytes (an answer's large fields cut to SPOOL_MAX_RESPONSE_BYTES: a shorter page, step results or schedule payloads left out).",
 		}, []string{"limit"}),
 	}
-	for _, limit := range []string{"body_time", "buffered_bytes", "write_time"} {
+	for _, limit := range []string{"body_time", "buffered_bytes", "write_time", "response_bytes"} {
 		m.limits.WithLabelValues(limit) // exported from the start, at 0
 	}
 	reg.MustRegister(m.requests, m.duration, m.limits)

@@ -44,6 +44,11 @@ type Opts struct {
 	// client's schema with no open kinds, given to the client as its
 	// source of kinds' policies.
 	Catalog *catalog.Catalog
+	// MaxResponseBytes (16 MiB) bounds the large fields one answer
+	// carries: a list page with payloads holds as many jobs as fit it at
+	// their largest, a workflow its steps' results, the schedules list
+	// their payloads; the rest are left out, and marked.
+	MaxResponseBytes int64
 	// Counts serves /v1/stats, /v1/queues and the waiting counts of
 	// /v1/kinds; share it with the process's gauges. nil: counted afresh
 	// on every request.
@@ -69,6 +74,7 @@ func (o *Opts) withDefaults() Opts {
 	}
 	def64(&c.MaxPayloadBytes, 1<<20)
 	def64(&c.MaxBatchBytes, 8<<20)
+	def64(&c.MaxResponseBytes, 16<<20)
 	if c.MaxBatch <= 0 {
 		c.MaxBatch = 1000
 	}

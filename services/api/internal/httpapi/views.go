@@ -115,19 +115,19 @@ type stepView struct {
 	FinishedAt *time.Time      `json:"finished_at,omitempty"`
 	Result     json.RawMessage `json:"result,omitempty"`
 	// ResultOmitted: the step has a result, left out because the steps
-	// before it used up workflowResultBytes; GET /v1/jobs/{job_id} has it.
+	// before it used up the answer's budget (SPOOL_MAX_RESPONSE_BYTES);
+	// GET /v1/jobs/{job_id} has it.
 	ResultOmitted bool    `json:"result_omitted,omitempty"`
 	LastError     *string `json:"last_error,omitempty"`
 }
 
-// workflowResultBytes bounds the step results one workflow response
-// carries: up to 1,000 steps of up to 64 KiB each would be 64 MiB.
-const workflowResultBytes = 4 << 20
-
-func viewWorkflow(w *jobqueue.Workflow) *workflowView {
+// viewWorkflow carries step results up to budget bytes in all (1,000
+// steps of up to 64 KiB each would be 64 MiB) and reports whether it left
+// any out.
+func viewWorkflow(w *jobqueue.Workflow, budget int64) (*workflowView, bool) {
 	v := &workflowView{ID: w.ID, Name: w.Name, Status: w.Status, CreatedAt: w.CreatedAt, FinishedAt: w.FinishedAt,
 		Steps: make([]stepView, len(w.Steps))}
-	budget := workflowResultBytes
+	omitted := false
 	for i, s := range w.Steps {
 		deps := s.DependsOn
 		if deps == nil {
@@ -135,11 +135,11 @@ func viewWorkflow(w *jobqueue.Workflow) *workflowView {
 		}
 		v.Steps[i] = stepView{Name: s.Name, JobID: s.JobID, Type: s.Kind, Status: s.Status, Attempts: s.Attempts, DependsOn: deps,
 			StartedAt: s.StartedAt, FinishedAt: s.FinishedAt, Result: s.Result, LastError: s.LastError}
-		if budget -= len(s.Result); budget < 0 && len(s.Result) > 0 {
-			v.Steps[i].Result, v.Steps[i].ResultOmitted = nil, true
+		if budget -= int64(len(s.Result)); budget < 0 && len(s.Result) > 0 {
+			v.Steps[i].Result, v.Steps[i].ResultOmitted, omitted = nil, true, true
 		}
 	}
-	return v
+	return v, omitted
 }
 
 type limitView struct {

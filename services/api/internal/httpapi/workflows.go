@@ -54,7 +54,7 @@ func (a *api) createWorkflow(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{"workflow": viewWorkflow(wf)})
+	writeJSON(w, http.StatusCreated, map[string]any{"workflow": a.workflowView(wf)})
 }
 
 func (a *api) workflowParams(req workflowRequest, rid string) (jobqueue.WorkflowParams, error) {
@@ -120,5 +120,15 @@ func (a *api) workflowAction(w http.ResponseWriter, r *http.Request, fn func(ctx
 		writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"workflow": viewWorkflow(wf)})
+	writeJSON(w, http.StatusOK, map[string]any{"workflow": a.workflowView(wf)})
+}
+
+// workflowView is viewWorkflow within the answer's budget, counting an
+// answer it cut.
+func (a *api) workflowView(wf *jobqueue.Workflow) *workflowView {
+	v, cut := viewWorkflow(wf, a.opts.MaxResponseBytes)
+	if cut {
+		a.metrics.limited("response_bytes")
+	}
+	return v
 }

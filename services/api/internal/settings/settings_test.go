@@ -12,7 +12,7 @@ func valid() Config {
 	return Config{
 		Common:          config.Common{DatabaseURL: "postgres://x", LogLevel: "info", LogFormat: "json", DBMaxConns: 10, DBSchema: "spool"},
 		HTTPAddr:        ":8080",
-		MaxPayloadBytes: 1 << 20, MaxBatch: 1000, MaxBatchBytes: 8 << 20, MaxSchedules: 1000,
+		MaxPayloadBytes: 1 << 20, MaxBatch: 1000, MaxBatchBytes: 8 << 20, MaxSchedules: 1000, MaxResponseBytes: 16 << 20,
 		RequestTimeout: 10 * time.Second, DrainDelay: 5 * time.Second, ShutdownTimeout: 10 * time.Second, StatsInterval: 15 * time.Second,
 		MaxConns: 1024, MaxHeaderBytes: 16 << 10, BodyTimeout: 10 * time.Second, MaxBuffered: 64 << 20,
 		AuthDisabled: true,
@@ -43,6 +43,7 @@ func TestValidate(t *testing.T) {
 		{"connection limit negative", func(c *Config) { c.MaxConns = -1 }, "SPOOL_MAX_CONNS"},
 		{"connection limit off", func(c *Config) { c.MaxConns = 0 }, ""},
 		{"body timeout zero", func(c *Config) { c.BodyTimeout = 0 }, "SPOOL_BODY_TIMEOUT"},
+		{"response budget below a payload", func(c *Config) { c.MaxResponseBytes = 1 << 10 }, "SPOOL_MAX_RESPONSE_BYTES"},
 		{"buffer below a batch", func(c *Config) { c.MaxBuffered = 1 << 20 }, "SPOOL_MAX_BUFFERED_BYTES"},
 		{"log level", func(c *Config) { c.LogLevel = "loud" }, "SPOOL_LOG_LEVEL"},
 		{"log format", func(c *Config) { c.LogFormat = "xml" }, "SPOOL_LOG_FORMAT"},
