@@ -27,7 +27,7 @@ chart-check: ## helm lint --strict, helm template, strict decode and checks of t
 chart-docs: ## regenerate the values table in helm/spool/README.md from values.yaml
 	$(GO) -C tools run ./valuesdoc -values $(CURDIR)/helm/spool/values.yaml -readme $(CURDIR)/helm/spool/README.md
 
-images: ## build localhost/spool-api and spool-worker:IMAGE_TAG (dev) with podman, offline
+images: ## build localhost/spool-api, spool-worker and spool-shop-worker (examples/customworker):IMAGE_TAG (dev) with podman, offline
 	VERSION=$(VERSION) scripts/k8s/images.sh $(IMAGE_TAG)
 
 image-test: ## run the images against PostgreSQL: migrate, enqueue, podman stop, exit 0 (after make images)

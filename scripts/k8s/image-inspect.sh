@@ -5,26 +5,28 @@
 # USER would still pass them):
 #   - User: numeric and non-root, `uid` or `uid:gid` (Kubernetes' runAsNonRoot
 #     can only verify a numeric user; an image without USER runs as root);
-#   - ExposedPorts: api 8080/tcp (HTTP) and 9090/tcp (admin), worker 9090/tcp;
+#   - ExposedPorts: api 8080/tcp (HTTP) and 9090/tcp (admin), worker and the
+#     example custom worker (examples/customworker) 9090/tcp;
 #   - Entrypoint: exec form, exactly the binary (a shell form would make sh
 #     PID 1, which does not pass SIGTERM on, so no graceful shutdown);
-#   - label org.opencontainers.image.version: the same on both images and not
+#   - label org.opencontainers.image.version: the same on every image and not
 #     `dev`, the binaries' unstamped default, so that image-test.sh can check
 #     that the binaries report it (that the -ldflags -X stamp took effect).
 # Prints that version on stdout. Every violation is reported; exit 1 if any.
-# Usage: scripts/k8s/image-inspect.sh [TAG]            (default: dev)
-#        scripts/k8s/image-inspect.sh API_IMAGE WORKER_IMAGE
+# Usage: scripts/k8s/image-inspect.sh [TAG]            (default: dev; api, worker, shop-worker)
+#        scripts/k8s/image-inspect.sh API_IMAGE WORKER_IMAGE [SHOP_WORKER_IMAGE]
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
 # shellcheck source=scripts/lib.sh
 . "$root/scripts/lib.sh"
 export CONTAINERS_CONF=${CONTAINERS_CONF:-$root/ci/containers.conf}
 have jq || die "needs jq"
-if (($# == 2)); then
-	api_image=$1 worker_image=$2
+if (($# >= 2)); then
+	api_image=$1 worker_image=$2 shop_image=${3:-}
 else
 	api_image=localhost/spool-api:${1:-dev}
 	worker_image=localhost/spool-worker:${1:-dev}
+	shop_image=localhost/spool-shop-worker:${1:-dev}
 fi
 
 errors=0
@@ -68,8 +70,9 @@ check() { # IMAGE BINARY PORT...
 
 check "$api_image" /usr/local/bin/spool-api 8080 9090
 check "$worker_image" /usr/local/bin/spool-worker 9090
-if ((${#versions[@]} == 2)) && [[ ${versions[0]} != "${versions[1]}" ]]; then
-	bad "images carry different versions: api ${versions[0]}, worker ${versions[1]}"
-fi
+[[ -z $shop_image ]] || check "$shop_image" /usr/local/bin/shop-worker 9090
+for v in "${versions[@]}"; do
+	[[ $v == "${versions[0]}" ]] || { bad "images carry different versions: ${versions[*]} (api, worker, shop-worker)"; break; }
+done
 ((errors == 0)) || die "$errors problem(s) in the image configuration"
 printf '%s\n' "${versions[0]}"

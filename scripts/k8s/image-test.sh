@@ -14,7 +14,13 @@
 #   4. scenario "hand back": SPOOL_SHUTDOWN_TIMEOUT=1s and a 20 s job: after
 #      the stop the job is cancelled and back to pending (attempt not lost),
 #      the worker exits 0 well inside the 10 s, the attempt is not counted;
-#   5. the API gets `podman stop -t 20` and exits 0 after its drain.
+#   5. the example custom worker (examples/customworker, spool-shop-worker):
+#      `shop-worker migrate` creates the shop's tables (exit 0); the worker,
+#      hardened the same way and PID 1, publishes its kind shop.receipt
+#      (GET /v1/kinds of the api image lists it with that worker); a
+#      shop.receipt job enqueued through the API for an order completes and
+#      writes the receipt row; `podman stop -t 10`: exit 0 with a clean exit;
+#   6. the API gets `podman stop -t 20` and exits 0 after its drain.
 # Jobs are enqueued through the API (POST /v1/jobs), never by SQL.
 # Usage: scripts/k8s/image-test.sh [TAG]   (default: dev; `make images` first)
 # PostgreSQL: TEST_DATABASE_URL (admin URL) or scripts/pg-ensure.sh's choice;
@@ -27,7 +33,8 @@ export CONTAINERS_CONF=${CONTAINERS_CONF:-$root/ci/containers.conf}
 tag=${1:-dev}
 api_image=localhost/spool-api:$tag
 worker_image=localhost/spool-worker:$tag
-for img in "$api_image" "$worker_image"; do
+shop_image=localhost/spool-shop-worker:$tag
+for img in "$api_image" "$worker_image" "$shop_image"; do
 	podman image exists "$img" || die "$img not found; run make images"
 done
 have jq || die "needs jq"
@@ -60,16 +67,17 @@ free_port() {
 http_port=$(free_port)
 api_admin=$(free_port)
 worker_admin=$(free_port)
+shop_admin=$(free_port)
 api=http://127.0.0.1:$http_port
 
 cleanup() {
 	local rc=$?
 	if ((rc != 0)); then
-		for c in "$run-api" "$run-worker"; do
+		for c in "$run-api" "$run-worker" "$run-shop"; do
 			podman logs "$c" 2>&1 | tail -n 30 | sed "s/^/[$c] /" >&2 || true
 		done
 	fi
-	podman rm -f --ignore "$run-api" "$run-worker" >/dev/null 2>&1 || true
+	podman rm -f --ignore "$run-api" "$run-worker" "$run-shop" >/dev/null 2>&1 || true
 	rm -rf "$logs"
 	"$psql" -q "$admin" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
 	exit "$rc"
@@ -114,18 +122,20 @@ start_worker() { # extra podman args...
 	[[ $pid1 == "1 /usr/local/bin/spool-worker" ]] || fail "worker is not PID 1: $pid1"
 }
 
-stop_worker() { # podman stop -t 10; fails unless exit 0 with a clean-exit log line; sets stop_seconds
-	local t0 t1
+# stop_worker [CONTAINER BINARY]: podman stop -t 10; fails unless exit 0 with
+# a clean-exit log line (in $logs/worker.log); sets stop_seconds.
+stop_worker() {
+	local c=${1:-$run-worker} bin=${2:-spool-worker} t0 t1
 	t0=$(date +%s.%N)
-	podman stop -t 10 "$run-worker" >/dev/null
+	podman stop -t 10 "$c" >/dev/null
 	t1=$(date +%s.%N)
 	stop_seconds=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
-	exit_code=$(podman inspect "$run-worker" --format '{{.State.ExitCode}}')
-	podman logs "$run-worker" >"$logs/worker.log" 2>&1
-	podman rm "$run-worker" >/dev/null
-	[[ $exit_code == 0 ]] || fail "worker exit code $exit_code after podman stop (137 = SIGKILL)"
-	grep -q 'spool-worker exiting.*clean=true' "$logs/worker.log" ||
-		{ tail -n 20 "$logs/worker.log" >&2; fail "worker did not log a clean exit"; }
+	exit_code=$(podman inspect "$c" --format '{{.State.ExitCode}}')
+	podman logs "$c" >"$logs/worker.log" 2>&1
+	podman rm "$c" >/dev/null
+	[[ $exit_code == 0 ]] || fail "$bin exit code $exit_code after podman stop (137 = SIGKILL)"
+	grep -q "$bin exiting.*clean=true" "$logs/worker.log" ||
+		{ tail -n 20 "$logs/worker.log" >&2; fail "$bin did not log a clean exit"; }
 }
 
 # version_reported NAME ADMIN_PORT: the running binary's spool_build_info
@@ -140,7 +150,7 @@ version_reported() {
 }
 
 # 0. The images' configuration.
-version=$("$root/scripts/k8s/image-inspect.sh" "$api_image" "$worker_image") ||
+version=$("$root/scripts/k8s/image-inspect.sh" "$api_image" "$worker_image" "$shop_image") ||
 	fail "image configuration (see above)"
 pass "image configuration: numeric non-root USER, exposed ports, exec-form entrypoint, version $version"
 
@@ -182,7 +192,34 @@ attempts=$(curl -sS -H "Authorization: Bearer $token" "$api/v1/jobs/$id" | jq -r
 [[ $attempts == 0 ]] || fail "job $id has attempts=$attempts after the hand-back, want 0 (not counted)"
 pass "hand back: worker exited 0 in ${stop_seconds}s, job $id $s, attempts $attempts"
 
-# 5. API: readiness fails, drain delay, shutdown, exit 0.
+# 5. The example custom worker: its own tables, its own kind, run through
+# the stock API like any other job.
+podman run --rm --network host "${hardened[@]}" -e DATABASE_URL="$db_url" "$shop_image" migrate >/dev/null ||
+	fail "shop-worker migrate exited $?"
+pass "custom worker: shop-worker migrate exited 0 (the shop's tables)"
+podman run -d --name "$run-shop" --network host "${hardened[@]}" \
+	-e DATABASE_URL="$db_url" -e SPOOL_ADMIN_ADDR="127.0.0.1:$shop_admin" \
+	-e SPOOL_WORKER_ID="$run-shop" -e SPOOL_LOG_FORMAT=text "$shop_image" >/dev/null
+wait_http "http://127.0.0.1:$shop_admin/readyz" 20 || fail "shop-worker not ready"
+pid1=$(podman top "$run-shop" pid args | awk 'NR==2 { print $1, $2 }')
+[[ $pid1 == "1 /usr/local/bin/shop-worker" ]] || fail "shop-worker is not PID 1: $pid1"
+version_reported shop-worker "$shop_admin"
+workers=$(curl -fsS -H "Authorization: Bearer $token" "$api/v1/kinds" |
+	jq -c '[.kinds[] | select(.name == "shop.receipt") | .workers[]]') || fail "GET /v1/kinds failed"
+jq -e --arg w "$run-shop" 'index($w) != null' <<<"$workers" >/dev/null ||
+	fail "GET /v1/kinds: shop.receipt is served by $workers, want [\"$run-shop\"]"
+pass "custom worker: ready as PID 1, GET /v1/kinds lists shop.receipt served by $run-shop"
+order=$("$psql" -qAt "$db_url" -c "INSERT INTO orders (email, total_cents) VALUES ('ada@example.com', 2500) RETURNING id") ||
+	fail "insert the shop's order"
+id=$(enqueue '{"type":"shop.receipt","payload":{"order_id":'"$order"',"email":"ada@example.com"}}')
+[[ -n $id && $id != null ]] || fail "POST /v1/jobs shop.receipt was refused"
+wait_status "$id" completed 20 || fail "shop.receipt job $id did not complete"
+receipts=$("$psql" -qAt "$db_url" -c "SELECT count(*) FROM receipts WHERE order_id = $order AND sent_to = 'ada@example.com'")
+[[ $receipts == 1 ]] || fail "order $order has $receipts receipts after job $id, want 1"
+stop_worker "$run-shop" shop-worker
+pass "custom worker: shop.receipt job $id completed (receipt of order $order written), exited 0 in ${stop_seconds}s"
+
+# 6. API: readiness fails, drain delay, shutdown, exit 0.
 t0=$(date +%s)
 podman stop -t 20 "$run-api" >/dev/null
 code=$(podman inspect "$run-api" --format '{{.State.ExitCode}}')

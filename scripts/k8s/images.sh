@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds the API and worker images from Dockerfile.api and Dockerfile.worker,
-# unchanged, with podman, offline and hermetically:
+# and the example custom worker from examples/customworker/Dockerfile (context:
+# the repository root, limited by its own Dockerfile.dockerignore), unchanged,
+# with podman, offline and hermetically:
 #   --pull=never     base images must exist locally (base-images.sh makes
 #                    stand-ins when they are missing)
 #   --network none   no network inside the build; the host's module cache is
@@ -10,7 +12,8 @@
 #                    no stale layers from builds with other mounts, and no
 #                    intermediate images left behind (so no prune is needed)
 # Usage: scripts/k8s/images.sh [TAG]        (default: dev; VERSION env stamps the binaries)
-# Produces localhost/spool-api:TAG and localhost/spool-worker:TAG.
+# Produces localhost/spool-api:TAG, localhost/spool-worker:TAG and
+# localhost/spool-shop-worker:TAG.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
 cd "$root"
@@ -20,14 +23,22 @@ version=${VERSION:-dev}
 
 scripts/k8s/base-images.sh
 go mod download
+go -C examples/customworker mod download
 
-for svc in api worker; do
+build() { # NAME DOCKERFILE [podman build args...]
+	local name=$1 file=$2 start
+	shift 2
 	start=$(date +%s)
 	podman build --pull=never --no-cache --layers=false --network none \
 		-v "$(go env GOMODCACHE)":/go/pkg/mod \
 		-v "$(go env GOCACHE)":/root/.cache/go-build \
-		--build-arg VERSION="$version" \
-		-f "Dockerfile.$svc" -t "localhost/spool-$svc:$tag" .
-	printf 'images: localhost/spool-%s:%s built in %ss\n' "$svc" "$tag" "$(($(date +%s) - start))" >&2
-done
-podman image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E 'spool-(api|worker):' >&2
+		--build-arg VERSION="$version" "$@" \
+		-f "$file" -t "localhost/$name:$tag" .
+	printf 'images: localhost/%s:%s built in %ss\n' "$name" "$tag" "$(($(date +%s) - start))" >&2
+}
+build spool-api Dockerfile.api
+build spool-worker Dockerfile.worker
+# podman 4 does not look for <Dockerfile>.dockerignore itself (BuildKit does).
+build spool-shop-worker examples/customworker/Dockerfile \
+	--ignorefile examples/customworker/Dockerfile.dockerignore
+podman image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E 'spool-(api|worker|shop-worker):' >&2
