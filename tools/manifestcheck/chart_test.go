@@ -434,12 +434,13 @@ func TestValidateRejects(t *testing.T) {
 // typos and wrong types in users' values into errors.
 func TestSchemaRejects(t *testing.T) {
 	for _, set := range []string{
-		"worker.concurency=5",                 // typo at the top of a block
-		"worker.pools.emails.concurency=5",    // typo in a pool
-		"api.replicaCount=two",                // wrong type
-		"api.auth.tokens[0].token=short",      // too short, no scope
-		"migrations.mode=sometimes",           // not an enum value
-		"worker.pools.Bad_Name.concurrency=1", // not a DNS label
+		"worker.concurency=5",                                                 // typo at the top of a block
+		"worker.pools.emails.concurency=5",                                    // typo in a pool
+		"api.replicaCount=two",                                                // wrong type
+		"api.auth.tokens[0].token=short",                                      // too short, no scope
+		"migrations.mode=sometimes",                                           // not an enum value
+		"worker.pools.Bad_Name.concurrency=1",                                 // not a DNS label
+		"worker.pools.shop.image.repository=registry.example.com/shop-worker", // own image without a tag or digest
 		"logging.level=verbose",
 		"postgresql.auth.username=postgres", // the superuser
 		"goMemLimitPercent=120",

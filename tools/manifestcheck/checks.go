@@ -145,7 +145,9 @@ func (ix *index) deployment(name string) *workload {
 }
 
 // spoolRole says which Spool server a container is: "api", "worker", or ""
-// (migrations, PostgreSQL, tests).
+// (migrations, PostgreSQL, tests). A worker pool's container is named
+// "worker" whatever its image: a team's own worker image (worker.pools.x.image)
+// is held to the same checks as the stock one.
 func spoolRole(c corev1.Container) string {
 	if slices.Contains(c.Args, "migrate") {
 		return ""
@@ -153,7 +155,7 @@ func spoolRole(c corev1.Container) string {
 	switch {
 	case strings.Contains(c.Image, "/spool-api"):
 		return "api"
-	case strings.Contains(c.Image, "/spool-worker"):
+	case c.Name == "worker" || strings.Contains(c.Image, "/spool-worker"):
 		return "worker"
 	}
 	return ""

@@ -124,12 +124,13 @@ func TestSchemaCoversValues(t *testing.T) {
 	}
 	walk("", schema, values)
 
-	// A pool takes the same settings as the worker defaults, plus enabled.
+	// A pool takes the same settings as the worker defaults (its own image
+	// too), plus enabled.
 	worker := resolve(schema["properties"].(map[string]any)["worker"].(map[string]any))["properties"].(map[string]any)
 	pool := defs["workerPool"].(map[string]any)["properties"].(map[string]any)
 	var w, p []string
 	for k := range worker {
-		if k != "pools" && k != "image" && k != "schedules" {
+		if k != "pools" && k != "schedules" {
 			w = append(w, k)
 		}
 	}

@@ -201,17 +201,23 @@ Call with (list $dst $src).
 
 {{/*
 Enabled worker pools, each the worker defaults merged with the pool's
-overrides, plus name and fullname, as a YAML map name → pool.
+overrides, plus name and fullname, as a YAML map name → pool. A pool's
+`image` replaces worker.image as a whole (no tag or digest of the stock
+image is carried over to another repository).
 Use: {{- range $name, $pool := include "spool.workerPools" $ | fromYaml }}
 */}}
 {{- define "spool.workerPools" -}}
 {{- $root := . -}}
-{{- $defaults := omit (deepCopy .Values.worker) "pools" "image" "schedules" -}}
+{{- $defaults := omit (deepCopy .Values.worker) "pools" "schedules" -}}
 {{- $out := dict -}}
 {{- range $name, $overrides := .Values.worker.pools -}}
 {{- $pool := deepCopy $defaults -}}
 {{- $_ := set $pool "enabled" true -}}
-{{- include "spool.merge" (list $pool (deepCopy (default dict $overrides))) -}}
+{{- $overrides = deepCopy (default dict $overrides) -}}
+{{- with $overrides.image -}}
+{{- $_ := set $pool "image" . -}}
+{{- end -}}
+{{- include "spool.merge" (list $pool (omit $overrides "image")) -}}
 {{- if $pool.enabled -}}
 {{- $_ := set $pool "name" $name -}}
 {{- if eq $name "default" -}}
