@@ -51,7 +51,8 @@ type mailServer struct {
 }
 
 type serverOpts struct {
-	tls  *tls.Config // STARTTLS offered with this config
+	tls      *tls.Config // STARTTLS offered with this config
+	implicit bool        // TLS from the first byte (smtps) instead
 	user string      // AUTH PLAIN required with this user and pass
 	pass string
 }
@@ -64,10 +65,14 @@ func startServer(t *testing.T, o serverOpts) *mailServer {
 	}))
 	s.Domain = "localhost"
 	s.ReadTimeout, s.WriteTimeout = 10*time.Second, 10*time.Second
-	s.TLSConfig = o.tls
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if o.implicit {
+		l = tls.NewListener(l, o.tls)
+	} else {
+		s.TLSConfig = o.tls
 	}
 	ms.addr = l.Addr().String()
 	done := make(chan struct{})
@@ -444,6 +449,23 @@ func TestStartTLSAndAuth(t *testing.T) {
 	ms.mu.Unlock()
 	if len(got) != 1 || logins != 1 || !got[0].tls {
 		t.Fatalf("%d deliveries, %d logins; want 1 and 1, over TLS", len(got), logins)
+	}
+	checkMessage(t, got[0], id, receipt)
+}
+
+// smtps://: TLS from the first byte.
+func TestImplicitTLS(t *testing.T) {
+	t.Parallel()
+	serverTLS, roots := selfSigned(t)
+	ms := startServer(t, serverOpts{tls: serverTLS, implicit: true})
+	b := setup(t, "smtps://"+ms.addr, ms, func(s *sender) {
+		s.srv.tls = &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
+	})
+	id := b.enqueue(t, receipt)
+	b.wait(t, id, jobqueue.StatusCompleted)
+	got := ms.deliveries()
+	if len(got) != 1 || !got[0].tls {
+		t.Fatalf("%d deliveries, want 1 over TLS", len(got))
 	}
 	checkMessage(t, got[0], id, receipt)
 }
