@@ -53,8 +53,8 @@ type mailServer struct {
 type serverOpts struct {
 	tls      *tls.Config // STARTTLS offered with this config
 	implicit bool        // TLS from the first byte (smtps) instead
-	user string      // AUTH PLAIN required with this user and pass
-	pass string
+	user     string      // AUTH PLAIN required with this user and pass
+	pass     string
 }
 
 func startServer(t *testing.T, o serverOpts) *mailServer {
