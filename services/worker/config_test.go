@@ -28,7 +28,7 @@ func TestWorkerHelpListsEveryVariable(t *testing.T) {
 	}
 	for _, want := range []string{"SPOOL_DATABASE_URL", "DATABASE_URL is read when", "SPOOL_QUEUES", "SPOOL_CONCURRENCY",
 		"SPOOL_POLL_INTERVAL", "SPOOL_SHUTDOWN_TIMEOUT", "25s", "SPOOL_LEASE_DURATION", "SPOOL_DIAGNOSTIC_JOBS",
-		"SPOOL_SCHEDULES_FILE", "SPOOL_ADMIN_ADDR", "SPOOL_RETENTION_DEAD"} {
+		"SPOOL_SCHEDULES_FILE", "SPOOL_ADMIN_ADDR", "SPOOL_RETENTION_DEAD", "SPOOL_SMTP_URL", "SPOOL_SMTP_FROM"} {
 		if !bytes.Contains(out, []byte(want)) {
 			t.Errorf("-h output lacks %q:\n%s", want, out)
 		}
