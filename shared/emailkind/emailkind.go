@@ -40,10 +40,16 @@ const (
 type Email struct {
 	To      Addresses `json:"to" jsonschema:"description=recipient address or list of them (RFC 5322, e.g. Ada <ada@example.com>)"`
 	Cc      Addresses `json:"cc,omitempty" jsonschema:"description=copy recipients"`
-	ReplyTo string    `json:"reply_to,omitempty" jsonschema:"maxLength=320,description=Reply-To address"`
-	Subject string    `json:"subject" jsonschema:"minLength=1,maxLength=998,description=one line (no CR or LF)"`
-	Text    string    `json:"text,omitempty" jsonschema:"maxLength=524288,description=plain-text body (text or html or both)"`
-	HTML    string    `json:"html,omitempty" jsonschema:"maxLength=524288,description=HTML body (with text: an alternative)"`
+	ReplyTo string    `json:"reply_to,omitempty" jsonschema:"maxLength=320,pattern=^[^\r\n]*@[^\r\n]*$,description=Reply-To address"`
+	Subject string    `json:"subject" jsonschema:"minLength=1,maxLength=998,pattern=^[^\r\n]*$,description=one line (no CR or LF)"`
+	Text    string    `json:"text,omitempty" jsonschema:"minLength=1,maxLength=524288,description=plain-text body (text or html or both)"`
+	HTML    string    `json:"html,omitempty" jsonschema:"minLength=1,maxLength=524288,description=HTML body (with text: an alternative)"`
+}
+
+// JSONSchemaExtend asks for a body in the published schema, so that the
+// API refuses an email without one at enqueue.
+func (Email) JSONSchemaExtend(s *jsonschema.Schema) {
+	s.AnyOf = []*jsonschema.Schema{{Required: []string{"text"}}, {Required: []string{"html"}}}
 }
 
 // Kind is the stable name of the kind.
@@ -115,7 +121,7 @@ func (a *Addresses) UnmarshalJSON(b []byte) error {
 func (Addresses) JSONSchema() *jsonschema.Schema {
 	minLen, maxLen, minItems, maxItems := uint64(3), uint64(MaxAddressLen), uint64(1), uint64(MaxRecipients)
 	one := func() *jsonschema.Schema {
-		return &jsonschema.Schema{Type: "string", MinLength: &minLen, MaxLength: &maxLen}
+		return &jsonschema.Schema{Type: "string", MinLength: &minLen, MaxLength: &maxLen, Pattern: `^[^\r\n]*@[^\r\n]*$`}
 	}
 	return &jsonschema.Schema{OneOf: []*jsonschema.Schema{one(),
 		{Type: "array", Items: one(), MinItems: &minItems, MaxItems: &maxItems}}}

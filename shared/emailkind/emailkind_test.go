@@ -1,11 +1,14 @@
 package emailkind
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
 
+	"github.com/spoolq/spool/shared/catalog"
 	"github.com/spoolq/spool/shared/jobqueue"
+	"github.com/spoolq/spool/shared/pgtest"
 )
 
 func TestPayloadChecks(t *testing.T) {
@@ -122,5 +125,42 @@ func TestSettings(t *testing.T) {
 	}
 	if got := MessageID(42, "mail.example.com"); got != "spool-job-42@mail.example.com" {
 		t.Errorf("MessageID %s", got)
+	}
+}
+
+// The API checks a payload against the schema the worker published (the
+// catalog), without the kind's Validate: what that refuses at enqueue.
+func TestCatalogRefusesAtEnqueue(t *testing.T) {
+	t.Parallel()
+	db := pgtest.New(t)
+	client, err := jobqueue.NewClient(db.Pool, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := jobqueue.NewKinds()
+	(&sender{}).add(kinds)
+	ctx := context.Background()
+	if err := client.PublishKinds(ctx, "test", kinds); err != nil {
+		t.Fatal(err)
+	}
+	cat := catalog.New(client, nil)
+	for _, tc := range []struct {
+		name, payload string
+		ok            bool
+	}{
+		{"single to", `{"to":"ada@example.com","subject":"hi","text":"x"}`, true},
+		{"list to, html only", `{"to":["Ada <ada@example.com>","b@example.com"],"cc":"c@example.com","subject":"hi","html":"<p>x</p>"}`, true},
+		{"no body", `{"to":"ada@example.com","subject":"hi"}`, false},
+		{"empty text", `{"to":"ada@example.com","subject":"hi","text":""}`, false},
+		{"subject with CRLF", `{"to":"ada@example.com","subject":"hi\r\nBcc: x@example.com","text":"x"}`, false},
+		{"to without @", `{"to":"ada","subject":"hi","text":"x"}`, false},
+		{"to with LF", `{"to":["ada@example.com\nBcc: x@example.com"],"subject":"hi","text":"x"}`, false},
+		{"to an object", `{"to":{"a":1},"subject":"hi","text":"x"}`, false},
+		{"bcc", `{"to":"ada@example.com","bcc":"b@example.com","subject":"hi","text":"x"}`, false},
+	} {
+		err := cat.Validate(ctx, "send_email", []byte(tc.payload))
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: error %v, want ok=%v", tc.name, err, tc.ok)
+		}
 	}
 }
