@@ -28,7 +28,7 @@ func TestWorkerHelpListsEveryVariable(t *testing.T) {
 	}
 	for _, want := range []string{"SPOOL_DATABASE_URL", "DATABASE_URL is read when", "SPOOL_QUEUES", "SPOOL_CONCURRENCY",
 		"SPOOL_POLL_INTERVAL", "SPOOL_SHUTDOWN_TIMEOUT", "25s", "SPOOL_LEASE_DURATION", "SPOOL_DIAGNOSTIC_JOBS",
-		"SPOOL_SCHEDULES_FILE", "SPOOL_ADMIN_ADDR", "SPOOL_RETENTION_DEAD"} {
+		"SPOOL_SCHEDULES_FILE", "SPOOL_ADMIN_ADDR", "SPOOL_RETENTION_DEAD", "SPOOL_SMTP_URL", "SPOOL_SMTP_FROM"} {
 		if !bytes.Contains(out, []byte(want)) {
 			t.Errorf("-h output lacks %q:\n%s", want, out)
 		}
@@ -87,5 +87,27 @@ func TestWorkerReadsDatabaseURLAndDropsDiagnosticTypes(t *testing.T) {
 	}
 	if !strings.Contains(logs, `"clean":true`) {
 		t.Fatalf("no clean exit line after SIGINT:\n%s", logs)
+	}
+}
+
+// SPOOL_SMTP_URL without SPOOL_SMTP_FROM, or a URL that cannot work, is a
+// bad configuration (exit 2) whose message never shows the password.
+func TestWorkerRefusesBadSMTPSettings(t *testing.T) {
+	t.Parallel()
+	bin := proctest.Build(t, "github.com/spoolq/spool/services/worker")
+	for _, env := range [][]string{
+		{"SPOOL_SMTP_URL=smtp://u:hunter2@127.0.0.1:2525"},
+		{"SPOOL_SMTP_URL=ftp://u:hunter2@127.0.0.1:2525", "SPOOL_SMTP_FROM=noreply@example.com"},
+		{"SPOOL_SMTP_URL=smtp://u:hunter2@127.0.0.1:2525", "SPOOL_SMTP_FROM=not an address"},
+	} {
+		cmd := exec.Command(bin)
+		cmd.Env = cleanEnv(append(env, "SPOOL_DATABASE_URL=postgres://nobody@127.0.0.1:1/none")...)
+		out, err := cmd.CombinedOutput()
+		if cmd.ProcessState == nil || cmd.ProcessState.ExitCode() != 2 {
+			t.Errorf("%v: %v, want exit 2\n%s", env, err, out)
+		}
+		if !bytes.Contains(out, []byte("SPOOL_SMTP_")) || bytes.Contains(out, []byte("hunter2")) {
+			t.Errorf("%v: output should name the setting and not the password:\n%s", env, out)
+		}
 	}
 }

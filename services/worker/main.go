@@ -5,8 +5,11 @@
 package main
 
 import (
+	"errors"
+
 	"github.com/spoolq/spool/examples/orders"
 	"github.com/spoolq/spool/shared/diagnostic"
+	"github.com/spoolq/spool/shared/emailkind"
 	"github.com/spoolq/spool/shared/jobqueue"
 	"github.com/spoolq/spool/shared/postgres"
 	"github.com/spoolq/spool/shared/workerapp"
@@ -21,13 +24,19 @@ type settings struct {
 func main() {
 	var s settings
 	var sim orders.Settings
+	var smtp emailkind.Settings
 	workerapp.App{
 		Name:     "spool-worker",
-		Settings: []any{&s, &sim},
-		Check:    func() error { return sim.Check() },
+		Settings: []any{&s, &sim, &smtp},
+		Check:    func() error { return errors.Join(sim.Check(), smtp.Check()) },
 		Register: func(kinds *jobqueue.Kinds, d workerapp.Deps) error {
 			if s.DiagnosticJobs {
 				diagnostic.Add(kinds)
+			}
+			if smtp.Enabled() {
+				if err := emailkind.Add(kinds, d.Client, smtp); err != nil {
+					return err
+				}
 			}
 			if s.Demo {
 				orders.AddKinds(kinds, d.Client, sim)
