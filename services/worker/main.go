@@ -5,8 +5,11 @@
 package main
 
 import (
+	"errors"
+
 	"github.com/spoolq/spool/examples/orders"
 	"github.com/spoolq/spool/shared/diagnostic"
+	"github.com/spoolq/spool/shared/httpkind"
 	"github.com/spoolq/spool/shared/jobqueue"
 	"github.com/spoolq/spool/shared/postgres"
 	"github.com/spoolq/spool/shared/workerapp"
@@ -21,10 +24,11 @@ type settings struct {
 func main() {
 	var s settings
 	var sim orders.Settings
+	var hk httpkind.Settings // the http kind, on when SPOOL_HTTP_ALLOWED_HOSTS is set
 	workerapp.App{
 		Name:     "spool-worker",
-		Settings: []any{&s, &sim},
-		Check:    func() error { return sim.Check() },
+		Settings: []any{&s, &sim, &hk},
+		Check:    func() error { return errors.Join(sim.Check(), hk.Check()) },
 		Register: func(kinds *jobqueue.Kinds, d workerapp.Deps) error {
 			if s.DiagnosticJobs {
 				diagnostic.Add(kinds)
@@ -32,7 +36,7 @@ func main() {
 			if s.Demo {
 				orders.AddKinds(kinds, d.Client, sim)
 			}
-			return nil
+			return httpkind.Add(kinds, hk)
 		},
 		Migrations: func(*workerapp.Config) ([]*postgres.Migrations, error) {
 			if s.Demo {
