@@ -24,15 +24,15 @@ const (
 
 // Request is the payload of an http job: one request to url.
 type Request struct {
-	URL     string            `json:"url" jsonschema:"maxLength=2048,description=http or https URL without credentials; its destination must be allowed by SPOOL_HTTP_ALLOWED_HOSTS"`
-	Method  string            `json:"method,omitempty" jsonschema:"enum=GET,enum=HEAD,enum=POST,enum=PUT,enum=PATCH,enum=DELETE,enum=OPTIONS,description=default POST"`
-	Headers map[string]string `json:"headers,omitempty" jsonschema:"description=request headers; no hop-by-hop names (Connection, Host, Transfer-Encoding…) and no webhook-* (Spool sets them)"`
+	URL     string            `json:"url" jsonschema:"maxLength=2048"`
+	Method  string            `json:"method,omitempty" jsonschema:"enum=GET,enum=HEAD,enum=POST,enum=PUT,enum=PATCH,enum=DELETE,enum=OPTIONS"`
+	Headers map[string]string `json:"headers,omitempty"`
 	// Body is sent as its JSON text (Content-Type application/json unless
 	// the headers say otherwise); BodyBase64 is sent as its bytes. At
 	// most one of them.
-	Body       json.RawMessage `json:"body,omitempty" jsonschema:"description=any JSON value, sent as the request body"`
-	BodyBase64 string          `json:"body_base64,omitempty" jsonschema:"contentEncoding=base64,description=the request body's bytes in standard base64 (instead of body)"`
-	Timeout    string          `json:"timeout,omitempty" jsonschema:"description=the request's timeout as a Go duration (10s, 2m); default 30s, at most 5m"`
+	Body       json.RawMessage `json:"body,omitempty"`
+	BodyBase64 string          `json:"body_base64,omitempty" jsonschema:"contentEncoding=base64"`
+	Timeout    string          `json:"timeout,omitempty"`
 }
 
 // Kind is "http".
