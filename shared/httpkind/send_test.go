@@ -453,3 +453,25 @@ func mustAtoi(t *testing.T, s string) int64 {
 	}
 	return n
 }
+
+// Connection errors and timeouts are retried with backoff.
+func TestNetworkErrorsRetry(t *testing.T) {
+	release := make(chan struct{})
+	rc := newReceiver(t, map[string]func(int, http.ResponseWriter){
+		"/slow": firstThen(func(int, http.ResponseWriter) { <-release }, answer(http.StatusOK, nil, "")),
+	})
+	t.Cleanup(func() { close(release) }) // before the server closes (cleanups run last first)
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closedURL := closed.URL
+	closed.Close() // nothing listens there now
+	b := setup(t, httpkind.Settings{AllowedHosts: "127.0.0.1/32"})
+
+	slow := b.final(t, b.enqueue(t, httpkind.Request{URL: rc.srv.URL + "/slow", Timeout: "300ms"}, 3))
+	if slow.Status != jobqueue.StatusCompleted || slow.Attempts != 2 || len(slow.Errors) != 1 || !strings.Contains(slow.Errors[0].Error, "deadline exceeded") {
+		t.Errorf("timed-out request: %s after %d attempts, errors %+v; want completed after 2, the first timed out", slow.Status, slow.Attempts, slow.Errors)
+	}
+	refused := b.final(t, b.enqueue(t, httpkind.Request{URL: closedURL + "/x"}, 2))
+	if refused.Status != jobqueue.StatusDead || refused.Attempts != 2 || !strings.Contains(lastError(refused), "connection refused") {
+		t.Errorf("closed port: %s after %d attempts (%s); want dead after 2, connection refused", refused.Status, refused.Attempts, lastError(refused))
+	}
+}
