@@ -162,19 +162,19 @@ func (s *sender) handle(ctx context.Context, job *jobqueue.Job, r Request) error
 		return fmt.Errorf("%s %s: %w", req.Method, u.Redacted(), errors.Unwrap(err)) // url.Error repeats the URL
 	}
 	defer resp.Body.Close()
+	// A read error after the status is not retried: a 2xx means the
+	// receiver took the request, and sending it again would repeat it.
 	got, err := io.ReadAll(io.LimitReader(resp.Body, MaxResultBody+1))
-	if err != nil && resp.StatusCode/100 == 2 {
-		return fmt.Errorf("read response: %w", err)
-	}
-	return s.outcome(ctx, resp, got)
+	return s.outcome(ctx, resp, got, err != nil)
 }
 
-// outcome classifies a response; body is at most MaxResultBody+1 bytes.
-func (s *sender) outcome(ctx context.Context, resp *http.Response, body []byte) error {
+// outcome classifies a response; body is at most MaxResultBody+1 bytes,
+// cut short when the body could not be read to its end.
+func (s *sender) outcome(ctx context.Context, resp *http.Response, body []byte, cut bool) error {
 	code := resp.StatusCode
 	switch {
 	case code >= 200 && code < 300:
-		return jobqueue.SetResult(ctx, result(resp, body))
+		return jobqueue.SetResult(ctx, result(resp, body, cut))
 	case code >= 300 && code < 400:
 		return jobqueue.Permanent(fmt.Errorf("HTTP %d: redirect to %q not followed", code, resp.Header.Get("Location")))
 	}
@@ -210,8 +210,8 @@ func retryAfter(v string, now time.Time) (time.Duration, bool) {
 	return max(t.Sub(now), 0), true
 }
 
-func result(resp *http.Response, body []byte) Result {
-	r := Result{Status: resp.StatusCode}
+func result(resp *http.Response, body []byte, cut bool) Result {
+	r := Result{Status: resp.StatusCode, BodyTruncated: cut}
 	for _, h := range resultHeaders {
 		if v := resp.Header.Get(h); v != "" {
 			if r.Headers == nil {

@@ -147,7 +147,7 @@ func TestResultFits(t *testing.T) {
 		"escapes": []byte(strings.Repeat("\x01", MaxResultBody)),
 		"binary":  append([]byte{0xff, 0xfe}, make([]byte, MaxResultBody)...),
 	} {
-		r := result(&http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"x/y"}}}, body)
+		r := result(&http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"x/y"}}}, body, false)
 		b, _ := json.Marshal(r)
 		if len(b) > jobqueue.MaxResultBytes {
 			t.Errorf("%s: result of %d bytes, over %d", name, len(b), jobqueue.MaxResultBytes)
