@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -28,9 +29,33 @@ func TestWorkerHelpListsEveryVariable(t *testing.T) {
 	}
 	for _, want := range []string{"SPOOL_DATABASE_URL", "DATABASE_URL is read when", "SPOOL_QUEUES", "SPOOL_CONCURRENCY",
 		"SPOOL_POLL_INTERVAL", "SPOOL_SHUTDOWN_TIMEOUT", "25s", "SPOOL_LEASE_DURATION", "SPOOL_DIAGNOSTIC_JOBS",
-		"SPOOL_SCHEDULES_FILE", "SPOOL_ADMIN_ADDR", "SPOOL_RETENTION_DEAD", "SPOOL_SMTP_URL", "SPOOL_SMTP_FROM"} {
+		"SPOOL_SCHEDULES_FILE", "SPOOL_ADMIN_ADDR", "SPOOL_RETENTION_DEAD", "SPOOL_SMTP_URL", "SPOOL_SMTP_FROM",
+		"SPOOL_HTTP_ALLOWED_HOSTS", "SPOOL_WEBHOOK_SECRET"} {
 		if !bytes.Contains(out, []byte(want)) {
 			t.Errorf("-h output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// Every variable -h lists is documented in the README, by its name in
+// backquotes (the configuration table, or the section of its kind).
+func TestWorkerHelpVariablesAreInTheREADME(t *testing.T) {
+	t.Parallel()
+	out, err := exec.Command(proctest.Build(t, "github.com/spoolq/spool/services/worker"), "-h").CombinedOutput()
+	if err != nil {
+		t.Fatalf("spool-worker -h: %v\n%s", err, out)
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := regexp.MustCompile(`(?m)^SPOOL_[A-Z0-9_]+`).FindAll(out, -1)
+	if len(names) < 20 {
+		t.Fatalf("-h lists %d variables; the pattern no longer matches its output:\n%s", len(names), out)
+	}
+	for _, name := range names {
+		if !bytes.Contains(readme, []byte("`"+string(name)+"`")) {
+			t.Errorf("README.md does not document %s", name)
 		}
 	}
 }

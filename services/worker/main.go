@@ -10,6 +10,7 @@ import (
 	"github.com/spoolq/spool/examples/orders"
 	"github.com/spoolq/spool/shared/diagnostic"
 	"github.com/spoolq/spool/shared/emailkind"
+	"github.com/spoolq/spool/shared/httpkind"
 	"github.com/spoolq/spool/shared/jobqueue"
 	"github.com/spoolq/spool/shared/postgres"
 	"github.com/spoolq/spool/shared/workerapp"
@@ -25,10 +26,11 @@ func main() {
 	var s settings
 	var sim orders.Settings
 	var smtp emailkind.Settings
+	var hk httpkind.Settings // the http kind, on when SPOOL_HTTP_ALLOWED_HOSTS is set
 	workerapp.App{
 		Name:     "spool-worker",
-		Settings: []any{&s, &sim, &smtp},
-		Check:    func() error { return errors.Join(sim.Check(), smtp.Check()) },
+		Settings: []any{&s, &sim, &smtp, &hk},
+		Check:    func() error { return errors.Join(sim.Check(), smtp.Check(), hk.Check()) },
 		Register: func(kinds *jobqueue.Kinds, d workerapp.Deps) error {
 			if s.DiagnosticJobs {
 				diagnostic.Add(kinds)
@@ -41,7 +43,7 @@ func main() {
 			if s.Demo {
 				orders.AddKinds(kinds, d.Client, sim)
 			}
-			return nil
+			return httpkind.Add(kinds, hk)
 		},
 		Migrations: func(*workerapp.Config) ([]*postgres.Migrations, error) {
 			if s.Demo {

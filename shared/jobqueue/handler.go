@@ -18,6 +18,14 @@ func Permanent(err error) error { return executor.Permanent(err) }
 // counting the attempt (waiting for a resource is not a failure).
 func Snooze(d time.Duration) error { return executor.Snooze(d) }
 
+// RetryAfter wraps err so that, if the job is retried, the next attempt
+// comes no earlier than d from now: the larger of d and the job's backoff
+// delay, capped by the job's backoff max (a server's Retry-After cannot
+// park a job longer than its policy allows). The attempt is spent as for
+// a plain error; a permanent failure or the last attempt is dead as
+// always.
+func RetryAfter(d time.Duration, err error) error { return executor.RetryAfter(d, err) }
+
 // SetResult stores v (as JSON, at most MaxResultBytes) as the job's
 // result when it completes; workflow steps read their parents' results
 // with Client.ParentResults.

@@ -119,6 +119,10 @@ func classify(r *Result, a Attempt, err, cause error) {
 	}
 	var perm *permanentError
 	status, delay := retry.Decide(a.Job.Attempts, a.Job.MaxAttempts, a.Backoff, errors.As(err, &perm))
+	var ra *retryAfterError
+	if status == spooltype.StatusRetrying && errors.As(err, &ra) {
+		delay = retry.NotBefore(delay, ra.after, a.Backoff)
+	}
 	r.Outcome, r.Delay, r.Message = Retried, delay, err.Error()
 	if status == spooltype.StatusDead {
 		r.Outcome = Dead
@@ -175,3 +179,21 @@ func (e *snoozeError) Error() string { return fmt.Sprintf("snoozed for %s", e.af
 // Snooze returns an error that makes the job run again after d without
 // counting the attempt.
 func Snooze(d time.Duration) error { return &snoozeError{after: d} }
+
+// retryAfterError is a failure that must not be retried before after.
+type retryAfterError struct {
+	after time.Duration
+	err   error
+}
+
+func (e *retryAfterError) Error() string { return e.err.Error() }
+func (e *retryAfterError) Unwrap() error { return e.err }
+
+// RetryAfter wraps err so that, if the job retries, it waits at least d
+// (capped by the job's backoff max) instead of less.
+func RetryAfter(d time.Duration, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &retryAfterError{after: d, err: err}
+}

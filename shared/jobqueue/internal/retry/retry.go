@@ -23,3 +23,10 @@ func Decide(attempt, maxAttempts int, b spooltype.Backoff, permanent bool) (spoo
 func BackoffOf(base, maxDelay time.Duration, def spooltype.Backoff) spooltype.Backoff {
 	return spooltype.Backoff{Base: base, Max: maxDelay}.Or(def)
 }
+
+// NotBefore is the wait before a retry the failure asked to delay by at
+// least floor (an HTTP Retry-After): the larger of the backoff's delay and
+// floor, but never more than the backoff's max.
+func NotBefore(delay, floor time.Duration, b spooltype.Backoff) time.Duration {
+	return min(max(delay, floor), b.Max)
+}

@@ -1,0 +1,276 @@
+// Package httpkind is the http kind: a job that makes one HTTP request to
+// a team's own service, signed by the Standard Webhooks specification
+// (https://www.standardwebhooks.com), to destinations an allow list
+// permits. The stock worker runs it when SPOOL_HTTP_ALLOWED_HOSTS is set.
+//
+// Outcomes: a 2xx completes the job with the status, a few response
+// headers and up to 64 KiB of the body as its result; 408, 425, 429, 5xx,
+// connection and TLS errors and timeouts retry with backoff (429 and 503
+// no earlier than their Retry-After, capped by the job's backoff max);
+// any other status, a redirect (not followed) and a refused destination
+// fail the job at once.
+package httpkind
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/spoolq/spool/shared/jobqueue"
+)
+
+// Settings are the http kind's SPOOL_* variables.
+type Settings struct {
+	AllowedHosts  string `envconfig:"HTTP_ALLOWED_HOSTS" desc:"destinations http jobs may reach, comma-separated: host (any port), host:port, CIDR; loopback, private and link-local addresses only through a CIDR; empty: the http kind is off"`
+	WebhookSecret string `envconfig:"WEBHOOK_SECRET" desc:"key that signs http jobs' requests (Standard Webhooks), whsec_<base64> of 24 to 64 bytes; empty: requests are not signed"`
+}
+
+// Enabled reports whether the kind is to run: its allow list is not empty.
+func (s Settings) Enabled() bool { return strings.TrimSpace(s.AllowedHosts) != "" }
+
+// Check checks the settings (when the kind is enabled).
+func (s Settings) Check() error {
+	_, err := s.sender()
+	return err
+}
+
+func (s Settings) sender() (*sender, error) {
+	if !s.Enabled() {
+		return nil, nil
+	}
+	allow, err := ParseAllowList(s.AllowedHosts)
+	if err != nil {
+		return nil, fmt.Errorf("configuration: SPOOL_HTTP_ALLOWED_HOSTS: %w", err)
+	}
+	snd := &sender{allow: allow, now: time.Now}
+	if s.WebhookSecret != "" {
+		if snd.secret, err = ParseSecret(s.WebhookSecret); err != nil {
+			return nil, fmt.Errorf("configuration: SPOOL_WEBHOOK_SECRET: %w", err)
+		}
+	}
+	snd.client = &http.Client{
+		Transport: &http.Transport{
+			Proxy:               nil, // a proxy would be the address connected to, not the destination
+			DialContext:         snd.dial,
+			TLSClientConfig:     &tls.Config{MinVersion: tls.VersionTLS12},
+			TLSHandshakeTimeout: 10 * time.Second,
+			MaxIdleConnsPerHost: 16,
+			IdleConnTimeout:     90 * time.Second,
+			ForceAttemptHTTP2:   true,
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	return snd, nil
+}
+
+// Add registers the http kind in kinds when s enables it.
+func Add(kinds *jobqueue.Kinds, s Settings) error {
+	snd, err := s.sender()
+	if err != nil || snd == nil {
+		return err
+	}
+	jobqueue.AddKind(kinds, snd.handle, &jobqueue.KindOpts{
+		Description: "sends one HTTP request (Standard Webhooks signature) to an allowed destination; 2xx completes with the response as result"})
+	return nil
+}
+
+// Bounds on what is kept of a response.
+const (
+	MaxResultBody = 60 << 10 // of the body in the result (the result as a whole stays within jobqueue.MaxResultBytes)
+	MaxExcerpt    = 1 << 10  // of the body in a failure's message
+)
+
+// resultHeaders are the response headers kept in the result.
+var resultHeaders = []string{"Content-Type", "Location", "ETag", "Last-Modified", "Request-Id", "X-Request-Id"}
+
+// Result is an http job's result: the response of a 2xx.
+type Result struct {
+	Status  int               `json:"status"`
+	Headers map[string]string `json:"headers,omitempty"`
+	// One of: Body when the body is JSON, BodyText when it is other
+	// UTF-8 text, BodyBase64 otherwise.
+	Body          json.RawMessage `json:"body,omitempty"`
+	BodyText      string          `json:"body_text,omitempty"`
+	BodyBase64    string          `json:"body_base64,omitempty"`
+	BodyTruncated bool            `json:"body_truncated,omitempty"`
+}
+
+type sender struct {
+	allow  *AllowList
+	secret Secret // nil: unsigned
+	client *http.Client
+	now    func() time.Time
+}
+
+// dial connects to addr (the URL's host:port), checking every address the
+// dialer tries in its Control hook, after resolution.
+func (s *sender) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	d := net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Control: s.allow.control(host, port)}
+	return d.DialContext(ctx, network, addr)
+}
+
+func (s *sender) handle(ctx context.Context, job *jobqueue.Job, r Request) error {
+	u, _ := r.target() // Validate has passed
+	body, _ := r.body()
+	timeout, _ := r.timeout()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, r.method(), u.String(), bytes.NewReader(body))
+	if err != nil {
+		return jobqueue.Permanent(fmt.Errorf("build request: %w", err))
+	}
+	if body == nil {
+		req.Body, req.ContentLength = http.NoBody, 0
+	}
+	for name, value := range r.Headers {
+		req.Header.Set(name, value)
+	}
+	if body != nil && r.BodyBase64 == "" && req.Header.Get("Content-Type") == "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if req.Header.Get("User-Agent") == "" {
+		req.Header.Set("User-Agent", "Spool-http-kind")
+	}
+	id, ts := MessageID(job.ID), s.now().Unix()
+	req.Header.Set("webhook-id", id)
+	req.Header.Set("webhook-timestamp", strconv.FormatInt(ts, 10))
+	if s.secret != nil {
+		req.Header.Set("webhook-signature", s.secret.Sign(id, ts, body))
+	}
+
+	resp, err := s.client.Do(req)
+	if err != nil {
+		var denied *DeniedError
+		if errors.As(err, &denied) {
+			return jobqueue.Permanent(denied)
+		}
+		return fmt.Errorf("%s %s: %w", req.Method, u.Redacted(), errors.Unwrap(err)) // url.Error repeats the URL
+	}
+	defer resp.Body.Close()
+	// A read error after the status is not retried: a 2xx means the
+	// receiver took the request, and sending it again would repeat it.
+	got, err := io.ReadAll(io.LimitReader(resp.Body, MaxResultBody+1))
+	return s.outcome(ctx, resp, got, err != nil)
+}
+
+// outcome classifies a response; body is at most MaxResultBody+1 bytes,
+// cut short when the body could not be read to its end.
+func (s *sender) outcome(ctx context.Context, resp *http.Response, body []byte, cut bool) error {
+	code := resp.StatusCode
+	switch {
+	case code >= 200 && code < 300:
+		return jobqueue.SetResult(ctx, result(resp, body, cut))
+	case code >= 300 && code < 400:
+		return jobqueue.Permanent(fmt.Errorf("HTTP %d: redirect to %q not followed", code, resp.Header.Get("Location")))
+	}
+	err := fmt.Errorf("HTTP %d: %s", code, excerpt(body))
+	switch {
+	case code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable:
+		if d, ok := retryAfter(resp.Header.Get("Retry-After"), s.now()); ok {
+			return jobqueue.RetryAfter(d, err)
+		}
+		return err
+	case code == http.StatusRequestTimeout || code == http.StatusTooEarly || code >= 500:
+		return err
+	}
+	return jobqueue.Permanent(err)
+}
+
+// retryAfter reads a Retry-After value: delay-seconds or an HTTP date.
+func retryAfter(v string, now time.Time) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n < 0 {
+			return 0, false
+		}
+		return time.Duration(min(n, int64(365*24*3600))) * time.Second, true
+	}
+	t, err := http.ParseTime(v)
+	if err != nil {
+		return 0, false
+	}
+	return max(t.Sub(now), 0), true
+}
+
+func result(resp *http.Response, body []byte, cut bool) Result {
+	r := Result{Status: resp.StatusCode, BodyTruncated: cut}
+	for _, h := range resultHeaders {
+		if v := resp.Header.Get(h); v != "" {
+			if r.Headers == nil {
+				r.Headers = map[string]string{}
+			}
+			r.Headers[h] = truncate(v, 1024)
+		}
+	}
+	if len(body) > MaxResultBody {
+		body, r.BodyTruncated = body[:MaxResultBody], true
+	}
+	// The result must fit jobqueue.MaxResultBytes once encoded: text with
+	// many escaped characters grows, so halve it until it fits.
+	for {
+		setBody(&r, body)
+		b, _ := json.Marshal(r)
+		if len(b) <= jobqueue.MaxResultBytes {
+			return r
+		}
+		body, r.BodyTruncated = body[:len(body)/2], true
+	}
+}
+
+func setBody(r *Result, body []byte) {
+	r.Body, r.BodyText, r.BodyBase64 = nil, "", ""
+	switch {
+	case len(body) == 0:
+	case !r.BodyTruncated && json.Valid(body):
+		var buf bytes.Buffer
+		if json.Compact(&buf, body) == nil {
+			r.Body = buf.Bytes()
+		}
+	case utf8.Valid(body):
+		r.BodyText = string(body)
+	default:
+		r.BodyBase64 = base64.StdEncoding.EncodeToString(body)
+	}
+}
+
+// excerpt is the start of a failed response's body, for the error
+// history.
+func excerpt(body []byte) string {
+	if len(body) == 0 {
+		return "(empty body)"
+	}
+	s := truncate(string(body), MaxExcerpt)
+	if !utf8.ValidString(s) {
+		return fmt.Sprintf("(%d bytes of binary body)", len(body))
+	}
+	return strconv.Quote(s)
+}
+
+// truncate cuts s to at most n bytes on a rune boundary, marking the cut.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for i := 0; i < utf8.UTFMax && n > 0 && !utf8.RuneStart(s[n]); i++ {
+		n--
+	}
+	return s[:n] + "…"
+}
