@@ -20,6 +20,7 @@ import (
 	"github.com/spoolq/spool/services/api/internal/httpapi"
 	"github.com/spoolq/spool/services/api/internal/settings"
 	"github.com/spoolq/spool/shared/catalog"
+	"github.com/spoolq/spool/shared/httpkind"
 	"github.com/spoolq/spool/shared/jobqueue"
 	"github.com/spoolq/spool/shared/postgres"
 	"github.com/spoolq/spool/shared/telemetry"
@@ -145,6 +146,14 @@ func serve(ctx context.Context, stopSignals func(), cfg settings.Config, log *sl
 		return exitUsage
 	}
 	kinds := catalog.New(client, cfg.Open)
+	if cfg.HTTPAllowedHosts != "" {
+		check, err := httpkind.EnqueueCheck(cfg.HTTPAllowedHosts)
+		if err != nil {
+			log.Error("refusing to start", "error", err)
+			return exitUsage
+		}
+		kinds.Check(httpkind.Request{}.Kind(), check)
+	}
 	client.SetPolicies(kinds)
 	opts := &httpapi.Opts{
 		MaxPayloadBytes: cfg.MaxPayloadBytes, MaxBatch: cfg.MaxBatch, MaxBatchBytes: cfg.MaxBatchBytes, MaxResponseBytes: cfg.MaxResponseBytes,

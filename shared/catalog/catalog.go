@@ -55,6 +55,7 @@ func (e *UnknownKindError) Is(target error) bool { return target == jobqueue.Err
 type Catalog struct {
 	client *jobqueue.Client
 	open   map[string]bool
+	checks map[string]func(context.Context, []byte) error // per kind, after the schema
 
 	mu      sync.Mutex
 	kinds   map[string]*entry
@@ -71,7 +72,7 @@ type entry struct {
 // New returns the catalog of client's schema. open names kinds accepted
 // without a published schema (any JSON object), or OpenAll.
 func New(client *jobqueue.Client, open []string) *Catalog {
-	c := &Catalog{client: client, open: map[string]bool{}}
+	c := &Catalog{client: client, open: map[string]bool{}, checks: map[string]func(context.Context, []byte) error{}}
 	for _, k := range open {
 		c.open[k] = true
 	}
@@ -103,7 +104,17 @@ func (c *Catalog) Validate(ctx context.Context, kind string, payload []byte) err
 	} else if err != nil {
 		return &jobqueue.InvalidError{Field: "payload", Reason: err.Error()}
 	}
+	if check := c.checks[kind]; check != nil {
+		return check(ctx, payload)
+	}
 	return nil
+}
+
+// Check adds a check of kind's payloads that a schema cannot express (the
+// http kind's destination against the allow list), run after the schema
+// on every enqueue path; call it before the catalog is used.
+func (c *Catalog) Check(kind string, fn func(ctx context.Context, payload []byte) error) {
+	c.checks[kind] = fn
 }
 
 func (c *Catalog) openOrUnknown(ctx context.Context, kind string, payload []byte) error {

@@ -13,6 +13,7 @@ import (
 	"github.com/spoolq/spool/services/api/internal/httpapi"
 	"github.com/spoolq/spool/shared/catalog"
 	"github.com/spoolq/spool/shared/config"
+	"github.com/spoolq/spool/shared/httpkind"
 	"github.com/spoolq/spool/shared/jobqueue"
 	"github.com/spoolq/spool/shared/postgres"
 )
@@ -37,6 +38,7 @@ type Config struct {
 	ShutdownTimeout  time.Duration `envconfig:"HTTP_SHUTDOWN_TIMEOUT" default:"10s" desc:"after the drain delay, how long in-flight requests may finish"`
 	StatsInterval    time.Duration `envconfig:"STATS_INTERVAL" default:"15s" desc:"how often the queue-depth gauges (spool_queue_jobs) are refreshed, by one query"`
 	StatsMaxAge      time.Duration `envconfig:"STATS_MAX_AGE" default:"2s" desc:"how old the counts of /v1/stats, /v1/queues, /v1/kinds and the gauges may be: one count of the jobs table serves every reader in that time (0: count on every request)"`
+	HTTPAllowedHosts string        `envconfig:"HTTP_ALLOWED_HOSTS" desc:"the workers' allow list of the http kind (hosts, host:port, CIDRs), to refuse a job whose destination it does not allow with 422 at enqueue; empty: the workers check alone, when they connect"`
 	OpenKinds        string        `envconfig:"OPEN_KINDS" desc:"comma-separated kinds accepted without a worker's published schema (any JSON object payload), or * for every kind"`
 	Demo             bool          `envconfig:"DEMO" default:"false" desc:"serve the order demo's routes (/v1/orders, /v1/products) and migrate its tables (examples/orders)"`
 	AuthDisabled     bool          `envconfig:"AUTH_DISABLED" default:"false" desc:"serve /v1 without authentication (local use only)"`
@@ -73,6 +75,11 @@ func (c *Config) validate() error {
 		}
 	}
 	positive("MAX_PAYLOAD_BYTES", c.MaxPayloadBytes > 0)
+	if c.HTTPAllowedHosts != "" {
+		if _, err := httpkind.ParseAllowList(c.HTTPAllowedHosts); err != nil {
+			errs = append(errs, fmt.Errorf("%s_HTTP_ALLOWED_HOSTS: %w", config.Prefix, err))
+		}
+	}
 	if c.MaxResponseBytes < c.MaxPayloadBytes {
 		errs = append(errs, fmt.Errorf("%s_MAX_RESPONSE_BYTES (%d) must be at least %s_MAX_PAYLOAD_BYTES (%d): a job's own answer carries its payload",
 			config.Prefix, c.MaxResponseBytes, config.Prefix, c.MaxPayloadBytes))

@@ -43,6 +43,8 @@ func TestValidate(t *testing.T) {
 		{"connection limit negative", func(c *Config) { c.MaxConns = -1 }, "SPOOL_MAX_CONNS"},
 		{"connection limit off", func(c *Config) { c.MaxConns = 0 }, ""},
 		{"body timeout zero", func(c *Config) { c.BodyTimeout = 0 }, "SPOOL_BODY_TIMEOUT"},
+		{"http allow list malformed", func(c *Config) { c.HTTPAllowedHosts = "10.0.0.0/99" }, "SPOOL_HTTP_ALLOWED_HOSTS"},
+		{"http allow list", func(c *Config) { c.HTTPAllowedHosts = "hooks.example, 10.0.0.0/8" }, ""},
 		{"response budget below a payload", func(c *Config) { c.MaxResponseBytes = 1 << 10 }, "SPOOL_MAX_RESPONSE_BYTES"},
 		{"buffer below a batch", func(c *Config) { c.MaxBuffered = 1 << 20 }, "SPOOL_MAX_BUFFERED_BYTES"},
 		{"log level", func(c *Config) { c.LogLevel = "loud" }, "SPOOL_LOG_LEVEL"},
