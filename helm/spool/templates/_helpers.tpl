@@ -355,6 +355,12 @@ SPOOL_RESCUE_INTERVAL: {{ $pool.rescueInterval | quote }}
 SPOOL_DIAGNOSTIC_JOBS: {{ .root.Values.diagnosticJobs | quote }}
 SPOOL_DB_SCHEMA: {{ .root.Values.database.schema | quote }}
 SPOOL_DEMO: {{ .root.Values.demo.enabled | quote }}
+{{- with .root.Values.kinds.http.allowedHosts }}
+SPOOL_HTTP_ALLOWED_HOSTS: {{ join "," . | quote }}
+{{- end }}
+{{- with .root.Values.kinds.email.from }}
+SPOOL_SMTP_FROM: {{ . | quote }}
+{{- end }}
 {{- if .root.Values.worker.schedules }}
 SPOOL_SCHEDULES_FILE: /etc/spool/schedules.json
 {{- end }}
@@ -418,4 +424,22 @@ sets GOMEMLIMIT itself. Call with (dict "root" $ "resources" .resources "extraEn
         path: {{ .caSecretKey }}
 {{- end -}}
 {{- end -}}
+{{- end -}}
+
+{{/* The secrets of the stock kinds, as env entries of a worker container. */}}
+{{- define "spool.kindSecretsEnv" -}}
+{{- with .Values.kinds.http.webhookSecret }}
+- name: SPOOL_WEBHOOK_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $.Values.kinds.http.webhookSecretKey }}
+{{- end }}
+{{- with .Values.kinds.email.smtpUrlSecret }}
+- name: SPOOL_SMTP_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $.Values.kinds.email.smtpUrlKey }}
+{{- end }}
 {{- end -}}
