@@ -77,7 +77,12 @@ func CheckHostName(name string) error {
 		}
 		return nil
 	}
-	for _, label := range strings.Split(name, ".") {
+	labels := strings.Split(name, ".")
+	if strings.Trim(labels[len(labels)-1], "0123456789") == "" {
+		// A numeric last label is an IP address in another form (127.000.0.1, 2130706433).
+		return errors.New("an IP address in its canonical form (127.0.0.1)")
+	}
+	for _, label := range labels {
 		if label == "" || len(label) > 63 {
 			return errors.New("a lower-case host name (labels of 1-63 characters, no trailing dot) or an IP address")
 		}
