@@ -78,7 +78,7 @@ func CheckHostName(name string) error {
 		return nil
 	}
 	labels := strings.Split(name, ".")
-	if strings.Trim(labels[len(labels)-1], "0123456789") == "" {
+	if last := labels[len(labels)-1]; last != "" && strings.Trim(last, "0123456789") == "" {
 		// A numeric last label is an IP address in another form (127.000.0.1, 2130706433).
 		return errors.New("an IP address in its canonical form (127.0.0.1)")
 	}
