@@ -8,7 +8,10 @@
 // connection and TLS errors and timeouts retry with backoff (429 and 503
 // no earlier than their Retry-After, capped by the job's backoff max);
 // any other status, a redirect (not followed) and a refused destination
-// fail the job at once.
+// fail the job at once. Registered with AddLimited, it honours the
+// cluster-wide host limits (scope "host"): a token of the destination
+// host's rate limit is taken just before sending, and a job that gets none
+// snoozes until one should be there, spending no attempt.
 package httpkind
 
 import (
