@@ -83,3 +83,30 @@ func TestTakeTokenConcurrent(t *testing.T) {
 		t.Fatalf("limits = %+v, %v", ls, err)
 	}
 }
+
+// A host limit whose name is also a kind's and a queue's is not applied at
+// claim time: the kind and queue run unthrottled.
+func TestHostLimitIsNotAClaimLimit(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	rate := MinRatePerSecond // a token every ~17 minutes
+	for _, name := range []string{"hostnamed", DefaultQueue} {
+		if _, err := b.client.SetLimit(ctx, Limit{Scope: ScopeHost, Name: name, RatePerSecond: &rate, Burst: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reg := NewKinds()
+	reg.Handle("hostnamed", func(context.Context, *Job) error { return nil }, nil)
+	b.runWorker(t, reg, WorkerConfig{})
+	var ids []int64
+	for range 5 {
+		res, err := b.client.Enqueue(ctx, EnqueueParams{Kind: "hostnamed"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, res.Job.ID)
+	}
+	for _, id := range ids {
+		b.waitStatus(t, id, StatusCompleted)
+	}
+}
