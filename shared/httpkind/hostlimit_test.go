@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sort"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,6 +24,7 @@ func TestHostLimitHoldsAcrossWorkers(t *testing.T) {
 	s := httpkind.Settings{AllowedHosts: "127.0.0.1/32"}
 	ctx, cancel := context.WithCancel(context.Background())
 	var clients []*jobqueue.Client
+	var takes atomic.Int64
 	var dones []chan struct{}
 	for i := range 3 {
 		kinds := jobqueue.NewKinds()
@@ -30,7 +32,7 @@ func TestHostLimitHoldsAcrossWorkers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := httpkind.AddLimited(kinds, s, client); err != nil {
+		if err := httpkind.AddLimited(kinds, s, &counting{Client: client, n: &takes}); err != nil {
 			t.Fatal(err)
 		}
 		w, err := jobqueue.NewWorker(client, kinds, jobqueue.WorkerConfig{ID: "host-limit-" + string(rune('a'+i)),
@@ -84,8 +86,8 @@ func TestHostLimitHoldsAcrossWorkers(t *testing.T) {
 		n := sort.Search(len(at), func(j int) bool { return !at[j].Before(at[i].Add(time.Second)) }) - i
 		most = max(most, n)
 	}
-	t.Logf("%d requests over 3 workers in %s (first to last %s); most in any 1 s window: %d (limit %g/s, burst %d)",
-		jobs, total.Round(time.Millisecond), at[len(at)-1].Sub(at[0]).Round(time.Millisecond), most, rate, burst)
+	t.Logf("%d requests over 3 workers in %s (first to last %s); most in any 1 s window: %d (limit %g/s, burst %d); %d token requests (the rest snoozed)",
+		jobs, total.Round(time.Millisecond), at[len(at)-1].Sub(at[0]).Round(time.Millisecond), most, rate, burst, takes.Load())
 	if most > int(rate)+burst {
 		t.Errorf("%d requests in one 1 s window, want at most %d", most, int(rate)+burst)
 	}
@@ -93,4 +95,15 @@ func TestHostLimitHoldsAcrossWorkers(t *testing.T) {
 	if span := at[len(at)-1].Sub(at[0]); span < time.Duration(float64(jobs-burst-1)/rate*float64(time.Second)) {
 		t.Errorf("40 requests within %s: faster than the rate", span)
 	}
+}
+
+// counting counts the tokens a worker's http kind asks for.
+type counting struct {
+	*jobqueue.Client
+	n *atomic.Int64
+}
+
+func (c *counting) TakeToken(ctx context.Context, scope, name string) (time.Duration, error) {
+	c.n.Add(1)
+	return c.Client.TakeToken(ctx, scope, name)
 }
