@@ -43,7 +43,7 @@ func main() {
 			if s.Demo {
 				orders.AddKinds(kinds, d.Client, sim)
 			}
-			return httpkind.Add(kinds, hk)
+			return httpkind.AddLimited(kinds, hk, d.Client)
 		},
 		Migrations: func(*workerapp.Config) ([]*postgres.Migrations, error) {
 			if s.Demo {

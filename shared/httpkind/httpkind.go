@@ -8,7 +8,10 @@
 // connection and TLS errors and timeouts retry with backoff (429 and 503
 // no earlier than their Retry-After, capped by the job's backoff max);
 // any other status, a redirect (not followed) and a refused destination
-// fail the job at once.
+// fail the job at once. Registered with AddLimited, it honours the
+// cluster-wide host limits (scope "host"): a token of the destination
+// host's rate limit is taken just before sending, and a job that gets none
+// snoozes until one should be there, spending no attempt.
 package httpkind
 
 import (
@@ -20,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"strconv"
@@ -74,12 +78,26 @@ func (s Settings) sender() (*sender, error) {
 	return snd, nil
 }
 
-// Add registers the http kind in kinds when s enables it.
-func Add(kinds *jobqueue.Kinds, s Settings) error {
+// Add registers the http kind in kinds when s enables it, without host
+// limits (AddLimited honours them).
+func Add(kinds *jobqueue.Kinds, s Settings) error { return AddLimited(kinds, s, nil) }
+
+// Tokens takes rate tokens of cluster-wide limits; *jobqueue.Client is one.
+type Tokens interface {
+	TakeToken(ctx context.Context, scope, name string) (time.Duration, error)
+}
+
+// AddLimited registers the http kind in kinds when s enables it, honouring
+// the cluster-wide host limits (PUT /v1/limits/host/{host}) through tokens
+// (nil: none): just before sending, a job takes a token of its
+// destination host's rate limit; when there is none it snoozes until one
+// should be there, spending no attempt.
+func AddLimited(kinds *jobqueue.Kinds, s Settings, tokens Tokens) error {
 	snd, err := s.sender()
 	if err != nil || snd == nil {
 		return err
 	}
+	snd.tokens = tokens
 	jobqueue.AddKind(kinds, snd.handle, &jobqueue.KindOpts{
 		Description: "sends one HTTP request (Standard Webhooks signature) to an allowed destination; 2xx completes with the response as result"})
 	return nil
@@ -111,6 +129,7 @@ type sender struct {
 	secret Secret // nil: unsigned
 	client *http.Client
 	now    func() time.Time
+	tokens Tokens // nil: host limits are not honoured
 }
 
 // dial connects to addr (the URL's host:port), checking every address the
@@ -145,6 +164,19 @@ func (s *sender) handle(ctx context.Context, job *jobqueue.Job, r Request) error
 	}
 	if req.Header.Get("User-Agent") == "" {
 		req.Header.Set("User-Agent", "Spool-http-kind")
+	}
+	if s.tokens != nil {
+		// Last before sending, so a token is spent only on a request
+		// that goes out (or fails to connect).
+		wait, err := s.tokens.TakeToken(ctx, jobqueue.ScopeHost, normalHost(u.Hostname()))
+		if err != nil {
+			return fmt.Errorf("host limit of %s: %w", normalHost(u.Hostname()), err)
+		}
+		if wait > 0 {
+			// Jobs kept waiting for one host come back spread over a
+			// little more than the wait, not all at the same instant.
+			return jobqueue.Snooze(wait + rand.N(wait/2+time.Millisecond))
+		}
 	}
 	id, ts := MessageID(job.ID), s.now().Unix()
 	req.Header.Set("webhook-id", id)

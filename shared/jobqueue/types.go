@@ -72,6 +72,7 @@ const (
 	DefaultMaxAttempts = spooltype.DefaultMaxAttempts
 	ScopeQueue         = spooltype.ScopeQueue
 	ScopeKind          = spooltype.ScopeKind
+	ScopeHost          = spooltype.ScopeHost
 )
 
 // DefaultBackoff: 1 s, 2 s, 4 s … capped at one hour.

@@ -162,6 +162,9 @@ type EnqueueParams struct {
 const (
 	ScopeQueue = "queue"
 	ScopeKind  = "type"
+	// ScopeHost limits the requests the http kind sends to one destination
+	// host (rate only): the handler takes a token just before sending.
+	ScopeHost = "host"
 )
 
 // Limit bounds one queue or job kind across the whole cluster: at most
@@ -169,7 +172,7 @@ const (
 // second with bursts of at most Burst. Over-limit jobs wait; they never
 // fail or spend attempts.
 type Limit struct {
-	Scope         string // ScopeQueue or ScopeKind
+	Scope         string // ScopeQueue, ScopeKind or ScopeHost
 	Name          string
 	MaxRunning    *int
 	RatePerSecond *float64

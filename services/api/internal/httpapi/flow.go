@@ -188,13 +188,17 @@ func limitName(scope, name string) error {
 		return invalid("name", "not a valid queue name")
 	case scope == jobqueue.ScopeKind && jobqueue.CheckKindName(name) != nil:
 		return &catalog.UnknownKindError{Kind: name}
+	case scope == jobqueue.ScopeHost:
+		if err := jobqueue.CheckHostName(name); err != nil {
+			return invalid("name", "not a valid host: %s", err)
+		}
 	case scope != jobqueue.ScopeQueue && scope != jobqueue.ScopeKind:
-		return &apiError{Status: http.StatusNotFound, Message: "limit scope must be queue or type"}
+		return &apiError{Status: http.StatusNotFound, Message: "limit scope must be queue, type or host"}
 	}
 	return nil
 }
 
-// limitPut: PUT /v1/limits/{queue|type}/{name} {max_running?, rate_per_second?, burst?}.
+// limitPut: PUT /v1/limits/{queue|type|host}/{name} {max_running?, rate_per_second?, burst?}.
 func (a *api) limitPut(w http.ResponseWriter, r *http.Request) {
 	scope, name, err := a.limitTarget(r)
 	var l jobqueue.Limit

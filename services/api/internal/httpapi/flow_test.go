@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -111,6 +112,47 @@ func TestLimitRoutes(t *testing.T) {
 	}
 	mustStatus[map[string]any](t, f.do("DELETE", "/v1/limits/queue/emails", ""), 200)
 	mustStatus[errBody](t, f.do("DELETE", "/v1/limits/queue/emails", ""), 404)
+}
+
+// A destination host's limit: a rate, keyed by a lower-case host name or
+// an IP in canonical form.
+func TestHostLimitRoutes(t *testing.T) {
+	t.Parallel()
+	f := setup(t, nil)
+	l := mustStatus[struct{ Limit wireLimit }](t, f.do("PUT", "/v1/limits/host/api.example.com", `{"rate_per_second":5,"burst":2}`), 200)
+	if l.Limit.RatePerSecond == nil || *l.Limit.RatePerSecond != 5 || l.Limit.Burst != 2 || l.Limit.MaxRunning != nil {
+		t.Fatalf("limit = %+v, want rate 5, burst 2", l.Limit)
+	}
+	mustStatus[map[string]any](t, f.do("PUT", "/v1/limits/host/127.0.0.1", `{"rate_per_second":1}`), 200)
+	ls := mustStatus[struct{ Limits []wireLimit }](t, f.do("GET", "/v1/limits", ""), 200)
+	if len(ls.Limits) != 2 {
+		t.Fatalf("limits = %+v, want 2", ls.Limits)
+	}
+	before := f.flowState()
+	for _, tc := range []struct {
+		path, body string
+		status     int
+	}{
+		{"/v1/limits/host/API.example.com", `{"rate_per_second":5}`, 422},
+		{"/v1/limits/host/api.example.com.", `{"rate_per_second":5}`, 422},
+		{"/v1/limits/host/api..example.com", `{"rate_per_second":5}`, 422},
+		{"/v1/limits/host/exa%20mple.com", `{"rate_per_second":5}`, 422},
+		{"/v1/limits/host/127.000.0.1", `{"rate_per_second":5}`, 422},
+		{"/v1/limits/host/" + strings.Repeat("a", 129), `{"rate_per_second":5}`, 422},
+		{"/v1/limits/host/api.example.com", `{"max_running":3}`, 422},
+		{"/v1/limits/host/api.example.com", `{"max_running":3,"rate_per_second":5}`, 422},
+		{"/v1/limits/host/api.example.com", `{}`, 422},
+	} {
+		r := f.do("PUT", tc.path, tc.body)
+		if r.Code != tc.status {
+			t.Errorf("PUT %s %s = %d %s, want %d", tc.path, tc.body, r.Code, r.Body, tc.status)
+		}
+	}
+	if after := f.flowState(); after != before {
+		t.Error("a refused host limit wrote something")
+	}
+	mustStatus[map[string]any](t, f.do("DELETE", "/v1/limits/host/api.example.com", ""), 200)
+	mustStatus[errBody](t, f.do("DELETE", "/v1/limits/host/api.example.com", ""), 404)
 }
 
 func TestScheduleRoutes(t *testing.T) {

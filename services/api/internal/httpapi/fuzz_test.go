@@ -444,6 +444,9 @@ func FuzzLimitRequest(f *testing.F) {
 		{"queue", "Emails", `{"max_running":1}`},
 		{"type", "nope", `{"max_running":1}`},
 		{"planet", "mars", `{"max_running":1}`},
+		{"host", "api.example.com", `{"rate_per_second":5}`},
+		{"host", "API.example.com", `{"rate_per_second":5}`},
+		{"host", "127.0.0.1", `{"max_running":1}`},
 		{"queue", "x' OR 1=1 --", `{"max_running":1}`},
 	} {
 		f.Add(s.scope, s.name, []byte(s.body))
@@ -464,7 +467,8 @@ func FuzzLimitRequest(f *testing.F) {
 			t.Fatalf("accepted %+v, which the queue refuses: %v", l, jobqueue.CheckLimit(l))
 		case l.Scope != scope || l.Name != name:
 			t.Fatalf("limit %s/%s from %s/%s", l.Scope, l.Name, scope, name)
-		case l.Scope == jobqueue.ScopeQueue && jobqueue.CheckQueueName(l.Name) != nil, l.Scope == jobqueue.ScopeKind && jobqueue.CheckKindName(l.Name) != nil:
+		case l.Scope == jobqueue.ScopeQueue && jobqueue.CheckQueueName(l.Name) != nil, l.Scope == jobqueue.ScopeKind && jobqueue.CheckKindName(l.Name) != nil,
+			l.Scope == jobqueue.ScopeHost && (jobqueue.CheckHostName(l.Name) != nil || l.MaxRunning != nil):
 			t.Fatalf("accepted %s name %q", l.Scope, l.Name)
 		case l.Burst < 1:
 			t.Fatalf("accepted burst %d", l.Burst)

@@ -21,11 +21,12 @@ type LimitSet struct {
 func NewLimitSet(ls []spooltype.Limit) *LimitSet {
 	s := &LimitSet{queues: map[string]*spooltype.Limit{}, kinds: map[string]*spooltype.Limit{}}
 	for i := range ls {
-		if ls[i].Scope == spooltype.ScopeQueue {
+		switch ls[i].Scope {
+		case spooltype.ScopeQueue:
 			s.queues[ls[i].Name] = &ls[i]
-		} else {
+		case spooltype.ScopeKind:
 			s.kinds[ls[i].Name] = &ls[i]
-		}
+		} // ScopeHost: taken by the handler before sending, not at claim
 	}
 	return s
 }

@@ -119,3 +119,35 @@ func (s *Store) Debit(ctx context.Context, tx DBTX, l *spooltype.Limit, tokens f
 		l.Scope, l.Name, tokens, at)
 	return err
 }
+
+// TakeToken takes one token from a rate limit's bucket in one statement:
+// the row lock serialises concurrent takers across processes, and the
+// bucket is refilled from the time elapsed by the same rule the claim-time
+// limits use (Refill). It returns limited false when there is no such rate
+// limit; else taken, or how long until a whole token will be there.
+func (s *Store) TakeToken(ctx context.Context, db DBTX, scope, name string) (limited, taken bool, wait time.Duration, err error) {
+	var refilled, left, rate float64
+	// c.t is read before the row lock may be waited for, so it can be older
+	// than a concurrent taker's stamp: elapsed time is never negative and
+	// the stamp never goes back.
+	err = db.QueryRow(ctx, s.sql(`WITH c AS (SELECT clock_timestamp() AS t),
+		cur AS (SELECT l.scope, l.name, l.rate_per_second AS rate, greatest(l.tokens_at, c.t) AS at,
+				least(l.burst, l.tokens + l.rate_per_second * greatest(0, extract(epoch FROM c.t - l.tokens_at))) AS refilled
+			FROM spool.spool_limits AS l, c
+			WHERE l.scope = $1 AND l.name = $2 AND l.rate_per_second IS NOT NULL
+			FOR UPDATE OF l)
+		UPDATE spool.spool_limits AS l
+		SET tokens = cur.refilled - CASE WHEN cur.refilled >= 1 - 1e-9 THEN 1 ELSE 0 END, tokens_at = cur.at
+		FROM cur WHERE l.scope = cur.scope AND l.name = cur.name
+		RETURNING cur.refilled, l.tokens, cur.rate`), scope, name).Scan(&refilled, &left, &rate)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, false, 0, nil
+	}
+	if err != nil {
+		return false, false, 0, Interpret(err)
+	}
+	if refilled >= 1-1e-9 {
+		return true, true, 0, nil
+	}
+	return true, false, time.Duration((1 - left) / rate * float64(time.Second)), nil
+}
