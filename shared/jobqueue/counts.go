@@ -75,6 +75,31 @@ func (cc *CountsCache) Get(ctx context.Context) (*Counts, error) {
 	}
 }
 
+// Fresh returns counts at most within old (at most the cache's maxAge),
+// waiting for a refresh (shared with every other reader) when the
+// snapshot is older: for background readers such as the gauges, which
+// must not publish a snapshot one refresh behind.
+func (cc *CountsCache) Fresh(ctx context.Context, within time.Duration) (*Counts, error) {
+	if cc.maxAge <= 0 {
+		return cc.client.counts(ctx)
+	}
+	within = min(within, cc.maxAge)
+	cc.mu.Lock()
+	if cc.snap != nil && time.Since(cc.snap.At) < within {
+		snap := cc.snap
+		cc.mu.Unlock()
+		return snap, nil
+	}
+	f := cc.refreshLocked()
+	cc.mu.Unlock()
+	select {
+	case <-f.done:
+		return f.snap, f.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
 // refreshLocked starts a refresh unless one is under way, and returns it.
 func (cc *CountsCache) refreshLocked() *countsFlight {
 	if cc.flight != nil {

@@ -43,3 +43,22 @@ func TestCountsCacheSharesAndRefreshesASnapshot(t *testing.T) {
 		t.Fatalf("maxAge 0: %+v, %v; want 3 pending", c, err)
 	}
 }
+
+// Fresh waits for a refresh past maxAge instead of serving the old
+// snapshot, so the gauges never publish counts one refresh behind.
+func TestCountsCacheFreshWaitsPastMaxAge(t *testing.T) {
+	b := setup(t)
+	ctx := context.Background()
+	cache := NewCountsCache(b.client, 100*time.Millisecond)
+	if _, err := cache.Fresh(ctx, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.client.Enqueue(ctx, EnqueueParams{Kind: "k"}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(150 * time.Millisecond)
+	c, err := cache.Fresh(ctx, time.Hour)
+	if err != nil || c.Stats[DefaultQueue].Counts[StatusPending] != 1 {
+		t.Fatalf("fresh counts past maxAge: %+v, %v; want the new job counted", c, err)
+	}
+}

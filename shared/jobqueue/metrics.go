@@ -37,6 +37,7 @@ func (m *Metrics) set() *metrics.Set {
 // run them in one service (the API).
 type QueueGauges struct {
 	counts   *CountsCache
+	interval time.Duration // Run's: a snapshot that old is fresh enough
 	jobs     *prometheus.GaugeVec
 	age      *prometheus.GaugeVec
 	unserved *prometheus.GaugeVec
@@ -71,7 +72,7 @@ func NewQueueGauges(counts *CountsCache, reg prometheus.Registerer) *QueueGauges
 // own; the others are summed under queue="_other". Unserved kinds get at
 // most metrics.MaxSeries series, the rest summed under type="_other".
 func (g *QueueGauges) Refresh(ctx context.Context) error {
-	counts, err := g.counts.Get(ctx)
+	counts, err := g.counts.Fresh(ctx, g.interval)
 	if err != nil {
 		return err
 	}
@@ -158,6 +159,7 @@ func Unserved(waiting map[string]int64, workers []WorkerInfo) map[string]int64 {
 
 // Run refreshes the gauges every interval until ctx ends.
 func (g *QueueGauges) Run(ctx context.Context, interval time.Duration, log *slog.Logger) {
+	g.interval = interval
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
