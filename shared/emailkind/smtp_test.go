@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/big"
 	"mime"
 	"mime/multipart"
@@ -27,6 +26,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/spoolq/spool/shared/jobqueue"
+	"github.com/spoolq/spool/shared/jobqueue/jobqueuetest"
 	"github.com/spoolq/spool/shared/pgtest"
 )
 
@@ -178,16 +178,8 @@ func setup(t *testing.T, smtpURL string, ms *mailServer, tune func(*sender)) *bu
 		tune(s)
 	}
 	s.add(kinds)
-	w, err := jobqueue.NewWorker(client, kinds, jobqueue.WorkerConfig{ID: "email-test",
-		Queues: []jobqueue.QueueConfig{{Name: jobqueue.DefaultQueue, Concurrency: 2}}, PollInterval: 50 * time.Millisecond,
-		Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = w.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	jobqueuetest.StartWorker(t, client, kinds, jobqueue.WorkerConfig{ID: "email-test",
+		Queues: []jobqueue.QueueConfig{{Name: jobqueue.DefaultQueue, Concurrency: 2}}, PollInterval: 50 * time.Millisecond})
 	return &bundle{client: client, ms: ms, sender: s}
 }
 
@@ -204,20 +196,7 @@ func (b *bundle) enqueue(t *testing.T, e Email) int64 {
 
 func (b *bundle) wait(t *testing.T, id int64, want jobqueue.Status) *jobqueue.Job {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		j, err := b.client.Get(context.Background(), id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if j.Status == want {
-			return j
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("job %d is %s after %d attempts (last error %v), want %s", id, j.Status, j.Attempts, deref(j.LastError), want)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return jobqueuetest.WaitJob(t, b.client, id, 15*time.Second, func(j *jobqueue.Job) bool { return j.Status == want })
 }
 
 func deref(s *string) string {

@@ -2,7 +2,6 @@ package httpkind_test
 
 import (
 	"context"
-	"log/slog"
 	"net/http"
 	"sort"
 	"sync/atomic"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/spoolq/spool/shared/httpkind"
 	"github.com/spoolq/spool/shared/jobqueue"
+	"github.com/spoolq/spool/shared/jobqueue/jobqueuetest"
 	"github.com/spoolq/spool/shared/pgtest"
 )
 
@@ -22,10 +22,8 @@ func TestHostLimitHoldsAcrossWorkers(t *testing.T) {
 	rc := newReceiver(t, map[string]func(int, http.ResponseWriter){"/hook": answer(200, nil, `{"ok":true}`)})
 	db := pgtest.New(t)
 	s := httpkind.Settings{AllowedHosts: "127.0.0.1/32"}
-	ctx, cancel := context.WithCancel(context.Background())
 	var clients []*jobqueue.Client
 	var takes atomic.Int64
-	var dones []chan struct{}
 	for i := range 3 {
 		kinds := jobqueue.NewKinds()
 		client, err := jobqueue.NewClient(db.Pool, &jobqueue.ClientOpts{Kinds: kinds})
@@ -35,22 +33,11 @@ func TestHostLimitHoldsAcrossWorkers(t *testing.T) {
 		if err := httpkind.AddLimited(kinds, s, &counting{Client: client, n: &takes}); err != nil {
 			t.Fatal(err)
 		}
-		w, err := jobqueue.NewWorker(client, kinds, jobqueue.WorkerConfig{ID: "host-limit-" + string(rune('a'+i)),
-			Queues: []jobqueue.QueueConfig{{Name: jobqueue.DefaultQueue, Concurrency: 8}}, PollInterval: 50 * time.Millisecond,
-			Logger: slog.New(slog.DiscardHandler)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan struct{})
-		go func() { _ = w.Run(ctx); close(done) }()
-		clients, dones = append(clients, client), append(dones, done)
+		jobqueuetest.StartWorker(t, client, kinds, jobqueue.WorkerConfig{ID: "host-limit-" + string(rune('a'+i)),
+			Queues: []jobqueue.QueueConfig{{Name: jobqueue.DefaultQueue, Concurrency: 8}}, PollInterval: 50 * time.Millisecond})
+		clients = append(clients, client)
 	}
-	t.Cleanup(func() {
-		cancel()
-		for _, d := range dones {
-			<-d
-		}
-	})
+	ctx := context.Background()
 	const rate, burst, jobs = 5.0, 1, 40
 	r := rate
 	if _, err := clients[0].SetLimit(ctx, jobqueue.Limit{Scope: jobqueue.ScopeHost, Name: "127.0.0.1", RatePerSecond: &r, Burst: burst}); err != nil {

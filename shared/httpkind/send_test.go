@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/spoolq/spool/shared/httpkind"
 	"github.com/spoolq/spool/shared/jobqueue"
+	"github.com/spoolq/spool/shared/jobqueue/jobqueuetest"
 	"github.com/spoolq/spool/shared/pgtest"
 	"github.com/spoolq/spool/shared/proctest"
 )
@@ -102,16 +102,9 @@ func setup(t *testing.T, s httpkind.Settings) *bundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := jobqueue.NewWorker(client, kinds, jobqueue.WorkerConfig{ID: "httpkind-test",
+	jobqueuetest.StartWorker(t, client, kinds, jobqueue.WorkerConfig{ID: "httpkind-test",
 		Queues: []jobqueue.QueueConfig{{Name: jobqueue.DefaultQueue, Concurrency: 8}}, PollInterval: 50 * time.Millisecond,
-		Backoff: jobqueue.Backoff{Base: 40 * time.Millisecond, Max: time.Minute}, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = w.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+		Backoff: jobqueue.Backoff{Base: 40 * time.Millisecond, Max: time.Minute}})
 	return &bundle{client: client}
 }
 
@@ -127,20 +120,9 @@ func (b *bundle) enqueue(t *testing.T, req httpkind.Request, maxAttempts int) in
 // final waits until job id is completed or dead.
 func (b *bundle) final(t *testing.T, id int64) *jobqueue.Job {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		j, err := b.client.Get(context.Background(), id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if j.Status == jobqueue.StatusCompleted || j.Status == jobqueue.StatusDead {
-			return j
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("job %d is still %s after 20 s", id, j.Status)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return jobqueuetest.WaitJob(t, b.client, id, 20*time.Second, func(j *jobqueue.Job) bool {
+		return j.Status == jobqueue.StatusCompleted || j.Status == jobqueue.StatusDead
+	})
 }
 
 func lastError(j *jobqueue.Job) string {

@@ -7,6 +7,7 @@ package jobqueuetest
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -93,4 +94,53 @@ func (c *Clock) Advance(d time.Duration) {
 	c.mu.Lock()
 	c.now = c.now.Add(d)
 	c.mu.Unlock()
+}
+
+// StartWorker runs a worker of kinds on client until t ends (stopped and
+// waited for at cleanup). cfg's empty ID, Queues and Logger default to a
+// test worker on the default queue with 4 slots, logging nothing.
+func StartWorker(t testing.TB, client *jobqueue.Client, kinds *jobqueue.Kinds, cfg jobqueue.WorkerConfig) *jobqueue.Worker {
+	t.Helper()
+	if cfg.ID == "" {
+		cfg.ID = "test-worker"
+	}
+	if cfg.Queues == nil {
+		cfg.Queues = []jobqueue.QueueConfig{{Name: jobqueue.DefaultQueue, Concurrency: 4}}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	w, err := jobqueue.NewWorker(client, kinds, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = w.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return w
+}
+
+// WaitJob polls job id until done says so and returns it; it fails t
+// after within, naming the job's status, attempts and last error.
+func WaitJob(t testing.TB, client *jobqueue.Client, id int64, within time.Duration, done func(*jobqueue.Job) bool) *jobqueue.Job {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		j, err := client.Get(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if done(j) {
+			return j
+		}
+		if time.Now().After(deadline) {
+			last := ""
+			if j.LastError != nil {
+				last = *j.LastError
+			}
+			t.Fatalf("job %d is %s after %s and %d attempts (last error %q)", id, j.Status, within, j.Attempts, last)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
