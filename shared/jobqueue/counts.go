@@ -19,7 +19,7 @@ type Counts struct {
 // jobs table, about 0.2 s at a million pending jobs, which readers must
 // neither wait for nor multiply. A snapshot younger than maxAge is
 // returned as it is; an older one is returned too, for up to
-// CountsStaleFor more, while one refresh runs in the background; past that,
+// maxAge more, while one refresh runs in the background; past that,
 // or before the first snapshot, readers wait for the refresh (one for all
 // of them). With maxAge 0 every Get counts afresh.
 type CountsCache struct {
@@ -30,10 +30,6 @@ type CountsCache struct {
 	snap   *Counts
 	flight *countsFlight // the refresh under way, if any
 }
-
-// CountsStaleFor is how long past its maxAge a snapshot is still served
-// while a fresher one is counted.
-const CountsStaleFor = 30 * time.Second
 
 // countsTimeout bounds one refresh, which outlives the request that
 // started it.
@@ -51,7 +47,8 @@ func NewCountsCache(client *Client, maxAge time.Duration) *CountsCache {
 }
 
 // Get returns the counts, at most maxAge old unless a refresh is under way
-// (then at most maxAge + CountsStaleFor old).
+// (then at most twice maxAge old: after idle, the first reader waits for a
+// count rather than see an old one).
 func (cc *CountsCache) Get(ctx context.Context) (*Counts, error) {
 	if cc.maxAge <= 0 {
 		return cc.client.counts(ctx)
@@ -64,7 +61,7 @@ func (cc *CountsCache) Get(ctx context.Context) (*Counts, error) {
 	}
 	f := cc.refreshLocked()
 	cc.mu.Unlock()
-	if snap != nil && time.Now().Sub(snap.At) < cc.maxAge+CountsStaleFor {
+	if snap != nil && time.Since(snap.At) < 2*cc.maxAge {
 		return snap, nil
 	}
 	select {
