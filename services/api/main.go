@@ -146,14 +146,12 @@ func serve(ctx context.Context, stopSignals func(), cfg settings.Config, log *sl
 		return exitUsage
 	}
 	kinds := catalog.New(client, cfg.Open)
-	if cfg.HTTPAllowedHosts != "" {
-		check, err := httpkind.EnqueueCheck(cfg.HTTPAllowedHosts)
-		if err != nil {
-			log.Error("refusing to start", "error", err)
-			return exitUsage
-		}
-		kinds.Check(httpkind.Request{}.Kind(), check)
+	check, err := httpkind.EnqueueCheck(cfg.HTTPKind()) // validated: cannot fail
+	if err != nil {
+		log.Error("refusing to start", "error", err)
+		return exitUsage
 	}
+	kinds.Check(httpkind.Request{}.Kind(), check)
 	client.SetPolicies(kinds)
 	opts := &httpapi.Opts{
 		MaxPayloadBytes: cfg.MaxPayloadBytes, MaxBatch: cfg.MaxBatch, MaxBatchBytes: cfg.MaxBatchBytes, MaxResponseBytes: cfg.MaxResponseBytes,

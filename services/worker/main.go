@@ -43,7 +43,7 @@ func main() {
 			if s.Demo {
 				orders.AddKinds(kinds, d.Client, sim)
 			}
-			return httpkind.AddLimited(kinds, hk, d.Client)
+			return httpkind.AddWith(kinds, hk, httpkind.Deps{Tokens: d.Client, Registerer: d.Registry})
 		},
 		Migrations: func(*workerapp.Config) ([]*postgres.Migrations, error) {
 			if s.Demo {

@@ -55,7 +55,7 @@ func (e *UnknownKindError) Is(target error) bool { return target == jobqueue.Err
 type Catalog struct {
 	client *jobqueue.Client
 	open   map[string]bool
-	checks map[string]func(context.Context, []byte) error // per kind, after the schema
+	checks map[string]CheckFunc // per kind, after the schema
 
 	mu      sync.Mutex
 	kinds   map[string]*entry
@@ -72,7 +72,7 @@ type entry struct {
 // New returns the catalog of client's schema. open names kinds accepted
 // without a published schema (any JSON object), or OpenAll.
 func New(client *jobqueue.Client, open []string) *Catalog {
-	c := &Catalog{client: client, open: map[string]bool{}, checks: map[string]func(context.Context, []byte) error{}}
+	c := &Catalog{client: client, open: map[string]bool{}, checks: map[string]CheckFunc{}}
 	for _, k := range open {
 		c.open[k] = true
 	}
@@ -84,36 +84,53 @@ func New(client *jobqueue.Client, open []string) *Catalog {
 // not match is a *jobqueue.InvalidError naming the field at fault
 // ("payload.to").
 func (c *Catalog) Validate(ctx context.Context, kind string, payload []byte) error {
+	_, err := c.Prepare(ctx, kind, payload)
+	return err
+}
+
+// Prepare validates payload as Validate does and returns the payload to
+// write: the kind's check may rewrite it (the http kind seals secret
+// header values).
+func (c *Catalog) Prepare(ctx context.Context, kind string, payload []byte) ([]byte, error) {
 	if err := jobqueue.CheckKindName(kind); err != nil {
-		return err
+		return nil, err
 	}
 	e, err := c.lookup(ctx, kind)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if e == nil {
-		return c.openOrUnknown(ctx, kind, payload)
+		return payload, c.openOrUnknown(ctx, kind, payload)
 	}
 	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(payload))
 	if err != nil {
-		return &jobqueue.InvalidError{Field: "payload", Reason: "is not valid JSON"}
+		return nil, &jobqueue.InvalidError{Field: "payload", Reason: "is not valid JSON"}
 	}
 	var ve *jsonschema.ValidationError
 	if err := e.schema.Validate(doc); errors.As(err, &ve) {
-		return fieldError(ve)
+		return nil, fieldError(ve)
 	} else if err != nil {
-		return &jobqueue.InvalidError{Field: "payload", Reason: err.Error()}
+		return nil, &jobqueue.InvalidError{Field: "payload", Reason: err.Error()}
 	}
-	if check := c.checks[kind]; check != nil {
-		return check(ctx, payload)
+	check := c.checks[kind]
+	if check == nil {
+		return payload, nil
 	}
-	return nil
+	out, err := check(ctx, payload)
+	if err != nil || out == nil {
+		return payload, err
+	}
+	return out, nil
 }
+
+// CheckFunc checks a kind's payload beyond its schema; it returns the
+// payload to write instead, or nil to keep it.
+type CheckFunc func(ctx context.Context, payload []byte) ([]byte, error)
 
 // Check adds a check of kind's payloads that a schema cannot express (the
 // http kind's destination against the allow list), run after the schema
 // on every enqueue path; call it before the catalog is used.
-func (c *Catalog) Check(kind string, fn func(ctx context.Context, payload []byte) error) {
+func (c *Catalog) Check(kind string, fn CheckFunc) {
 	c.checks[kind] = fn
 }
 

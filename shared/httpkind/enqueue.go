@@ -1,11 +1,15 @@
 package httpkind
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/spoolq/spool/shared/jobqueue"
@@ -15,35 +19,93 @@ import (
 const resolveTimeout = 2 * time.Second
 
 // EnqueueCheck returns the check the API runs on an http job's payload
-// before writing it (catalog.Catalog.Check), with the workers' allow list
-// (SPOOL_HTTP_ALLOWED_HOSTS, the same value): a destination the list
-// refuses is a 422 at enqueue, not a dead job later. The host is resolved
-// as the worker would resolve it; when resolution fails the job is taken
-// (DNS may be back when it runs), and the worker checks the address it
-// actually connects to in any case.
-func EnqueueCheck(allowed string) (func(ctx context.Context, payload []byte) error, error) {
-	list, err := ParseAllowList(allowed)
+// before writing it (catalog.Catalog.Check), with the workers' settings
+// (the same SPOOL_HTTP_ALLOWED_HOSTS, SPOOL_HTTP_HEADER_KEY and
+// SPOOL_HTTP_SECRET_HEADERS; the webhook secret is not needed):
+//   - a destination the allow list refuses (when it is given) is a 422 at enqueue, not a dead
+//     job later. The host is resolved as the worker would resolve it; when
+//     resolution fails the job is taken (DNS may be back when it runs), and
+//     the worker checks the address it actually connects to in any case.
+//   - secret header values are sealed (the payload returned is the one to
+//     write); without a key, a job with a secret header is a 422.
+func EnqueueCheck(s Settings) (func(ctx context.Context, payload []byte) ([]byte, error), error) {
+	var list *AllowList
+	if s.Enabled() {
+		l, err := ParseAllowList(s.AllowedHosts)
+		if err != nil {
+			return nil, fmt.Errorf("SPOOL_HTTP_ALLOWED_HOSTS: %w", err)
+		}
+		list = l
+	}
+	sealer, err := NewSealer(s.HeaderKey, s.SecretHeaders)
 	if err != nil {
 		return nil, err
 	}
-	return func(ctx context.Context, payload []byte) error {
+	return func(ctx context.Context, payload []byte) ([]byte, error) {
 		var r Request
 		if err := json.Unmarshal(payload, &r); err != nil {
-			return nil // the schema has refused what does not decode
+			return nil, nil // the schema has refused what does not decode
 		}
 		u, err := r.target()
 		if err != nil {
-			return &jobqueue.InvalidError{Field: "payload.url", Reason: err.Error()}
+			return nil, &jobqueue.InvalidError{Field: "payload.url", Reason: err.Error()}
 		}
-		port := u.Port()
-		if port == "" {
-			port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+		if err := list.checkURL(ctx, u); err != nil {
+			return nil, &jobqueue.InvalidError{Field: "payload.url", Reason: err.Error()}
 		}
-		if err := list.checkHost(ctx, normalHost(u.Hostname()), port); err != nil {
-			return &jobqueue.InvalidError{Field: "payload.url", Reason: err.Error()}
-		}
-		return nil
+		return sealPayload(sealer, payload, r)
 	}, nil
+}
+
+// sealPayload returns payload with r's secret header values sealed, or nil
+// when it has none to seal. Only the headers' values change: the rest of
+// the payload is kept as the client wrote it.
+func sealPayload(sealer *Sealer, payload []byte, r Request) ([]byte, error) {
+	needs := false
+	for name, v := range r.Headers {
+		needs = needs || (sealer.Secret(name) || Sealed(v))
+	}
+	if !needs {
+		return nil, nil
+	}
+	if err := sealer.SealRequest(&r); err != nil {
+		return nil, &jobqueue.InvalidError{Field: "payload.headers", Reason: strings.TrimPrefix(err.Error(), "headers: ")}
+	}
+	var doc map[string]json.RawMessage
+	if err := json.Unmarshal(payload, &doc); err != nil {
+		return nil, err
+	}
+	h, err := marshal(r.Headers)
+	if err != nil {
+		return nil, err
+	}
+	doc["headers"] = h
+	return marshal(doc)
+}
+
+// marshal encodes v without HTML escaping, which would make a payload of
+// '<' six times its size.
+func marshal(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
+// checkURL checks the destination of u; a nil list allows any (the
+// workers check when they connect).
+func (a *AllowList) checkURL(ctx context.Context, u *url.URL) error {
+	if a == nil {
+		return nil
+	}
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	}
+	return a.checkHost(ctx, normalHost(u.Hostname()), port)
 }
 
 // checkHost checks every address host resolves to (or the IP literal).

@@ -9,7 +9,7 @@ import (
 // CIDR could allow its address; with a CIDR in the list it must be
 // resolved first (and is taken when it cannot be, for the worker to decide).
 func TestEnqueueCheckNames(t *testing.T) {
-	byName, err := EnqueueCheck("hooks.example")
+	byName, err := EnqueueCheck(Settings{AllowedHosts: "hooks.example"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -19,7 +19,7 @@ func TestEnqueueCheckNames(t *testing.T) {
 		"http://127.0.0.1/":        true,
 		"http://localhost/":        true,
 	} {
-		err := byName(context.Background(), []byte(`{"url":"`+url+`"}`))
+		_, err := byName(context.Background(), []byte(`{"url":"`+url+`"}`))
 		if (err != nil) != refused {
 			t.Errorf("%s: %v, want refused %v", url, err, refused)
 		}

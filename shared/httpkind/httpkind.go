@@ -7,11 +7,14 @@
 // headers and up to 64 KiB of the body as its result; 408, 425, 429, 5xx,
 // connection and TLS errors and timeouts retry with backoff (429 and 503
 // no earlier than their Retry-After, capped by the job's backoff max);
-// any other status, a redirect (not followed) and a refused destination
-// fail the job at once. Registered with AddLimited, it honours the
-// cluster-wide host limits (scope "host"): a token of the destination
-// host's rate limit is taken just before sending, and a job that gets none
-// snoozes until one should be there, spending no attempt.
+// any other status, a redirect (followed only when the job asks, each hop
+// checked like the first request) and a refused destination fail the job
+// at once. Secret header values (Authorization, Cookie, and names
+// configured) are stored only sealed (Sealer) and opened just before
+// sending. With Deps.Tokens it honours the cluster-wide host limits
+// (scope "host"): a token of the destination host's rate limit is taken
+// just before sending, and a job that gets none snoozes until one should
+// be there, spending no attempt.
 package httpkind
 
 import (
@@ -26,10 +29,13 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/spoolq/spool/shared/jobqueue"
 )
@@ -38,6 +44,8 @@ import (
 type Settings struct {
 	AllowedHosts  string `envconfig:"HTTP_ALLOWED_HOSTS" desc:"destinations http jobs may reach, comma-separated: host (any port), host:port, CIDR; loopback, private and link-local addresses only through a CIDR; empty: the http kind is off"`
 	WebhookSecret string `envconfig:"WEBHOOK_SECRET" desc:"key that signs http jobs' requests (Standard Webhooks), whsec_<base64> of 24 to 64 bytes; empty: requests are not signed"`
+	HeaderKey     string `envconfig:"HTTP_HEADER_KEY" desc:"key that seals http jobs' secret header values (Authorization, Cookie, SPOOL_HTTP_SECRET_HEADERS) at enqueue and opens them to send, on the API and every worker: standard base64 of 32 bytes; several comma-separated to rotate (the first seals); empty: jobs cannot carry secret headers"`
+	SecretHeaders string `envconfig:"HTTP_SECRET_HEADERS" desc:"header names, comma-separated, whose values are sealed like Authorization and Cookie (e.g. X-Api-Key); the same on the API and the workers"`
 }
 
 // Enabled reports whether the kind is to run: its allow list is not empty.
@@ -57,7 +65,11 @@ func (s Settings) sender() (*sender, error) {
 	if err != nil {
 		return nil, fmt.Errorf("configuration: SPOOL_HTTP_ALLOWED_HOSTS: %w", err)
 	}
-	snd := &sender{allow: allow, now: time.Now}
+	sealer, err := NewSealer(s.HeaderKey, s.SecretHeaders)
+	if err != nil {
+		return nil, fmt.Errorf("configuration: %w", err)
+	}
+	snd := &sender{allow: allow, sealer: sealer, now: time.Now}
 	if s.WebhookSecret != "" {
 		if snd.secret, err = ParseSecret(s.WebhookSecret); err != nil {
 			return nil, fmt.Errorf("configuration: SPOOL_WEBHOOK_SECRET: %w", err)
@@ -73,14 +85,14 @@ func (s Settings) sender() (*sender, error) {
 			IdleConnTimeout:     90 * time.Second,
 			ForceAttemptHTTP2:   true,
 		},
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		CheckRedirect: snd.redirect,
 	}
 	return snd, nil
 }
 
 // Add registers the http kind in kinds when s enables it, without host
 // limits (AddLimited honours them).
-func Add(kinds *jobqueue.Kinds, s Settings) error { return AddLimited(kinds, s, nil) }
+func Add(kinds *jobqueue.Kinds, s Settings) error { return AddWith(kinds, s, Deps{}) }
 
 // Tokens takes rate tokens of cluster-wide limits; *jobqueue.Client is one.
 type Tokens interface {
@@ -88,16 +100,33 @@ type Tokens interface {
 }
 
 // AddLimited registers the http kind in kinds when s enables it, honouring
-// the cluster-wide host limits (PUT /v1/limits/host/{host}) through tokens
-// (nil: none): just before sending, a job takes a token of its
-// destination host's rate limit; when there is none it snoozes until one
-// should be there, spending no attempt.
+// the cluster-wide host limits through tokens; see Deps.
 func AddLimited(kinds *jobqueue.Kinds, s Settings, tokens Tokens) error {
+	return AddWith(kinds, s, Deps{Tokens: tokens})
+}
+
+// Deps are what the http kind may use of its binary.
+type Deps struct {
+	// Tokens, if set, makes the kind honour the cluster-wide host limits
+	// (PUT /v1/limits/host/{host}): just before sending, a job takes a
+	// token of its destination host's rate limit; when there is none it
+	// snoozes until one should be there, spending no attempt.
+	Tokens Tokens
+	// Registerer, if set, gets the kind's metrics: requests by
+	// destination host and status class, and their durations.
+	Registerer prometheus.Registerer
+}
+
+// AddWith registers the http kind in kinds when s enables it.
+func AddWith(kinds *jobqueue.Kinds, s Settings, d Deps) error {
 	snd, err := s.sender()
 	if err != nil || snd == nil {
 		return err
 	}
-	snd.tokens = tokens
+	snd.tokens = d.Tokens
+	if snd.metrics, err = newMetrics(d.Registerer); err != nil {
+		return err
+	}
 	jobqueue.AddKind(kinds, snd.handle, &jobqueue.KindOpts{
 		Description: "sends one HTTP request (Standard Webhooks signature) to an allowed destination; 2xx completes with the response as result"})
 	return nil
@@ -125,11 +154,13 @@ type Result struct {
 }
 
 type sender struct {
-	allow  *AllowList
-	secret Secret // nil: unsigned
-	client *http.Client
-	now    func() time.Time
-	tokens Tokens // nil: host limits are not honoured
+	allow   *AllowList
+	secret  Secret // nil: unsigned
+	sealer  *Sealer
+	client  *http.Client
+	now     func() time.Time
+	tokens  Tokens // nil: host limits are not honoured
+	metrics *metrics
 }
 
 // dial connects to addr (the URL's host:port), checking every address the
@@ -145,18 +176,58 @@ func (s *sender) dial(ctx context.Context, network, addr string) (net.Conn, erro
 
 func (s *sender) handle(ctx context.Context, job *jobqueue.Job, r Request) error {
 	u, _ := r.target() // Validate has passed
-	body, _ := r.body()
 	timeout, _ := r.timeout()
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	ctx, cancel := context.WithTimeout(context.WithValue(ctx, followKey{}, r.FollowRedirects), timeout)
 	defer cancel()
+	req, body, err := s.request(ctx, r, u)
+	if err != nil {
+		return jobqueue.Permanent(err)
+	}
+	host := normalHost(u.Hostname())
+	if s.tokens != nil {
+		// Last before sending, so a token is spent only on a request
+		// that goes out (or fails to connect).
+		wait, err := s.tokens.TakeToken(ctx, jobqueue.ScopeHost, host)
+		if err != nil {
+			return fmt.Errorf("host limit of %s: %w", host, err)
+		}
+		if wait > 0 {
+			// Jobs kept waiting for one host come back spread over a
+			// little more than the wait, not all at the same instant.
+			return jobqueue.Snooze(wait + rand.N(wait/2+time.Millisecond))
+		}
+	}
+	s.sign(req, job.ID, body)
+	start := time.Now()
+	resp, err := s.client.Do(req)
+	if err != nil {
+		s.metrics.observe(host, errorClass(err), time.Since(start))
+		return sendError(req, u, err)
+	}
+	defer resp.Body.Close()
+	// A read error after the status is not retried: a 2xx means the
+	// receiver took the request, and sending it again would repeat it.
+	got, err := io.ReadAll(io.LimitReader(resp.Body, MaxResultBody+1))
+	s.metrics.observe(host, statusClass(resp.StatusCode), time.Since(start))
+	return s.outcome(ctx, resp, got, err != nil)
+}
+
+// request builds the request r describes, its secret headers opened, and
+// returns it with its body.
+func (s *sender) request(ctx context.Context, r Request, u *url.URL) (*http.Request, []byte, error) {
+	body, _ := r.body()
 	req, err := http.NewRequestWithContext(ctx, r.method(), u.String(), bytes.NewReader(body))
 	if err != nil {
-		return jobqueue.Permanent(fmt.Errorf("build request: %w", err))
+		return nil, nil, fmt.Errorf("build request: %w", err)
 	}
 	if body == nil {
-		req.Body, req.ContentLength = http.NoBody, 0
+		req.Body, req.ContentLength, req.GetBody = http.NoBody, 0, nil
 	}
-	for name, value := range r.Headers {
+	headers, err := s.sealer.openHeaders(r, u.Hostname())
+	if err != nil {
+		return nil, nil, err
+	}
+	for name, value := range headers {
 		req.Header.Set(name, value)
 	}
 	if body != nil && r.BodyBase64 == "" && req.Header.Get("Content-Type") == "" {
@@ -165,39 +236,32 @@ func (s *sender) handle(ctx context.Context, job *jobqueue.Job, r Request) error
 	if req.Header.Get("User-Agent") == "" {
 		req.Header.Set("User-Agent", "Spool-http-kind")
 	}
-	if s.tokens != nil {
-		// Last before sending, so a token is spent only on a request
-		// that goes out (or fails to connect).
-		wait, err := s.tokens.TakeToken(ctx, jobqueue.ScopeHost, normalHost(u.Hostname()))
-		if err != nil {
-			return fmt.Errorf("host limit of %s: %w", normalHost(u.Hostname()), err)
-		}
-		if wait > 0 {
-			// Jobs kept waiting for one host come back spread over a
-			// little more than the wait, not all at the same instant.
-			return jobqueue.Snooze(wait + rand.N(wait/2+time.Millisecond))
-		}
-	}
-	id, ts := MessageID(job.ID), s.now().Unix()
+	return req, body, nil
+}
+
+// sign sets the Standard Webhooks headers (the signature only with a
+// secret).
+func (s *sender) sign(req *http.Request, jobID int64, body []byte) {
+	id, ts := MessageID(jobID), s.now().Unix()
 	req.Header.Set("webhook-id", id)
 	req.Header.Set("webhook-timestamp", strconv.FormatInt(ts, 10))
 	if s.secret != nil {
 		req.Header.Set("webhook-signature", s.secret.Sign(id, ts, body))
 	}
+}
 
-	resp, err := s.client.Do(req)
-	if err != nil {
-		var denied *DeniedError
-		if errors.As(err, &denied) {
-			return jobqueue.Permanent(denied)
-		}
-		return fmt.Errorf("%s %s: %w", req.Method, u.Redacted(), errors.Unwrap(err)) // url.Error repeats the URL
+// sendError is the job's error for a request that got no response: a
+// refused destination or redirect fails the job, the rest is retried.
+func sendError(req *http.Request, u *url.URL, err error) error {
+	var denied *DeniedError
+	var redirect *RedirectError
+	switch {
+	case errors.As(err, &denied):
+		return jobqueue.Permanent(denied)
+	case errors.As(err, &redirect):
+		return jobqueue.Permanent(redirect)
 	}
-	defer resp.Body.Close()
-	// A read error after the status is not retried: a 2xx means the
-	// receiver took the request, and sending it again would repeat it.
-	got, err := io.ReadAll(io.LimitReader(resp.Body, MaxResultBody+1))
-	return s.outcome(ctx, resp, got, err != nil)
+	return fmt.Errorf("%s %s: %w", req.Method, u.Redacted(), errors.Unwrap(err)) // url.Error repeats the URL
 }
 
 // outcome classifies a response; body is at most MaxResultBody+1 bytes,
@@ -208,7 +272,7 @@ func (s *sender) outcome(ctx context.Context, resp *http.Response, body []byte, 
 	case code >= 200 && code < 300:
 		return jobqueue.SetResult(ctx, result(resp, body, cut))
 	case code >= 300 && code < 400:
-		return jobqueue.Permanent(fmt.Errorf("HTTP %d: redirect to %q not followed", code, resp.Header.Get("Location")))
+		return jobqueue.Permanent(fmt.Errorf("HTTP %d: redirect to %q not followed (a job opts in with follow_redirects)", code, resp.Header.Get("Location")))
 	}
 	err := fmt.Errorf("HTTP %d: %s", code, excerpt(body))
 	switch {

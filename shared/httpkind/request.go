@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -33,6 +34,10 @@ type Request struct {
 	Body       json.RawMessage `json:"body,omitempty"`
 	BodyBase64 string          `json:"body_base64,omitempty" jsonschema:"contentEncoding=base64"`
 	Timeout    string          `json:"timeout,omitempty"`
+	// FollowRedirects follows up to MaxRedirects redirects, each checked
+	// against the allow list like the first request; without it a 3xx
+	// fails the job.
+	FollowRedirects bool `json:"follow_redirects,omitempty"`
 }
 
 // Kind is "http".
@@ -117,6 +122,8 @@ func checkHeaders(h map[string]string) error {
 			return fmt.Errorf("headers: %s is set by Spool's signing", name)
 		case strings.ContainsAny(value, "\r\n\x00"):
 			return fmt.Errorf("headers: the value of %s contains CR, LF or NUL", name)
+		case slices.Contains(alwaysSecret, lower) && !Sealed(value):
+			return fmt.Errorf("headers: %s is stored only sealed (the API seals it with SPOOL_HTTP_HEADER_KEY; a Go client calls Sealer.SealRequest)", name)
 		}
 	}
 	if size > MaxHeaderBytes {

@@ -20,9 +20,11 @@ func TestValidate(t *testing.T) {
 		want string // "" valid, else a part of the error
 	}{
 		{"plain", Request{URL: "https://example.com/hook"}, ""},
-		{"full", Request{URL: "http://example.com:8080/x?y=1", Method: "PUT", Headers: map[string]string{"Authorization": "Bearer x", "X-A": "b"},
+		{"full", Request{URL: "http://example.com:8080/x?y=1", Method: "PUT", Headers: map[string]string{"Authorization": SealedPrefix + "AAAA", "X-A": "b"},
 			Body: json.RawMessage(`{"a":1}`), Timeout: "10s"}, ""},
 		{"base64 body", Request{URL: "https://example.com/", BodyBase64: "AAEC/w=="}, ""},
+		{"clear Authorization", Request{URL: "https://example.com/", Headers: map[string]string{"authorization": "Bearer x"}}, "stored only sealed"},
+		{"clear Cookie", Request{URL: "https://example.com/", Headers: map[string]string{"Cookie": "a=b"}}, "stored only sealed"},
 		{"ftp", Request{URL: "ftp://example.com/"}, "url: must be http or https"},
 		{"no scheme", Request{URL: "example.com/x"}, "url: must be http or https"},
 		{"credentials", Request{URL: "https://user:pw@example.com/"}, "credentials"},

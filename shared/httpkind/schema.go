@@ -64,12 +64,13 @@ func refusedNames() []string {
 // descriptions are the fields' descriptions in the catalog (struct tags
 // cannot hold commas).
 var descriptions = map[string]string{
-	"url":         "http or https URL without credentials, at most 2 KiB; its destination must be allowed by SPOOL_HTTP_ALLOWED_HOSTS",
-	"method":      "default POST",
-	"headers":     "request headers; no CR, LF or NUL in values, no hop-by-hop names (Connection, Host, Proxy-*, Transfer-Encoding…) and no webhook-* (Spool signs)",
-	"body":        "any JSON value, sent as the request body (application/json); at most 1 MiB",
-	"body_base64": "instead of body: the body's bytes in standard base64, at most 1 MiB decoded",
-	"timeout":     "the request's timeout as a Go duration (10s, 2m); default 30s, at most 5m",
+	"url":              "http or https URL without credentials, at most 2 KiB; its destination must be allowed by SPOOL_HTTP_ALLOWED_HOSTS",
+	"method":           "default POST",
+	"headers":          "request headers; no CR, LF or NUL in values, no hop-by-hop names (Connection, Host, Proxy-*, Transfer-Encoding…) and no webhook-* (Spool signs); the values of Authorization, Cookie and SPOOL_HTTP_SECRET_HEADERS are sealed by the API (SPOOL_HTTP_HEADER_KEY) and stored and shown only sealed",
+	"body":             "any JSON value, sent as the request body (application/json); at most 1 MiB",
+	"body_base64":      "instead of body: the body's bytes in standard base64, at most 1 MiB decoded",
+	"timeout":          "the request's timeout as a Go duration (10s, 2m); default 30s, at most 5m",
+	"follow_redirects": "follow up to 10 redirects, each to an allowed destination (http or https, never https down to http); default false: a 3xx fails the job",
 }
 
 // anyCase is a pattern matching s in any letter case.

@@ -10,6 +10,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/spoolq/spool/shared/jobqueue/internal/metrics"
+	"github.com/spoolq/spool/shared/telemetry"
 )
 
 // Metrics are the queue's Prometheus series. A nil *Metrics records
@@ -70,7 +71,7 @@ func NewQueueGauges(counts *CountsCache, reg prometheus.Registerer) *QueueGauges
 // names are the clients' to choose, so only queues that a live worker
 // serves or an operator declared (paused or limited) get series of their
 // own; the others are summed under queue="_other". Unserved kinds get at
-// most metrics.MaxSeries series, the rest summed under type="_other".
+// most telemetry.MaxSeries series, the rest summed under type="_other".
 func (g *QueueGauges) Refresh(ctx context.Context) error {
 	counts, err := g.counts.Fresh(ctx, g.interval)
 	if err != nil {
@@ -91,7 +92,7 @@ func (g *QueueGauges) Refresh(ctx context.Context) error {
 	for _, q := range queues {
 		name := q.Name
 		if !known[name] && !q.Paused && q.Limit == nil {
-			name = metrics.OtherLabel
+			name = telemetry.OtherLabel
 		}
 		for _, st := range AllStatuses {
 			g.jobs.WithLabelValues(name, string(st)).Add(float64(q.Counts[st]))
@@ -108,8 +109,8 @@ func (g *QueueGauges) Refresh(ctx context.Context) error {
 	}
 	sort.Strings(kinds)
 	for i, k := range kinds {
-		if i >= metrics.MaxSeries {
-			k = metrics.OtherLabel
+		if i >= telemetry.MaxSeries {
+			k = telemetry.OtherLabel
 		}
 		g.unserved.WithLabelValues(k).Add(float64(unserved[kinds[i]]))
 	}

@@ -76,6 +76,12 @@ type PayloadValidator interface {
 	Validate(ctx context.Context, kind string, payload []byte) error
 }
 
+// payloadPreparer is a validator that may also rewrite the payload to
+// store (the catalog: the http kind seals secret header values).
+type payloadPreparer interface {
+	Prepare(ctx context.Context, kind string, payload []byte) ([]byte, error)
+}
+
 // Parse checks a spec and time zone and returns the cron schedule in it.
 func Parse(spec, tz string) (cron.Schedule, error) {
 	if len(spec) == 0 || len(spec) > maxSpecN {
@@ -146,6 +152,14 @@ func (s *Schedule) Validate(ctx context.Context, v PayloadValidator) error {
 	// Every tick enqueues this job: the enqueue rules apply now.
 	if err := jobqueue.CheckParams(jobqueue.EnqueueParams{Kind: s.Type, Payload: s.Payload, Queue: s.Queue, Priority: s.Priority}); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if p, ok := v.(payloadPreparer); ok {
+		out, err := p.Prepare(ctx, s.Type, s.Payload)
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
+		s.Payload = out
+		return nil
 	}
 	if err := v.Validate(ctx, s.Type, s.Payload); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalid, err)

@@ -27,6 +27,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/spoolq/spool/shared/catalog"
 	"github.com/spoolq/spool/shared/config"
@@ -37,13 +38,14 @@ import (
 )
 
 // Deps is what a binary's kinds may need: the pool (for their own tables
-// and the effect ledger), the client (to enqueue), the logger and the
-// configuration.
+// and the effect ledger), the client (to enqueue), the logger, the
+// configuration and the registry that /metrics serves.
 type Deps struct {
-	Pool   *pgxpool.Pool
-	Client *jobqueue.Client
-	Logger *slog.Logger
-	Config *Config
+	Pool     *pgxpool.Pool
+	Client   *jobqueue.Client
+	Logger   *slog.Logger
+	Config   *Config
+	Registry prometheus.Registerer
 }
 
 // App describes a worker binary.
@@ -134,7 +136,7 @@ func (a App) run(ctx context.Context, cfg *Config, queues []jobqueue.QueueConfig
 	kindCatalog := catalog.New(client, nil)
 	client.SetPolicies(kindCatalog)
 	if a.Register != nil {
-		if err := a.Register(kinds, Deps{Pool: pool, Client: client, Logger: log, Config: cfg}); err != nil {
+		if err := a.Register(kinds, Deps{Pool: pool, Client: client, Logger: log, Config: cfg, Registry: reg}); err != nil {
 			return err
 		}
 	}

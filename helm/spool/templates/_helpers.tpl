@@ -358,6 +358,9 @@ SPOOL_DEMO: {{ .root.Values.demo.enabled | quote }}
 {{- with .root.Values.kinds.http.allowedHosts }}
 SPOOL_HTTP_ALLOWED_HOSTS: {{ join "," . | quote }}
 {{- end }}
+{{- with .root.Values.kinds.http.secretHeaders }}
+SPOOL_HTTP_SECRET_HEADERS: {{ join "," . | quote }}
+{{- end }}
 {{- with .root.Values.kinds.email.from }}
 SPOOL_SMTP_FROM: {{ . | quote }}
 {{- end }}
@@ -426,8 +429,20 @@ sets GOMEMLIMIT itself. Call with (dict "root" $ "resources" .resources "extraEn
 {{- end -}}
 {{- end -}}
 
+{{/* The http kind's header key, as an env entry of the API's and every worker's container. */}}
+{{- define "spool.headerKeyEnv" -}}
+{{- with .Values.kinds.http.headerKeySecret }}
+- name: SPOOL_HTTP_HEADER_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $.Values.kinds.http.headerKeySecretKey }}
+{{- end }}
+{{- end -}}
+
 {{/* The secrets of the stock kinds, as env entries of a worker container. */}}
 {{- define "spool.kindSecretsEnv" -}}
+{{- include "spool.headerKeyEnv" . }}
 {{- with .Values.kinds.http.webhookSecret }}
 - name: SPOOL_WEBHOOK_SECRET
   valueFrom:

@@ -134,16 +134,22 @@ func (req enqueueRequest) schedule(p *jobqueue.EnqueueParams, now time.Time) err
 }
 
 // checkPayload checks that clients may enqueue kind, and payload against
-// the kind's published schema; the payload must fit the size limit.
-func (a *api) checkPayload(ctx context.Context, kind string, payload json.RawMessage) error {
+// the kind's published schema; the payload must fit the size limit. It
+// returns the payload to write instead when the kind's check rewrote it
+// (nil: write the client's).
+func (a *api) checkPayload(ctx context.Context, kind string, payload json.RawMessage) (json.RawMessage, error) {
 	if int64(len(payload)) > a.opts.MaxPayloadBytes {
-		return &apiError{Status: http.StatusRequestEntityTooLarge, Field: "payload",
+		return nil, &apiError{Status: http.StatusRequestEntityTooLarge, Field: "payload",
 			Message: fmt.Sprintf("payload is %d bytes; the limit is %d", len(payload), a.opts.MaxPayloadBytes)}
 	}
 	if len(payload) == 0 || string(payload) == "null" {
 		payload = json.RawMessage(`{}`)
 	}
-	return a.catalog.Validate(ctx, kind, payload)
+	out, err := a.catalog.Prepare(ctx, kind, payload)
+	if err != nil || string(out) == string(payload) {
+		return nil, err
+	}
+	return out, nil
 }
 
 // params parses and checks one enqueue request.
@@ -153,7 +159,11 @@ func (a *api) params(ctx context.Context, req enqueueRequest, now time.Time) (jo
 		return p, err
 	}
 	p.RequestID = requestID(ctx) // traces the job to this request
-	return p, a.checkPayload(ctx, req.Type, req.Payload)
+	payload, err := a.checkPayload(ctx, req.Type, req.Payload)
+	if payload != nil {
+		p.Payload = payload
+	}
+	return p, err
 }
 
 // knownKind checks that clients may name kind (a limit's, a schedule's).

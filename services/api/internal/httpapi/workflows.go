@@ -44,7 +44,7 @@ func (a *api) createWorkflow(w http.ResponseWriter, r *http.Request) {
 	}
 	p, err := a.workflowParams(req, requestID(r.Context()))
 	if err == nil {
-		err = a.checkSteps(r.Context(), req)
+		err = a.checkSteps(r.Context(), req, &p)
 	}
 	var wf *jobqueue.Workflow
 	if err == nil {
@@ -84,11 +84,16 @@ func (a *api) workflowParams(req workflowRequest, rid string) (jobqueue.Workflow
 	return p, nil
 }
 
-// checkSteps checks every step's kind and payload against the catalog.
-func (a *api) checkSteps(ctx context.Context, req workflowRequest) error {
+// checkSteps checks every step's kind and payload against the catalog,
+// and puts in p the payloads to write.
+func (a *api) checkSteps(ctx context.Context, req workflowRequest, p *jobqueue.WorkflowParams) error {
 	for i, s := range req.Steps {
-		if err := a.checkPayload(ctx, s.Type, s.Payload); err != nil {
+		payload, err := a.checkPayload(ctx, s.Type, s.Payload)
+		if err != nil {
 			return atIndex(err, i, fmt.Sprintf("steps[%d]", i))
+		}
+		if payload != nil {
+			p.Steps[i].Params.Payload = payload
 		}
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/spoolq/spool/shared/spooltype"
+	"github.com/spoolq/spool/shared/telemetry"
 )
 
 // Outcomes of a job attempt, as counted in spool_jobs_processed_total.
@@ -28,7 +29,7 @@ type Set struct {
 	enqueuedCtr *prometheus.CounterVec
 	// enqueuedTypes bounds enqueuedCtr's series: with open kinds, clients
 	// name the types.
-	enqueuedTypes *Bounded
+	enqueuedTypes *telemetry.Bounded
 	running       prometheus.Gauge
 	slots         prometheus.Gauge
 	wakeups       prometheus.Counter
@@ -63,7 +64,7 @@ func New(reg prometheus.Registerer) *Set {
 			Help:    "Time from a job's run_at to its start, by queue.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 12),
 		}, []string{"queue"}),
-		enqueuedTypes: NewBounded(MaxSeries),
+		enqueuedTypes: telemetry.NewBounded(telemetry.MaxSeries),
 		enqueuedCtr: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "spool_jobs_enqueued_total",
 			Help: "Jobs written to the queue by this process, by type.",
@@ -106,7 +107,7 @@ func New(reg prometheus.Registerer) *Set {
 // NewClient registers only what a process that enqueues but does not
 // work exports (the API): spool_jobs_enqueued_total.
 func NewClient(reg prometheus.Registerer) *Set {
-	m := &Set{enqueuedTypes: NewBounded(MaxSeries), enqueuedCtr: prometheus.NewCounterVec(prometheus.CounterOpts{
+	m := &Set{enqueuedTypes: telemetry.NewBounded(telemetry.MaxSeries), enqueuedCtr: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "spool_jobs_enqueued_total",
 		Help: "Jobs written to the queue by this process, by type.",
 	}, []string{"type"})}
