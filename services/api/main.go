@@ -146,7 +146,7 @@ func serve(ctx context.Context, stopSignals func(), cfg settings.Config, log *sl
 		return exitUsage
 	}
 	kinds := catalog.New(client, cfg.Open)
-	check, err := httpkind.EnqueueCheck(cfg.HTTPKind()) // validated: cannot fail
+	check, err := httpkind.EnqueueCheck(cfg.HTTPKind(), nil) // validated: cannot fail
 	if err != nil {
 		log.Error("refusing to start", "error", err)
 		return exitUsage

@@ -21,6 +21,7 @@ type AllowList struct {
 	hosts    map[string]bool // lower-case host names and IP literals: any port
 	hostPort map[string]bool // "host:port"
 	cidrs    []netip.Prefix
+	resolver *net.Resolver // of the enqueue check's lookups; nil: the system's
 }
 
 // ParseAllowList reads a comma-separated list of host, host:port and CIDR

@@ -28,7 +28,9 @@ const resolveTimeout = 2 * time.Second
 //     the worker checks the address it actually connects to in any case.
 //   - secret header values are sealed (the payload returned is the one to
 //     write); without a key, a job with a secret header is a 422.
-func EnqueueCheck(s Settings) (func(ctx context.Context, payload []byte) ([]byte, error), error) {
+//
+// resolver resolves names (nil: the system's).
+func EnqueueCheck(s Settings, resolver *net.Resolver) (func(ctx context.Context, payload []byte) ([]byte, error), error) {
 	var list *AllowList
 	if s.Enabled() {
 		l, err := ParseAllowList(s.AllowedHosts)
@@ -36,6 +38,7 @@ func EnqueueCheck(s Settings) (func(ctx context.Context, payload []byte) ([]byte
 			return nil, fmt.Errorf("SPOOL_HTTP_ALLOWED_HOSTS: %w", err)
 		}
 		list = l
+		list.resolver = resolver
 	}
 	sealer, err := NewSealer(s.HeaderKey, s.SecretHeaders)
 	if err != nil {
@@ -118,7 +121,11 @@ func (a *AllowList) checkHost(ctx context.Context, host, port string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, resolveTimeout)
 	defer cancel()
-	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	r := a.resolver
+	if r == nil {
+		r = net.DefaultResolver
+	}
+	addrs, err := r.LookupNetIP(ctx, "ip", host)
 	if err != nil {
 		var dnsErr *net.DNSError
 		if errors.As(err, &dnsErr) && dnsErr.IsNotFound && !a.named(host, port) {

@@ -9,7 +9,7 @@ import (
 // CIDR could allow its address; with a CIDR in the list it must be
 // resolved first (and is taken when it cannot be, for the worker to decide).
 func TestEnqueueCheckNames(t *testing.T) {
-	byName, err := EnqueueCheck(Settings{AllowedHosts: "hooks.example"})
+	byName, err := EnqueueCheck(Settings{AllowedHosts: "hooks.example"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

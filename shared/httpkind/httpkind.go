@@ -115,6 +115,8 @@ type Deps struct {
 	// Registerer, if set, gets the kind's metrics: requests by
 	// destination host and status class, and their durations.
 	Registerer prometheus.Registerer
+	// Resolver resolves destination names (nil: the system's).
+	Resolver *net.Resolver
 }
 
 // AddWith registers the http kind in kinds when s enables it.
@@ -123,7 +125,7 @@ func AddWith(kinds *jobqueue.Kinds, s Settings, d Deps) error {
 	if err != nil || snd == nil {
 		return err
 	}
-	snd.tokens = d.Tokens
+	snd.tokens, snd.resolver = d.Tokens, d.Resolver
 	if snd.metrics, err = newMetrics(d.Registerer); err != nil {
 		return err
 	}
@@ -154,13 +156,14 @@ type Result struct {
 }
 
 type sender struct {
-	allow   *AllowList
-	secret  Secret // nil: unsigned
-	sealer  *Sealer
-	client  *http.Client
-	now     func() time.Time
-	tokens  Tokens // nil: host limits are not honoured
-	metrics *metrics
+	allow    *AllowList
+	secret   Secret // nil: unsigned
+	sealer   *Sealer
+	client   *http.Client
+	now      func() time.Time
+	tokens   Tokens // nil: host limits are not honoured
+	metrics  *metrics
+	resolver *net.Resolver // nil: the system's
 }
 
 // dial connects to addr (the URL's host:port), checking every address the
@@ -170,7 +173,7 @@ func (s *sender) dial(ctx context.Context, network, addr string) (net.Conn, erro
 	if err != nil {
 		return nil, err
 	}
-	d := net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Control: s.allow.control(host, port)}
+	d := net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Resolver: s.resolver, Control: s.allow.control(host, port)}
 	return d.DialContext(ctx, network, addr)
 }
 

@@ -37,7 +37,7 @@ func TestHTTPDestinationsRefusedAtEnqueue(t *testing.T) {
 		t.Fatal(err)
 	}
 	cat := catalog.New(client, nil)
-	check, err := httpkind.EnqueueCheck(httpkind.Settings{AllowedHosts: allowed})
+	check, err := httpkind.EnqueueCheck(httpkind.Settings{AllowedHosts: allowed}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +96,7 @@ func TestHTTPSecretHeadersSealedAtEnqueue(t *testing.T) {
 	}
 	router := func(s httpkind.Settings) func(method, path, body string) (int, string) {
 		cat := catalog.New(client, nil)
-		check, err := httpkind.EnqueueCheck(s)
+		check, err := httpkind.EnqueueCheck(s, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

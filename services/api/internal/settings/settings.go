@@ -77,7 +77,7 @@ func (c *Config) validate() error {
 		}
 	}
 	positive("MAX_PAYLOAD_BYTES", c.MaxPayloadBytes > 0)
-	if _, err := httpkind.EnqueueCheck(c.HTTPKind()); err != nil {
+	if _, err := httpkind.EnqueueCheck(c.HTTPKind(), nil); err != nil {
 		errs = append(errs, err)
 	}
 	if c.MaxResponseBytes < c.MaxPayloadBytes {
