@@ -86,12 +86,13 @@ var cases = []renderCase{
 	{
 		name:   "all-on",
 		values: "all-on-values.yaml",
-		opts:   Options{Migrations: "initContainer"},
+		opts: Options{Migrations: "initContainer",
+			ExternalSecrets: []string{"spool-extra-settings", "spool-ca-bundle"}, ExternalConfigMaps: []string{"shop-settings"}},
 		kinds: map[string]int{
 			"Deployment": 4, "StatefulSet": 1, "Service": 3, "ConfigMap": 7, "Secret": 4,
 			"ServiceAccount": 1, "PodDisruptionBudget": 3, "HorizontalPodAutoscaler": 1,
 			"ScaledObject": 2, "ServiceMonitor": 1, "PodMonitor": 1, "PrometheusRule": 1,
-			"NetworkPolicy": 3, "Pod": 1,
+			"NetworkPolicy": 3, "Pod": 1, "Ingress": 1,
 		},
 	},
 	{

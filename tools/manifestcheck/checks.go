@@ -26,6 +26,9 @@ type Options struct {
 	// ExternalSecrets are Secrets the rendering references but does not
 	// create (the user's existingSecret values).
 	ExternalSecrets []string
+	// ExternalConfigMaps are ConfigMaps the rendering references but does
+	// not create (the user's envFrom and extraVolumes).
+	ExternalConfigMaps []string
 	// Migrations is "hook", "initContainer" or "none": how the rendering
 	// must apply database migrations.
 	Migrations string
@@ -52,6 +55,7 @@ type index struct {
 	pdbs       []*policyv1.PodDisruptionBudget
 	hpas       []*autoscalingv2.HorizontalPodAutoscaler
 	netpols    []*networkingv1.NetworkPolicy
+	ingresses  []*networkingv1.Ingress
 	sms        []*ServiceMonitor
 	pms        []*PodMonitor
 	sos        []*ScaledObject
@@ -81,6 +85,8 @@ func newIndex(objs []Object) *index {
 			ix.hpas = append(ix.hpas, v)
 		case *networkingv1.NetworkPolicy:
 			ix.netpols = append(ix.netpols, v)
+		case *networkingv1.Ingress:
+			ix.ingresses = append(ix.ingresses, v)
 		case *ServiceMonitor:
 			ix.sms = append(ix.sms, v)
 		case *PodMonitor:
@@ -106,6 +112,7 @@ func Check(objs []Object, opts Options) error {
 		ix.checkWorkload(w, opts, fail)
 	}
 	ix.checkServices(fail)
+	ix.checkIngresses(fail)
 	ix.checkScaling(fail)
 	ix.checkPolicies(fail)
 	ix.checkMigrations(opts, fail)
@@ -241,9 +248,10 @@ func (ix *index) checkWorkload(w workload, opts Options, fail func(string, ...an
 		}
 		ix.checkRefs(w, where, c, opts, fail)
 		ix.checkGoMemLimit(where, c, fail)
+		checkMounts(where, podVolumes(w), c, fail)
 	}
 	for _, v := range spec.Volumes {
-		if v.ConfigMap != nil && ix.configMaps[v.ConfigMap.Name] == nil {
+		if v.ConfigMap != nil && ix.configMaps[v.ConfigMap.Name] == nil && !slices.Contains(opts.ExternalConfigMaps, v.ConfigMap.Name) {
 			fail("%s: volume %s uses ConfigMap %s, which is not rendered", w, v.Name, v.ConfigMap.Name)
 		}
 		if v.Secret != nil && ix.secrets[v.Secret.SecretName] == nil && !slices.Contains(opts.ExternalSecrets, v.Secret.SecretName) {
@@ -438,7 +446,7 @@ func (ix *index) checkRefs(w workload, where string, c corev1.Container, opts Op
 		}
 	}
 	for _, ef := range c.EnvFrom {
-		if ef.ConfigMapRef != nil && ix.configMaps[ef.ConfigMapRef.Name] == nil {
+		if ef.ConfigMapRef != nil && ix.configMaps[ef.ConfigMapRef.Name] == nil && !slices.Contains(opts.ExternalConfigMaps, ef.ConfigMapRef.Name) {
 			fail("%s: envFrom ConfigMap %s is not rendered", where, ef.ConfigMapRef.Name)
 		}
 		if ef.SecretRef != nil {
@@ -728,6 +736,103 @@ func (ix *index) checkPolicies(fail func(string, ...any)) {
 			}
 		}
 	}
+}
+
+// checkMounts: every volume a container mounts is a volume of its pod
+// (the API server would refuse the pod, after install).
+func checkMounts(where string, volumes map[string]bool, c corev1.Container, fail func(string, ...any)) {
+	for _, m := range c.VolumeMounts {
+		if !volumes[m.Name] {
+			fail("%s: mounts volume %s, which the pod does not have", where, m.Name)
+		}
+	}
+}
+
+// podVolumes are the names of a workload's pod volumes, a StatefulSet's
+// claim templates included.
+func podVolumes(w workload) map[string]bool {
+	names := map[string]bool{}
+	for _, v := range w.template.Spec.Volumes {
+		names[v.Name] = true
+	}
+	if ss, ok := w.obj.Obj.(*appsv1.StatefulSet); ok {
+		for _, c := range ss.Spec.VolumeClaimTemplates {
+			names[c.Name] = true
+		}
+	}
+	return names
+}
+
+// checkIngresses: every backend is a rendered Service's port that leads to
+// the API's http port; TLS names only the rules' hosts; and a NetworkPolicy
+// on the API pods admits some other namespace (the controller's) on the
+// http port, or the controller could not reach them.
+func (ix *index) checkIngresses(fail func(string, ...any)) {
+	for _, ing := range ix.ingresses {
+		hosts := map[string]bool{}
+		for _, rule := range ing.Spec.Rules {
+			hosts[rule.Host] = true
+			if rule.HTTP == nil || len(rule.HTTP.Paths) == 0 {
+				fail("Ingress %s: host %s has no paths", ing.Name, rule.Host)
+				continue
+			}
+			for _, path := range rule.HTTP.Paths {
+				ix.checkBackend(ing.Name, path.Backend, fail)
+			}
+		}
+		for _, tls := range ing.Spec.TLS {
+			for _, h := range tls.Hosts {
+				if !hosts[h] {
+					fail("Ingress %s: TLS names host %s, which no rule routes", ing.Name, h)
+				}
+			}
+		}
+	}
+}
+
+func (ix *index) checkBackend(ing string, b networkingv1.IngressBackend, fail func(string, ...any)) {
+	if b.Service == nil {
+		fail("Ingress %s: a backend is not a Service", ing)
+		return
+	}
+	i := slices.IndexFunc(ix.services, func(s *corev1.Service) bool { return s.Name == b.Service.Name })
+	if i < 0 {
+		fail("Ingress %s: backend Service %s is not rendered", ing, b.Service.Name)
+		return
+	}
+	svc := ix.services[i]
+	j := slices.IndexFunc(svc.Spec.Ports, func(p corev1.ServicePort) bool {
+		return p.Name == b.Service.Port.Name && b.Service.Port.Name != "" || p.Port == b.Service.Port.Number && b.Service.Port.Number != 0
+	})
+	if j < 0 || svc.Spec.Ports[j].TargetPort.String() != "http" {
+		port := b.Service.Port.Name
+		if port == "" {
+			port = strconv.Itoa(int(b.Service.Port.Number))
+		}
+		fail("Ingress %s: backend port %s of Service %s is not the port to the API's http port", ing, port, svc.Name)
+		return
+	}
+	for _, w := range ix.podsSelectedBy(&metav1.LabelSelector{MatchLabels: svc.Spec.Selector}) {
+		for _, np := range ix.netpols {
+			if matches(&np.Spec.PodSelector, w.template.Labels) && !admitsOtherNamespaces(np, "http") {
+				fail("Ingress %s: NetworkPolicy %s admits no other namespace on port http, so an ingress controller could not reach %s", ing, np.Name, w)
+			}
+		}
+	}
+}
+
+// admitsOtherNamespaces reports whether a rule of np admits pods of a named
+// namespace on port.
+func admitsOtherNamespaces(np *networkingv1.NetworkPolicy, port string) bool {
+	for _, rule := range np.Spec.Ingress {
+		if !slices.ContainsFunc(rule.Ports, func(p networkingv1.NetworkPolicyPort) bool { return p.Port != nil && p.Port.String() == port }) {
+			continue
+		}
+		if slices.ContainsFunc(rule.From, func(p networkingv1.NetworkPolicyPeer) bool { return p.NamespaceSelector != nil }) {
+			return true
+		}
+	}
+	return false
 }
 
 // checkPeers refuses peers that open a policy to the world: IP blocks and

@@ -56,11 +56,49 @@ app.kubernetes.io/part-of: spool
 
 {{/* Image reference. Call with (dict "root" $ "image" .Values.api.image). */}}
 {{- define "spool.image" -}}
+{{- $repo := include "spool.repository" (dict "root" .root "repository" .image.repository) -}}
 {{- if .image.digest -}}
-{{- printf "%s@%s" .image.repository .image.digest -}}
+{{- printf "%s@%s" $repo .image.digest -}}
 {{- else -}}
-{{- printf "%s:%s" .image.repository (.image.tag | default .root.Values.image.tag | default .root.Chart.AppVersion) -}}
+{{- printf "%s:%s" $repo (.image.tag | default .root.Values.image.tag | default .root.Chart.AppVersion) -}}
 {{- end -}}
+{{- end -}}
+
+{{/*
+A repository with image.registry in place of its registry: the first path
+part is a registry when it has a dot or a colon or is localhost (as
+container runtimes read it); a repository without one gets the registry
+in front. Call with (dict "root" $ "repository" "ghcr.io/spoolq/spool-api").
+*/}}
+{{- define "spool.repository" -}}
+{{- $repo := .repository -}}
+{{- with .root.Values.image.registry -}}
+{{- $parts := splitList "/" $repo -}}
+{{- $first := first $parts -}}
+{{- if and (gt (len $parts) 1) (or (contains "." $first) (contains ":" $first) (eq $first "localhost")) -}}
+{{- $repo = join "/" (rest $parts) -}}
+{{- end -}}
+{{- $repo = printf "%s/%s" (trimSuffix "/" .) $repo -}}
+{{- end -}}
+{{- $repo -}}
+{{- end -}}
+
+{{/*
+The init containers of a pod: the user's (values initContainers), then the
+migration when migrations run as an init container. Nothing when there
+are none. Call with (dict "root" $ "extra" .initContainers).
+*/}}
+{{- define "spool.initContainers" -}}
+{{- $migrate := eq (include "spool.migrationsMode" .root) "initContainer" -}}
+{{- if or $migrate .extra -}}
+initContainers:
+  {{- with .extra }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+  {{- if $migrate }}
+  {{- include "spool.migrateContainer" (dict "root" .root "name" "migrate") | nindent 2 }}
+  {{- end }}
+{{- end }}
 {{- end -}}
 
 {{/* ServiceAccount name. */}}
