@@ -104,7 +104,7 @@ func cmdHTTP(args []string) error {
 
 	// A request with a wrong signature straight to the receiver: it must
 	// count it as bad (the verifier really verifies).
-	ctl := "e2e_bad_signature_control"
+	ctl := "e2e_bad_signature_control_" + *keyPrefix // unique per run
 	req, _ := http.NewRequest(http.MethodPost, base+"/control", strings.NewReader(`{"control":true}`))
 	req.Header.Set("webhook-id", ctl)
 	req.Header.Set("webhook-timestamp", strconv.FormatInt(time.Now().Unix(), 10))
