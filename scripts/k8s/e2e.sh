@@ -143,7 +143,10 @@ E2EC=$ART/e2eclient
 (cd "$root/scripts/k8s/e2eclient" && CGO_ENABLED=0 go build -o "$E2EC" .)
 psql_admin() { psql -X -v ON_ERROR_STOP=1 -q -At "$PG_ADMIN" "$@"; }
 db_url_host=$(printf '%s' "$PG_ADMIN" | sed -E "s#/[^/?]*(\\?|$)#/$DB\\1#")
-psql_db() { psql -X -v ON_ERROR_STOP=1 -q -At "$db_url_host" "$@"; }
+# Spool's tables live in the schema database.schema (default spool, as the
+# e2e values leave it); the shop's (phase 2b) in public.
+DB_SCHEMA=spool
+psql_db() { PGOPTIONS="-c search_path=$DB_SCHEMA,public" psql -X -v ON_ERROR_STOP=1 -q -At "$db_url_host" "$@"; }
 
 # wait_until SECONDS DESC CMD...: poll CMD every second.
 wait_until() {
@@ -562,6 +565,7 @@ EOF
 	cat "$ART/shop-migrate-apply.log"
 	die "creating the shop-worker migrate pod failed"
 }
+kn rollout status deployment/spool-e2e-receiver --timeout=120s >/dev/null || die "the webhook receiver did not become ready"
 pod_done() { [[ $(kn get pod "$1" -o jsonpath='{.status.phase}') =~ ^(Succeeded|Failed)$ ]]; }
 wait_until 120 "the shop-worker migrate pod to finish" pod_done spool-e2e-shop-migrate
 shop_migrate_exit=$(kn get pod spool-e2e-shop-migrate -o jsonpath='{.status.containerStatuses[0].state.terminated.exitCode}')
