@@ -5,5 +5,5 @@
 
 .PHONY: e2e-k8s
 
-e2e-k8s: ## opt-in, root: helm install/test, scale, rollouts, SIGTERM, Prometheus, upgrade, uninstall on a real cluster
+e2e-k8s: ## opt-in, root: helm install/test, http jobs to a receiver pod + the custom worker pool, scale, rollouts, SIGTERM, Prometheus, upgrade, uninstall on a real cluster
 	scripts/k8s/e2e.sh

@@ -3,11 +3,21 @@
 # Kubernetes cluster (`make e2e-k8s`; opt-in, needs root; not part of make test).
 #
 #   1. cluster up (../shared/k8s-local/up.sh, KUBE_PROXY=1 for the ClusterIP
-#      Service); `make images`, imported into the node's containerd; a fresh
-#      database on the host's PostgreSQL
-#   2. helm install spool ./helm/spool with scripts/k8s/e2e-values.yaml
-#      (external database at 10.244.0.1:5432, pullPolicy Never, 2 workers);
-#      the migration hook Job runs; helm test passes
+#      Service); `make images` (api, worker, the custom shop worker) and the
+#      webhook receiver (scripts/k8s/receiver), imported into the node's
+#      containerd; a fresh database on the host's PostgreSQL
+#   2. a webhook receiver Deployment + Service and the signing Secret; helm
+#      install spool ./helm/spool with scripts/k8s/e2e-values.yaml (external
+#      database at 10.244.0.1:5432, pullPolicy Never, 2 workers, the http
+#      kind allowed to the receiver's ClusterIP only); the migration hook Job
+#      runs; helm test passes
+#   2b. http kind and a custom worker pool: `shop-worker migrate` as a pod;
+#      helm upgrade adds the pool `shop` (localhost/spool-shop-worker, queue
+#      shop); E2E_HTTP_JOBS http jobs through the API to the receiver (every
+#      one completed with status 200, each webhook-id received, every
+#      signature verified), destinations outside the allow list refused with
+#      422, a shop.receipt job completed on the shop pool's pod; helm upgrade
+#      removes the pool again (the later phases count the stock pool's pods)
 #   3. 5,000 noop/sleep(50-500 ms) jobs through the API Service (ClusterIP);
 #      while they run: scale the workers to 4, rollout restart, scale to 1,
 #      force-delete the last worker pod (--grace-period=0 --force) while
@@ -31,6 +41,7 @@
 #   E2E_NAMESPACE    spool
 #   E2E_JOBS         5000                   first wave
 #   E2E_WAVE2_JOBS   1000                   jobs enqueued during helm upgrade
+#   E2E_HTTP_JOBS    20                     http jobs to the webhook receiver (phase 2b)
 #   E2E_PG_URL       postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable  (host admin URL)
 #   E2E_ARTIFACTS    /tmp/spool-e2e-<time>  logs, watch stream, Prometheus data, summary
 #   E2E_TIMEOUT      3600                   seconds for the whole run
@@ -46,6 +57,7 @@ K8S_LOCAL=${K8S_LOCAL:-$root/../shared/k8s-local}
 NS=${E2E_NAMESPACE:-spool}
 JOBS=${E2E_JOBS:-5000}
 WAVE2=${E2E_WAVE2_JOBS:-1000}
+HTTP_JOBS=${E2E_HTTP_JOBS:-20}
 PG_ADMIN=${E2E_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}
 RUN_ID=$(date +%Y%m%d-%H%M%S)
 ART=${E2E_ARTIFACTS:-/tmp/spool-e2e-$RUN_ID}
@@ -54,6 +66,9 @@ PROM_PORT=${E2E_PROM_PORT:-19391}
 IMAGE_TAG=dev
 DB=spool_e2e_${RUN_ID//-/_}
 RELEASE=spool
+SHOP_IMAGE=localhost/spool-shop-worker:$IMAGE_TAG
+RECEIVER_IMAGE=localhost/spool-e2e-receiver:e2e
+WEBHOOK_SECRET_NAME=spool-e2e-webhook # kinds.http.webhookSecret in scripts/k8s/e2e-values.yaml
 export CONTAINERS_CONF=${CONTAINERS_CONF:-$root/ci/containers.conf}
 
 T0=$(date +%s.%N)
@@ -128,7 +143,10 @@ E2EC=$ART/e2eclient
 (cd "$root/scripts/k8s/e2eclient" && CGO_ENABLED=0 go build -o "$E2EC" .)
 psql_admin() { psql -X -v ON_ERROR_STOP=1 -q -At "$PG_ADMIN" "$@"; }
 db_url_host=$(printf '%s' "$PG_ADMIN" | sed -E "s#/[^/?]*(\\?|$)#/$DB\\1#")
-psql_db() { psql -X -v ON_ERROR_STOP=1 -q -At "$db_url_host" "$@"; }
+# Spool's tables live in the schema database.schema (default spool, as the
+# e2e values leave it); the shop's (phase 2b) in public.
+DB_SCHEMA=spool
+psql_db() { PGOPTIONS="-c search_path=$DB_SCHEMA,public" psql -X -v ON_ERROR_STOP=1 -q -At "$db_url_host" "$@"; }
 
 # wait_until SECONDS DESC CMD...: poll CMD every second.
 wait_until() {
@@ -302,7 +320,7 @@ for a in $(/bin/busybox --list); do [[ $a == busybox ]] || ln -s busybox "$bb/bi
 podman image exists localhost/spool-e2e-busybox:e2e ||
 	tar -C "$bb" --numeric-owner -cf - . | podman import -q --change 'ENV PATH=/bin' --change 'CMD ["/bin/sh"]' - localhost/spool-e2e-busybox:e2e >/dev/null
 rm -rf "$bb"
-for img in localhost/spool-api:$IMAGE_TAG localhost/spool-worker:$IMAGE_TAG localhost/spool-e2e-busybox:e2e; do
+for img in localhost/spool-api:$IMAGE_TAG localhost/spool-worker:$IMAGE_TAG "$SHOP_IMAGE" localhost/spool-e2e-busybox:e2e; do
 	tar=$ART/images/$(echo "$img" | tr '/:' '__').tar
 	rm -f "$tar"
 	podman save --format docker-archive -o "$tar" "$img" >/dev/null 2>&1
@@ -311,7 +329,13 @@ for img in localhost/spool-api:$IMAGE_TAG localhost/spool-worker:$IMAGE_TAG loca
 	imported=$(ctr --address "$CTR_SOCK" -n k8s.io images ls -q)
 	grep -qx "$img" <<<"$imported" || die "$img not in containerd after import"
 done
-say "images imported into containerd (podman save | ctr -n k8s.io images import): $(ctr --address "$CTR_SOCK" -n k8s.io images ls -q | grep -E 'spool' | tr '\n' ' ')"
+# The webhook receiver: a static Go binary in a FROM-scratch image (k8s-local's image.sh imports it).
+"$K8S_LOCAL/image.sh" scripts/k8s/receiver "$RECEIVER_IMAGE" >"$ART/receiver-image.log" 2>&1 || {
+	cat "$ART/receiver-image.log"
+	die "building the receiver image failed"
+}
+grep -qx "$RECEIVER_IMAGE" <<<"$(ctr --address "$CTR_SOCK" -n k8s.io images ls -q)" || die "$RECEIVER_IMAGE not in containerd after image.sh"
+say "images imported into containerd (podman save | ctr -n k8s.io images import; the receiver by image.sh): $(ctr --address "$CTR_SOCK" -n k8s.io images ls -q | grep -E 'spool' | tr '\n' ' ')"
 
 psql_admin -c "CREATE DATABASE $DB"
 DB_CREATED=1
@@ -400,6 +424,65 @@ else
 	fail_check "k8s/ plain manifests refused by the API server (apply --dry-run=server): $(tr '\n' ' ' <"$ART/manifests-dryrun.log")"
 fi
 k delete namespace "$MANIFEST_NS" --wait=false >/dev/null
+
+# The http kind's destination (phase 2b), up before the install: the signing
+# Secret the chart names (kinds.http.webhookSecret), and a receiver that
+# verifies with the same Secret. The allow list holds only the receiver
+# Service's ClusterIP (/32): every other private address stays refused.
+WEBHOOK_SECRET="whsec_$(head -c 32 /dev/urandom | base64 -w0)"
+kn create secret generic "$WEBHOOK_SECRET_NAME" --from-literal=webhook-secret="$WEBHOOK_SECRET" >/dev/null
+kn apply -f - >"$ART/receiver-apply.log" 2>&1 <<EOF || {
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: spool-e2e-receiver
+  labels: {app.kubernetes.io/name: spool-e2e-receiver, app.kubernetes.io/component: e2e-receiver}
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app.kubernetes.io/name: spool-e2e-receiver}
+  template:
+    metadata:
+      labels: {app.kubernetes.io/name: spool-e2e-receiver, app.kubernetes.io/component: e2e-receiver}
+    spec:
+      automountServiceAccountToken: false
+      enableServiceLinks: false
+      terminationGracePeriodSeconds: 5
+      securityContext: {runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532}
+      containers:
+        - name: receiver
+          image: $RECEIVER_IMAGE
+          imagePullPolicy: Never
+          env:
+            - name: WEBHOOK_SECRET
+              valueFrom: {secretKeyRef: {name: $WEBHOOK_SECRET_NAME, key: webhook-secret}}
+          ports: [{name: http, containerPort: 8080}]
+          readinessProbe: {httpGet: {path: /healthz, port: http}, periodSeconds: 1}
+          securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: [ALL]}}
+          resources: {limits: {memory: 64Mi}}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: spool-e2e-receiver
+  labels: {app.kubernetes.io/name: spool-e2e-receiver, app.kubernetes.io/component: e2e-receiver}
+spec:
+  selector: {app.kubernetes.io/name: spool-e2e-receiver}
+  ports: [{name: http, port: 8080, targetPort: http}]
+EOF
+	cat "$ART/receiver-apply.log"
+	die "creating the webhook receiver failed"
+}
+RECV_CIP=$(kn get svc spool-e2e-receiver -o jsonpath='{.spec.clusterIP}')
+[[ -n $RECV_CIP ]] || die "no ClusterIP for the receiver Service"
+RECEIVER=http://$RECV_CIP:8080
+cat >>"$ART/run-values.yaml" <<EOF
+kinds:
+  http:
+    # only the receiver Service's ClusterIP (phase 2b); the Secret is named in e2e-values.yaml
+    allowedHosts: ["$RECV_CIP/32"]
+EOF
+say "webhook receiver: Deployment + Service spool-e2e-receiver ($RECEIVER), Secret $WEBHOOK_SECRET_NAME; kinds.http.allowedHosts [$RECV_CIP/32]"
 t=$(now)
 helm install "$RELEASE" ./helm/spool -n "$NS" -f scripts/k8s/e2e-values.yaml -f "$ART/run-values.yaml" \
 	--wait --timeout 5m >"$ART/helm-install.log" 2>&1 || {
@@ -450,6 +533,94 @@ wait_scraped() {
 	fail_check "Prometheus did not scrape $missing within 60s"
 }
 wait_scraped
+
+# =====================================================================
+step "2b-http-custom-pool"
+# The custom worker (examples/customworker, image $SHOP_IMAGE) as a second
+# pool, and http jobs through the API to the receiver. The pool serves the
+# queue `shop` only and is removed again at the end of the phase: the later
+# phases scale, restart and count the stock pool's pods (label
+# app.kubernetes.io/component=worker, which every pool's pods carry).
+# The shop's own tables first (`shop-worker migrate`, as the chart runs only
+# Spool's migrations): a one-off pod with the pool's image.
+kn apply -f - >"$ART/shop-migrate-apply.log" 2>&1 <<EOF || {
+apiVersion: v1
+kind: Pod
+metadata:
+  name: spool-e2e-shop-migrate
+  labels: {app.kubernetes.io/name: spool-e2e-shop-migrate, app.kubernetes.io/component: e2e-shop-migrate}
+spec:
+  restartPolicy: Never
+  automountServiceAccountToken: false
+  enableServiceLinks: false
+  securityContext: {runAsNonRoot: true}
+  containers:
+    - name: migrate
+      image: $SHOP_IMAGE
+      imagePullPolicy: Never
+      args: [migrate]
+      env: [{name: DATABASE_URL, value: "$DB_URL_POD"}]
+      securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: [ALL]}}
+EOF
+	cat "$ART/shop-migrate-apply.log"
+	die "creating the shop-worker migrate pod failed"
+}
+kn rollout status deployment/spool-e2e-receiver --timeout=120s >/dev/null || die "the webhook receiver did not become ready"
+pod_done() { [[ $(kn get pod "$1" -o jsonpath='{.status.phase}') =~ ^(Succeeded|Failed)$ ]]; }
+wait_until 120 "the shop-worker migrate pod to finish" pod_done spool-e2e-shop-migrate
+shop_migrate_exit=$(kn get pod spool-e2e-shop-migrate -o jsonpath='{.status.containerStatuses[0].state.terminated.exitCode}')
+kn logs spool-e2e-shop-migrate >"$ART/shop-migrate.log" 2>&1 || true
+kn delete pod spool-e2e-shop-migrate --wait=false >/dev/null
+[[ $shop_migrate_exit == 0 ]] || die "shop-worker migrate exited '$shop_migrate_exit' (log $ART/shop-migrate.log)"
+shop_order=$(psql_db -c "INSERT INTO orders (email, total_cents) VALUES ('e2e@example.com', 4200) RETURNING id") || die "cannot insert the shop's order (did shop-worker migrate create orders?)"
+cat >"$ART/shop-values.yaml" <<EOF
+# generated by scripts/k8s/e2e.sh: the custom worker as a pool of its own
+worker:
+  pools:
+    shop:
+      image:
+        repository: ${SHOP_IMAGE%:*}
+        tag: "${SHOP_IMAGE##*:}"
+      queues: shop
+      replicaCount: 1
+      concurrency: 2
+      dbMaxConns: 4
+EOF
+shop_pods() { kn get pods -l spoolq.github.io/pool=shop -o jsonpath='{range .items[*]}{.metadata.name}{","}{end}'; }
+phase shop-pool-up helm upgrade "$RELEASE" ./helm/spool -n "$NS" -f scripts/k8s/e2e-values.yaml -f "$ART/run-values.yaml" -f "$ART/shop-values.yaml" \
+	--wait --timeout 5m >"$ART/helm-upgrade-shop.log" 2>&1 || {
+	cat "$ART/helm-upgrade-shop.log"
+	die "helm upgrade adding the shop pool failed"
+}
+SHOP_PODS=$(shop_pods)
+SHOP_PODS=${SHOP_PODS%,}
+[[ -n $SHOP_PODS ]] || die "no pod of the shop pool after helm upgrade"
+shop_image_run=$(kn get deploy spool-worker-shop -o jsonpath='{.spec.template.spec.containers[0].image}')
+wait_scraped
+kinds_served=$(curl -sf -H "Authorization: Bearer $TOKEN" "$API/v1/kinds" | jq -c '[.kinds[] | select(.name == "shop.receipt" or .name == "http") | {(.name): .workers}] | add') || kinds_served="(GET /v1/kinds failed)"
+note "shop pool: helm upgrade added Deployment spool-worker-shop ($shop_image_run, queue shop), pod $SHOP_PODS; shop-worker migrate pod exited 0; GET /v1/kinds: $kinds_served"
+run_check http "$E2EC" http -api "$API" -receiver "$RECEIVER" -n "$HTTP_JOBS" -key-prefix "e2e-$RUN_ID" \
+	-refuse "http://169.254.169.254/latest/meta-data/,$API/v1/stats" \
+	-shop-order "$shop_order" -shop-pods "$SHOP_PODS" -out "$ART/http.json"
+receipts=$(psql_db -c "SELECT count(*) FROM receipts WHERE order_id = $shop_order") || receipts="(psql failed)"
+if [[ $receipts == 1 ]]; then
+	note "http: shop.receipt wrote the receipt of order $shop_order (receipts table: 1 row)"
+else
+	fail_check "http: order $shop_order has $receipts receipt(s) after its shop.receipt job, want 1"
+fi
+note "http: $(jq -r '"\(.http_jobs | length) http jobs in \(.elapsed_seconds*10|round/10)s, \(.by_status.completed // 0) completed, on \(.by_worker | to_entries | map("\(.key)=\(.value)") | join(" ")); receiver: \(.deliveries) deliveries, \(.sig_ok) signature ok, \(.duplicates | length) duplicate id(s); refused at enqueue: \(.refused | to_entries | map("\(.key) -> \(.value)") | join(", ")); shop.receipt job \(.shop_job) \(.shop_status) on \(.shop_worker)"' "$ART/http.json" 2>/dev/null || echo "(no report: $ART/http.json)")"
+# Back to the stock pool only (its pod gets SIGTERM; the pod checks hold it
+# to a clean shutdown like every worker), and the receiver goes.
+sleep 2 # a last scrape of the shop pod
+phase shop-pool-down helm upgrade "$RELEASE" ./helm/spool -n "$NS" -f scripts/k8s/e2e-values.yaml -f "$ART/run-values.yaml" \
+	--wait --timeout 5m >"$ART/helm-upgrade-noshop.log" 2>&1 || {
+	cat "$ART/helm-upgrade-noshop.log"
+	die "helm upgrade removing the shop pool failed"
+}
+no_shop_pods() { [[ -z $(shop_pods) ]]; }
+wait_until 120 "the shop pool's pods gone" no_shop_pods
+kn delete deploy,svc -l app.kubernetes.io/name=spool-e2e-receiver --wait=true --timeout=60s >/dev/null
+say "shop pool removed (helm upgrade without it), receiver deleted"
 
 # =====================================================================
 step "3-load-and-disruptions"
@@ -507,7 +678,7 @@ phase drain-wave1 "$E2EC" wait -api "$API" -total $((JOBS + 1)) -timeout 10m
 # =====================================================================
 step "4-jobs-and-shutdowns"
 run_check jobs-wave1 "$E2EC" jobs -api "$API" -ids "$ART/ids-wave1.txt" -forced "$FORCED" -watch "$ART/pods-watch.json" -out "$ART/jobs-wave1.json"
-note "wave 1 jobs: $(jq -r '"\(.by_status.completed) of \(.total) completed (\(.expected) enqueued + \(.other_by_type | to_entries | map("\(.value) \(.key)") | join(", ")) from helm test), \(.attempts) attempts; \(.rerun_ids | length) job(s) ran more than once, \(.rerun_by_forced_delete) of them after the forced delete"' "$ART/jobs-wave1.json")"
+note "wave 1 jobs: $(jq -r '"\(.by_status.completed) of \(.total) completed (\(.expected) enqueued + \(.other_by_type | to_entries | map("\(.value) \(.key)") | join(", ")) from helm test and phase 2b), \(.attempts) attempts; \(.rerun_ids | length) job(s) ran more than once, \(.rerun_by_forced_delete) of them after the forced delete"' "$ART/jobs-wave1.json")"
 run_check pods-wave1 "$E2EC" pods -watch "$ART/pods-watch.json" -exits "$ART/containerd-events.txt" -logs "$ART/logs" \
 	-phases "$PHASES" -forced "$FORCED" -all-deleted=false
 
@@ -597,6 +768,8 @@ phase helm-uninstall helm uninstall "$RELEASE" -n "$NS" --wait --timeout 3m >"$A
 }
 no_pods() { [[ -z $(kn get pods -o name) ]]; }
 wait_until 120 "every pod of the release gone" no_pods
+# the webhook signing Secret the script made for the chart (kinds.http.webhookSecret)
+kn delete secret "$WEBHOOK_SECRET_NAME" >/dev/null
 # A kubectl or helm failure in these queries fails the check (an empty
 # answer would otherwise look like "nothing left"); an empty list passes.
 kinds() { # api-resources flags...: every listable kind but events, comma-separated

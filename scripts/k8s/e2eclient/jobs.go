@@ -195,7 +195,7 @@ func cmdJobs(args []string) error {
 	info("listed %d jobs in %d pages of GET /v1/jobs?limit=500&after=…; by status %v; by type %v", len(jobs), pages, rep.ByStatus, rep.ByType)
 	check(len(missing) == 0, "all %d enqueued job ids are in the database (missing: %d%s)", len(expected), len(missing), sample64(missing))
 	check(len(notCompleted) == 0, "every job is completed (%d of %d; not completed: %d%s)", rep.ByStatus["completed"], len(jobs), len(notCompleted), sampleList(notCompleted))
-	info("jobs not from the load waves (helm test): %v", rep.Other)
+	info("jobs not from the load waves (helm test, phase 2b): %v", rep.Other)
 	check(len(unexplained) == 0, "no job ran twice except after the forced delete: %d job(s) ran more than once, %d of them after the force-deleted pod %s lost its lease; unexplained attempts: %d%s",
 		len(rep.Reruns), rep.RerunByForce, *forced, len(unexplained), sampleList(unexplained))
 	if len(rep.Reruns) > 0 {

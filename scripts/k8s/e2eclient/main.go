@@ -9,6 +9,7 @@
 //	e2eclient jobs    -api URL -token T ...           every job completed, reruns explained
 //	e2eclient pods    -watch FILE -logs DIR ...       exit codes, grace periods, clean-shutdown logs
 //	e2eclient metrics -prom URL -jobs FILE ...        Prometheus series per pod against the database
+//	e2eclient http    -api URL -receiver URL ...      http jobs to the webhook receiver, signatures, 422s, a custom kind
 //
 // Every check prints "ok: ..." or "FAIL: ..."; the exit status is 1 when any
 // check failed, 2 on a usage or I/O error.
@@ -38,6 +39,7 @@ func main() {
 		"jobs":    cmdJobs,
 		"pods":    cmdPods,
 		"metrics": cmdMetrics,
+		"http":    cmdHTTP,
 	}
 	run, ok := cmds[os.Args[1]]
 	if !ok {
@@ -54,7 +56,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: e2eclient enqueue|stats|wait|jobs|pods|metrics [flags] (-h for flags)")
+	fmt.Fprintln(os.Stderr, "usage: e2eclient enqueue|stats|wait|jobs|pods|metrics|http [flags] (-h for flags)")
 	os.Exit(2)
 }
 

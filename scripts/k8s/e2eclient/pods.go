@@ -244,7 +244,9 @@ func readLog(path string) podLog {
 			continue
 		}
 		switch {
-		case e.Msg == "spool-worker starting" || e.Msg == "spool-api starting":
+		// A custom worker built on shared/workerapp (a pool with its own
+		// image, e.g. examples/customworker) logs "<its name> starting/exiting".
+		case e.Msg == "spool-api starting" || strings.HasSuffix(e.Msg, "worker starting"):
 			l.Started = true
 		case e.Msg == "worker stopping: no new jobs claimed":
 			l.Stopping = e.Time
@@ -255,7 +257,7 @@ func readLog(path string) podLog {
 			l.Timeout = true
 		case e.Msg == "job handed back on shutdown":
 			l.HandedBck++
-		case e.Msg == "spool-worker exiting":
+		case strings.HasSuffix(e.Msg, "worker exiting"):
 			l.Exiting, l.Clean = e.Time, e.Clean
 		case e.Msg == "spool-api stopped":
 			l.Exiting = e.Time
