@@ -130,7 +130,13 @@ func serve(ctx context.Context, stopSignals func(), cfg settings.Config, log *sl
 		return exitUsage
 	}
 	log.Info("spool-api starting", "version", telemetry.Version, "http_addr", cfg.HTTPAddr, "admin_addr", cfg.AdminAddr,
-		"auth", authMode(cfg), "schema", cfg.DBSchema, "demo", cfg.Demo, "open_kinds", cfg.Open)
+		"auth", authMode(cfg), "schema", cfg.DBSchema, "demo", cfg.Demo, "open_kinds", cfg.Open, "tracing", telemetry.TracingEnabled())
+	stopTracing, err := telemetry.SetupTracing(ctx, "spool-api")
+	if err != nil {
+		log.Error("refusing to start", "error", err)
+		return exitUsage
+	}
+	defer flushTraces(stopTracing, log)
 	pool, err := postgres.Connect(ctx, cfg.DatabaseURL, &postgres.PoolOpts{MaxConns: cfg.DBMaxConns, AppName: "spool-api"})
 	if err != nil {
 		log.Error("cannot open database pool", "error", err)
@@ -235,4 +241,13 @@ func startAdmin(addr string, h http.Handler, log *slog.Logger) (stop func(), err
 		_ = srv.Shutdown(ctx)
 		<-done
 	}, nil
+}
+
+// flushTraces sends the spans still buffered, within a few seconds.
+func flushTraces(stop func(context.Context) error, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := stop(ctx); err != nil {
+		log.Warn("flushing traces", "error", err)
+	}
 }

@@ -201,6 +201,7 @@ func (s *sender) handle(ctx context.Context, job *jobqueue.Job, r Request) error
 		}
 	}
 	s.sign(req, job.ID, body)
+	jobqueue.InjectTrace(ctx, req.Header) // the receiver's spans join the job's trace
 	start := time.Now()
 	resp, err := s.client.Do(req)
 	if err != nil {

@@ -74,6 +74,7 @@ type Job struct {
 	Parents           []int64
 	ContinueOnFailure bool
 	RequestID         *string // the API request that enqueued the job
+	TraceParent       *string // the W3C traceparent of the span that enqueued it, if traced
 	CreatedAt         time.Time
 	StartedAt         *time.Time
 	FinishedAt        *time.Time
@@ -156,6 +157,9 @@ type EnqueueParams struct {
 	// returns that job instead of a new one.
 	IdempotencyKey string
 	RequestID      string // the API request that enqueued the job, for tracing
+	// TraceParent is the W3C traceparent the job's span continues; empty:
+	// the client takes it from the enqueuing context's span, if any.
+	TraceParent string
 }
 
 // Limit scopes.

@@ -59,13 +59,15 @@ func observe(m *httpMetrics, log *slog.Logger, next http.Handler) http.Handler {
 		}
 		w.Header().Set("X-Request-ID", info.id)
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		ctx, endSpan := startSpan(r)
 		// Deferred so that even an aborted response is logged and counted.
 		defer func() {
 			elapsed := time.Since(start)
 			m.observe(info.route, r.Method, rec.status, elapsed)
-			logRequest(r.Context(), log, r, info, rec.status, elapsed)
+			logRequest(ctx, log, r, info, rec.status, elapsed)
+			endSpan(info, rec.status)
 		}()
-		next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), infoKey{}, info)))
+		next.ServeHTTP(rec, r.WithContext(context.WithValue(ctx, infoKey{}, info)))
 	})
 }
 

@@ -18,6 +18,7 @@ import (
 
 	"github.com/spoolq/spool/shared/jobqueue/internal/metrics"
 	"github.com/spoolq/spool/shared/jobqueue/internal/store"
+	"github.com/spoolq/spool/shared/jobqueue/internal/tracing"
 	"github.com/spoolq/spool/shared/spooltype"
 )
 
@@ -71,6 +72,9 @@ func (e *Enqueuer) Row(p spooltype.EnqueueParams) (store.InsertRow, error) {
 	r.Payload = payload
 	if r.RequestID = p.RequestID; !spooltype.ValidText(r.RequestID) {
 		r.RequestID = ""
+	}
+	if tracing.Valid(p.TraceParent) {
+		r.TraceParent = p.TraceParent
 	}
 	policy, _ := e.policy(p)
 	if r.MaxAttempts == 0 {
@@ -223,7 +227,23 @@ func (e *Enqueuer) One(ctx context.Context, db store.DBTX, p spooltype.EnqueuePa
 	if err != nil {
 		return nil, false, err
 	}
-	return e.Insert(ctx, db, r)
+	rows := []store.InsertRow{r}
+	Trace(ctx, rows)
+	return e.Insert(ctx, db, rows[0])
+}
+
+// Trace gives the rows that carry no traceparent of their own that of
+// ctx's span, so that the job's span continues the enqueuer's trace.
+func Trace(ctx context.Context, rows []store.InsertRow) {
+	parent := tracing.Parent(ctx)
+	if parent == "" {
+		return
+	}
+	for i := range rows {
+		if rows[i].TraceParent == "" {
+			rows[i].TraceParent = parent
+		}
+	}
 }
 
 // Insert writes a resolved row.
@@ -258,6 +278,7 @@ func (e *Enqueuer) Many(ctx context.Context, tx store.DBTX, ps []spooltype.Enque
 	if err != nil {
 		return nil, err
 	}
+	Trace(ctx, rows)
 	out, err := e.Store.InsertMany(ctx, tx, rows)
 	if err != nil {
 		return nil, err
@@ -296,6 +317,7 @@ func (e *Enqueuer) Copy(ctx context.Context, tx pgx.Tx, ps []spooltype.EnqueuePa
 	if err != nil {
 		return 0, err
 	}
+	Trace(ctx, rows)
 	n, err := e.Store.Copy(ctx, tx, rows)
 	if err == nil {
 		e.count(rows, nil)

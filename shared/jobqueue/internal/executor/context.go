@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/spoolq/spool/shared/jobqueue/internal/tracing"
 	"github.com/spoolq/spool/shared/spooltype"
 )
 
@@ -108,8 +109,14 @@ func Then(ctx context.Context, jobs ...spooltype.EnqueueParams) error {
 	if err != nil {
 		return err
 	}
+	parent := tracing.Parent(ctx) // follow-ups continue the handler's trace
 	c.mu.Lock()
-	c.followUps = append(c.followUps, jobs...)
+	for _, j := range jobs {
+		if j.TraceParent == "" {
+			j.TraceParent = parent
+		}
+		c.followUps = append(c.followUps, j)
+	}
 	c.mu.Unlock()
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/spoolq/spool/shared/jobqueue/internal/retry"
+	"github.com/spoolq/spool/shared/jobqueue/internal/tracing"
 	"github.com/spoolq/spool/shared/spooltype"
 )
 
@@ -84,13 +85,15 @@ type Attempt struct {
 
 // Run runs h for one attempt under ctx (cancelled with ErrShutdown or
 // ErrJobLost when the worker must stop it) and classifies the outcome.
-func Run(ctx context.Context, h Handler, a Attempt) Result {
+func Run(ctx context.Context, h Handler, a Attempt) (r Result) {
+	ctx, span := tracing.StartJob(ctx, a.Job)
+	defer func() { tracing.EndJob(span, r.Outcome.String(), r.Message) }()
 	jc := newJobContext(ctx, a.Log, a.Job)
 	hctx, cancel := context.WithTimeoutCause(jc, a.Timeout, ErrJobTimeout)
 	defer cancel()
 	begin := time.Now()
 	err := call(hctx, h, a.Job)
-	r := Result{Elapsed: time.Since(begin), Ended: time.Now()}
+	r = Result{Elapsed: time.Since(begin), Ended: time.Now()}
 	if err == nil {
 		r.Outcome = Completed
 		r.Value, r.FollowUps = jc.outcome()

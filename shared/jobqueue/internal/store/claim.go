@@ -20,7 +20,7 @@ import (
 // history and the result, which only grow and which no handler needs.
 const claimColumns = `id, type, queue, status, priority, attempts, max_attempts, run_at,
 	timeout_ms, backoff_base_ms, backoff_max_ms, idempotency_key, worker_id, lease_until,
-	payload, created_at, started_at, workflow_id, step, parents, continue_on_failure, request_id`
+	payload, created_at, started_at, workflow_id, step, parents, continue_on_failure, request_id, trace_parent`
 
 func scanClaimed(row pgx.Row) (*Job, error) {
 	var (
@@ -29,7 +29,7 @@ func scanClaimed(row pgx.Row) (*Job, error) {
 	)
 	err := row.Scan(&j.ID, &j.Kind, &j.Queue, &j.Status, &j.Priority, &j.Attempts, &j.MaxAttempts, &j.RunAt,
 		&timeout, &bbase, &bmax, &j.IdempotencyKey, &j.WorkerID, &j.LeaseUntil,
-		&j.Payload, &j.CreatedAt, &j.StartedAt, &j.WorkflowID, &j.Step, &j.Parents, &j.ContinueOnFailure, &j.RequestID)
+		&j.Payload, &j.CreatedAt, &j.StartedAt, &j.WorkflowID, &j.Step, &j.Parents, &j.ContinueOnFailure, &j.RequestID, &j.TraceParent)
 	if err != nil {
 		return nil, err
 	}

@@ -24,14 +24,14 @@ type Job = spooltype.Job
 const jobColumns = `id, type, queue, status, priority, attempts, max_attempts, run_at,
 	timeout_ms, backoff_base_ms, backoff_max_ms, idempotency_key, worker_id, lease_until,
 	last_error, errors, errors_dropped, payload, result, created_at, started_at, finished_at,
-	workflow_id, step, parents, continue_on_failure, request_id`
+	workflow_id, step, parents, continue_on_failure, request_id, trace_parent`
 
 // listColumns is jobColumns without the columns a row can make large (the
 // payload, the error history, the result): what a brief list reads.
 const listColumns = `id, type, queue, status, priority, attempts, max_attempts, run_at,
 	timeout_ms, backoff_base_ms, backoff_max_ms, idempotency_key, worker_id, lease_until,
 	last_error, NULL::jsonb, errors_dropped, NULL::jsonb, NULL::jsonb, created_at, started_at, finished_at,
-	workflow_id, step, parents, continue_on_failure, request_id`
+	workflow_id, step, parents, continue_on_failure, request_id, trace_parent`
 
 func scanJob(row pgx.Row) (*Job, error) {
 	var (
@@ -42,7 +42,7 @@ func scanJob(row pgx.Row) (*Job, error) {
 	err := row.Scan(&j.ID, &j.Kind, &j.Queue, &j.Status, &j.Priority, &j.Attempts, &j.MaxAttempts, &j.RunAt,
 		&timeout, &bbase, &bmax, &j.IdempotencyKey, &j.WorkerID, &j.LeaseUntil,
 		&j.LastError, &errs, &j.ErrorsDropped, &j.Payload, &j.Result, &j.CreatedAt, &j.StartedAt, &j.FinishedAt,
-		&j.WorkflowID, &j.Step, &j.Parents, &j.ContinueOnFailure, &j.RequestID)
+		&j.WorkflowID, &j.Step, &j.Parents, &j.ContinueOnFailure, &j.RequestID, &j.TraceParent)
 	if err != nil {
 		return nil, err
 	}
@@ -109,8 +109,16 @@ type InsertRow struct {
 	// Payload is JSON text. Passed as text, it reaches jsonb the same way
 	// over the extended and the simple protocol (PgBouncer in transaction
 	// mode); as bytes, the simple protocol would send it as bytea.
-	Payload   string
-	RequestID string
+	Payload     string
+	RequestID   string
+	TraceParent string
+}
+
+func nullText(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
 
 func nullTime(t time.Time) *time.Time {
@@ -121,8 +129,8 @@ func nullTime(t time.Time) *time.Time {
 }
 
 const insertSQL = `INSERT INTO spool.spool_jobs
-	(type, queue, priority, run_at, max_attempts, timeout_ms, backoff_base_ms, backoff_max_ms, idempotency_key, payload, request_id)
-	VALUES ($1, $2, $3, coalesce($4, now()), $5, NULLIF($6, 0), NULLIF($7, 0), NULLIF($8, 0), NULLIF($9, ''), $10::text::jsonb, NULLIF($11, ''))
+	(type, queue, priority, run_at, max_attempts, timeout_ms, backoff_base_ms, backoff_max_ms, idempotency_key, payload, request_id, trace_parent)
+	VALUES ($1, $2, $3, coalesce($4, now()), $5, NULLIF($6, 0), NULLIF($7, 0), NULLIF($8, 0), NULLIF($9, ''), $10::text::jsonb, NULLIF($11, ''), NULLIF($12, ''))
 	ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 	RETURNING ` + jobColumns
 
@@ -133,7 +141,7 @@ func (s *Store) Insert(ctx context.Context, db DBTX, r InsertRow) (job *Job, dup
 	// lookup; then the next insert succeeds. Three rounds settle any race.
 	for range 3 {
 		job, err = scanJob(db.QueryRow(ctx, s.sql(insertSQL), r.Kind, r.Queue, r.Priority, nullTime(r.RunAt),
-			r.MaxAttempts, r.TimeoutMs, r.BackoffBaseMs, r.BackoffMax, r.Key, r.Payload, r.RequestID))
+			r.MaxAttempts, r.TimeoutMs, r.BackoffBaseMs, r.BackoffMax, r.Key, r.Payload, r.RequestID, r.TraceParent))
 		if err == nil {
 			return job, false, nil
 		}
@@ -152,12 +160,12 @@ func (s *Store) Insert(ctx context.Context, db DBTX, r InsertRow) (job *Job, dup
 }
 
 const insertManySQL = `INSERT INTO spool.spool_jobs
-	(type, queue, priority, run_at, max_attempts, timeout_ms, backoff_base_ms, backoff_max_ms, idempotency_key, payload, request_id)
+	(type, queue, priority, run_at, max_attempts, timeout_ms, backoff_base_ms, backoff_max_ms, idempotency_key, payload, request_id, trace_parent)
 	SELECT t.type, t.queue, t.priority, CASE WHEN t.has_run_at THEN t.run_at ELSE now() END, t.max_attempts,
 		NULLIF(t.timeout_ms, 0), NULLIF(t.backoff_base_ms, 0), NULLIF(t.backoff_max_ms, 0), NULLIF(t.key, ''), t.payload::jsonb,
-		NULLIF(t.request_id, '')
-	FROM unnest($1::text[], $2::text[], $3::smallint[], $4::timestamptz[], $5::bool[], $6::int[], $7::int[], $8::int[], $9::int[], $10::text[], $11::text[], $12::text[])
-		WITH ORDINALITY AS t(type, queue, priority, run_at, has_run_at, max_attempts, timeout_ms, backoff_base_ms, backoff_max_ms, key, payload, request_id, ord)
+		NULLIF(t.request_id, ''), NULLIF(t.trace_parent, '')
+	FROM unnest($1::text[], $2::text[], $3::smallint[], $4::timestamptz[], $5::bool[], $6::int[], $7::int[], $8::int[], $9::int[], $10::text[], $11::text[], $12::text[], $13::text[])
+		WITH ORDINALITY AS t(type, queue, priority, run_at, has_run_at, max_attempts, timeout_ms, backoff_base_ms, backoff_max_ms, key, payload, request_id, trace_parent, ord)
 	ORDER BY t.ord
 	ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 	RETURNING id, idempotency_key`
@@ -175,7 +183,7 @@ type Inserted struct {
 func (s *Store) InsertMany(ctx context.Context, tx DBTX, rows []InsertRow) ([]Inserted, error) {
 	c := columnsOf(rows)
 	res, err := tx.Query(ctx, s.sql(insertManySQL), c.kinds, c.queues, c.priorities, c.runAts, c.hasRunAt,
-		c.maxAttempts, c.timeouts, c.backoffBases, c.backoffMaxes, c.keys, c.payloads, c.requestIDs)
+		c.maxAttempts, c.timeouts, c.backoffBases, c.backoffMaxes, c.keys, c.payloads, c.requestIDs, c.traceParents)
 	if err != nil {
 		return nil, Interpret(fmt.Errorf("enqueue batch: %w", err))
 	}
@@ -259,6 +267,7 @@ func (s *Store) idsByKey(ctx context.Context, tx DBTX, keys []string) (map[strin
 
 type columns struct {
 	kinds, queues, keys, payloads, requestIDs         []string
+	traceParents                                      []string
 	priorities                                        []int16
 	runAts                                            []time.Time
 	hasRunAt                                          []bool
@@ -269,11 +278,12 @@ func columnsOf(rows []InsertRow) *columns {
 	n := len(rows)
 	c := &columns{
 		kinds: make([]string, n), queues: make([]string, n), keys: make([]string, n), payloads: make([]string, n),
-		requestIDs: make([]string, n), priorities: make([]int16, n), runAts: make([]time.Time, n), hasRunAt: make([]bool, n),
+		requestIDs: make([]string, n), traceParents: make([]string, n), priorities: make([]int16, n), runAts: make([]time.Time, n), hasRunAt: make([]bool, n),
 		maxAttempts: make([]int32, n), timeouts: make([]int32, n), backoffBases: make([]int32, n), backoffMaxes: make([]int32, n),
 	}
 	for i, r := range rows {
 		c.kinds[i], c.queues[i], c.keys[i], c.payloads[i], c.requestIDs[i] = r.Kind, r.Queue, r.Key, r.Payload, r.RequestID
+		c.traceParents[i] = r.TraceParent
 		c.priorities[i], c.runAts[i], c.hasRunAt[i] = int16(r.Priority), r.RunAt, !r.RunAt.IsZero()
 		c.maxAttempts[i], c.timeouts[i], c.backoffBases[i], c.backoffMaxes[i] = int32(r.MaxAttempts), r.TimeoutMs, r.BackoffBaseMs, r.BackoffMax
 	}
@@ -281,7 +291,7 @@ func columnsOf(rows []InsertRow) *columns {
 }
 
 // copyColumns are the columns COPY writes; the rest take their defaults.
-var copyColumns = []string{"type", "queue", "priority", "run_at", "max_attempts", "timeout_ms", "backoff_base_ms", "backoff_max_ms", "payload", "request_id"}
+var copyColumns = []string{"type", "queue", "priority", "run_at", "max_attempts", "timeout_ms", "backoff_base_ms", "backoff_max_ms", "payload", "request_id", "trace_parent"}
 
 // Copy writes keyless rows with COPY, the fastest way into PostgreSQL, and
 // returns how many it wrote. The insert trigger still wakes workers.
@@ -304,12 +314,8 @@ func (s *Store) Copy(ctx context.Context, tx pgx.Tx, rows []InsertRow) (int64, e
 		if runAt.IsZero() {
 			runAt = now
 		}
-		var rid *string
-		if r.RequestID != "" {
-			rid = &r.RequestID
-		}
 		vals[i] = []any{r.Kind, r.Queue, int16(r.Priority), runAt, int32(r.MaxAttempts), null(r.TimeoutMs), null(r.BackoffBaseMs),
-			null(r.BackoffMax), json.RawMessage(r.Payload), rid}
+			null(r.BackoffMax), json.RawMessage(r.Payload), nullText(r.RequestID), nullText(r.TraceParent)}
 	}
 	n, err := tx.CopyFrom(ctx, s.Table("spool_jobs"), copyColumns, pgx.CopyFromRows(vals))
 	if err != nil {

@@ -69,11 +69,11 @@ func (s *Store) InsertStep(ctx context.Context, tx DBTX, wfID int64, st Step) (i
 	var id int64
 	err := tx.QueryRow(ctx, s.sql(`INSERT INTO spool.spool_jobs
 		(type, queue, priority, run_at, max_attempts, timeout_ms, backoff_base_ms, backoff_max_ms, payload,
-		 status, workflow_id, step, parents, continue_on_failure, request_id)
+		 status, workflow_id, step, parents, continue_on_failure, request_id, trace_parent)
 		VALUES ($1, $2, $3, now(), $4, NULLIF($5, 0), NULLIF($6, 0), NULLIF($7, 0), $8::text::jsonb,
-		 CASE WHEN cardinality($11::bigint[]) = 0 THEN 'pending' ELSE 'blocked' END, $9, $10, $11, $12, NULLIF($13, ''))
+		 CASE WHEN cardinality($11::bigint[]) = 0 THEN 'pending' ELSE 'blocked' END, $9, $10, $11, $12, NULLIF($13, ''), NULLIF($14, ''))
 		RETURNING id`), r.Kind, r.Queue, r.Priority, r.MaxAttempts, r.TimeoutMs, r.BackoffBaseMs, r.BackoffMax, r.Payload,
-		wfID, st.Name, st.Parents, st.ContinueOnFailure, r.RequestID).Scan(&id)
+		wfID, st.Name, st.Parents, st.ContinueOnFailure, r.RequestID, r.TraceParent).Scan(&id)
 	if err != nil {
 		return 0, Interpret(fmt.Errorf("create workflow step %q: %w", st.Name, err))
 	}

@@ -114,6 +114,7 @@ func (e *Engine) Create(ctx context.Context, tx store.DBTX, p spooltype.Workflow
 			return nil, fmt.Errorf("%w: step %q: %w", ErrInvalid, s.Name, err)
 		}
 	}
+	enqueue.Trace(ctx, rows)
 	var fail *store.InsertRow
 	if p.OnFailure != nil {
 		f, err := e.Enqueuer.Row(*p.OnFailure)
