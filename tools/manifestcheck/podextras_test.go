@@ -74,7 +74,9 @@ func TestPodExtrasIngressAndRegistry(t *testing.T) {
 	for _, name := range []string{"spool-worker", "spool-worker-emails", "spool-worker-reports"} {
 		w := pods[name]
 		if len(w.Containers) == 0 || !slices.ContainsFunc(w.Containers[0].VolumeMounts, func(m corev1.VolumeMount) bool { return m.Name == "reports" }) ||
-			!slices.ContainsFunc(w.Containers[0].EnvFrom, func(e corev1.EnvFromSource) bool { return e.ConfigMapRef != nil && e.ConfigMapRef.Name == "shop-settings" }) {
+			!slices.ContainsFunc(w.Containers[0].EnvFrom, func(e corev1.EnvFromSource) bool {
+				return e.ConfigMapRef != nil && e.ConfigMapRef.Name == "shop-settings"
+			}) {
 			t.Errorf("%s: the worker's extra mount or envFrom is missing", name)
 		}
 	}
@@ -123,7 +125,9 @@ func TestPodExtrasAndIngressMistakes(t *testing.T) {
 			"backend port metrics of Service spool-api is not the port to the API's http port"},
 		{"backend service", func(o []Object) { ingress(o).Spec.Rules[0].HTTP.Paths[0].Backend.Service.Name = "spool" },
 			"backend Service spool is not rendered"},
-		{"tls host", func(o []Object) { ingress(o).Spec.TLS[0].Hosts = append(ingress(o).Spec.TLS[0].Hosts, "other.example.com") },
+		{"tls host", func(o []Object) {
+			ingress(o).Spec.TLS[0].Hosts = append(ingress(o).Spec.TLS[0].Hosts, "other.example.com")
+		},
 			"TLS names host other.example.com, which no rule routes"},
 		{"policy closed to the controller", func(o []Object) {
 			for _, obj := range o {
