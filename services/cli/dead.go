@@ -12,9 +12,9 @@ import (
 
 func (a *app) deadCommand() *cobra.Command {
 	cmd := group(&cobra.Command{Use: "dead", Short: "The dead-letter queue: list, retry and purge dead jobs"})
-	cmd.AddCommand(a.jobsListCommand("list", "dead", "list dead jobs, newest first"),
-		a.deadActionCommand("retry", "put matching dead jobs back to pending (and revive the workflows they failed)"),
-		a.deadActionCommand("purge", "delete matching dead jobs"))
+	cmd.AddCommand(a.jobsListCommand("list", "dead", "List dead jobs, newest first"),
+		a.deadActionCommand("retry", "Put matching dead jobs back to pending (and revive the workflows they failed)"),
+		a.deadActionCommand("purge", "Delete matching dead jobs"))
 	return cmd
 }
 

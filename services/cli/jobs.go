@@ -49,9 +49,9 @@ var jobStatuses = []string{"pending", "running", "retrying", "completed", "dead"
 
 func (a *app) jobsCommand() *cobra.Command {
 	cmd := group(&cobra.Command{Use: "jobs", Short: "List, show, enqueue, retry and cancel jobs"})
-	cmd.AddCommand(a.jobsListCommand("list", "", "list jobs, newest first"), a.jobsGetCommand(),
-		a.jobTransitionCommand("retry", "put a dead or cancelled job back to pending (attempts reset, history kept)"),
-		a.jobTransitionCommand("cancel", "cancel a job that has not finished"),
+	cmd.AddCommand(a.jobsListCommand("list", "", "List jobs, newest first"), a.jobsGetCommand(),
+		a.jobTransitionCommand("retry", "Put a dead or cancelled job back to pending (attempts reset, history kept)"),
+		a.jobTransitionCommand("cancel", "Cancel a job that has not finished"),
 		a.enqueueCommand())
 	return cmd
 }

@@ -41,21 +41,22 @@ func (a *app) queuesCommand() *cobra.Command {
 			if err := decodeMember(raw, "queues", &qs); err != nil {
 				return err
 			}
-			t := newTable(a.stdout, "NAME", "PAUSED", "PENDING", "RUNNING", "RETRYING", "BLOCKED", "DEAD", "OLDEST DUE", "LIMIT")
+			t := newTable(a.stdout, "NAME", "PAUSED", "PENDING", "RUNNING", "RETRYING", "BLOCKED", "COMPLETED", "DEAD", "CANCELLED",
+				"OLDEST DUE", "LIMIT")
 			for _, q := range qs {
 				n := func(s string) string { return strconv.FormatInt(q.Counts[s], 10) }
 				lim := "-"
 				if q.Limit != nil {
 					lim = q.Limit.describe()
 				}
-				t.row(q.Name, strconv.FormatBool(q.Paused), n("pending"), n("running"), n("retrying"), n("blocked"), n("dead"),
-					fmt.Sprintf("%.0fs", q.OldestDueAge), lim)
+				t.row(q.Name, strconv.FormatBool(q.Paused), n("pending"), n("running"), n("retrying"), n("blocked"), n("completed"),
+					n("dead"), n("cancelled"), fmt.Sprintf("%.0fs", q.OldestDueAge), lim)
 			}
 			return t.flush()
 		}),
 	}
-	cmd.AddCommand(list, a.pauseCommand("pause", "stop claiming from a queue in every worker (running jobs finish)"),
-		a.pauseCommand("resume", "resume claiming from a paused queue"))
+	cmd.AddCommand(list, a.pauseCommand("pause", "Stop claiming from a queue in every worker (running jobs finish)"),
+		a.pauseCommand("resume", "Resume claiming from a paused queue"))
 	return cmd
 }
 

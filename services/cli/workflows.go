@@ -56,8 +56,8 @@ func (a *app) workflowsCommand() *cobra.Command {
 	}
 	create.Flags().StringVar(&file, "file", "", "a JSON file of the workflow (- for stdin)")
 	_ = create.MarkFlagFilename("file", "json")
-	cmd.AddCommand(a.workflowIDCommand("get", "show a workflow's steps: status, attempts, timings, last error", ""),
-		a.workflowIDCommand("cancel", "cancel every step that has not started (running steps finish)", "/cancel"), create)
+	cmd.AddCommand(a.workflowIDCommand("get", "Show a workflow's steps: status, attempts, timings, last error", ""),
+		a.workflowIDCommand("cancel", "Cancel every step that has not started (running steps finish)", "/cancel"), create)
 	return cmd
 }
 
