@@ -108,7 +108,7 @@ func (a *app) overrides(cmd *cobra.Command, f enqueueFlags) (map[string]json.Raw
 		if len(p) > 0 && p[0] == '@' {
 			var err error
 			if p, err = os.ReadFile(string(p[1:])); err != nil {
-				return nil, usagef("--payload: %v", err)
+				return nil, &failure{err: fmt.Errorf("--payload: %w", err)}
 			}
 		}
 		if !isObject(p) {
