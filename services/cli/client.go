@@ -118,6 +118,9 @@ func unwrapURLError(err error) error {
 // those. Anything else (a proxy's HTML page) keeps its HTTP status.
 func parseAPIError(resp *http.Response, body []byte) *apiError {
 	e := &apiError{HTTPStatus: resp.StatusCode, RequestID: resp.Header.Get("X-Request-ID")}
+	if ra := resp.Header.Get("Retry-After"); ra != "" && len(ra) <= 4 && strings.Trim(ra, "0123456789") == "" {
+		e.RetryAfter = ra
+	}
 	var raw map[string]json.RawMessage
 	if json.Unmarshal(body, &raw) == nil {
 		str := func(key string) string {

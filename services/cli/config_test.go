@@ -2,9 +2,14 @@ package main_test
 
 import (
 	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/spoolq/spool/shared/proctest"
@@ -94,4 +99,54 @@ func TestConfigAndExitCodes(t *testing.T) {
 	}
 	// Dynamic completion asks the API for names.
 	s.cli.run(t, "__complete", "queues", "pause", "").ok(t).contains(t, "from-file")
+}
+
+// TestProblemDetails: the RFC 9457 error shape the API is moving to, and
+// what a proxy may answer, through the binary; and the headers it sends.
+func TestProblemDetails(t *testing.T) {
+	t.Parallel()
+	var (
+		mu   sync.Mutex
+		seen []string
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, fmt.Sprintf("%s %s ct=%q auth=%v", r.Method, r.URL.Path, r.Header.Get("Content-Type"),
+			r.Header.Get("Authorization") == "Bearer "+rwToken))
+		mu.Unlock()
+		problem := func(status int, body string) {
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.WriteHeader(status)
+			_, _ = io.WriteString(w, body)
+		}
+		switch r.URL.Path {
+		case "/v1/jobs/1":
+			problem(404, `{"type":"about:blank","title":"Not Found","status":404,"detail":"job not found","error":"job not found","request_id":"REQ1"}`)
+		case "/v1/jobs/2/cancel":
+			problem(409, `{"title":"Conflict","status":409,"detail":"cannot cancel this job","error":"cannot cancel this job","job_status":"completed","request_id":"REQ2"}`)
+		case "/v1/queues":
+			w.Header().Set("Retry-After", "5")
+			problem(503, `{"title":"Service Unavailable","status":503,"detail":"database unavailable; retry later"}`)
+		case "/v1/kinds":
+			_, _ = io.WriteString(w, "<html>a login page</html>")
+		default:
+			w.WriteHeader(502)
+			_, _ = io.WriteString(w, "<html>bad gateway</html>")
+		}
+	}))
+	t.Cleanup(srv.Close)
+	c := newCLI(t, "SPOOL_API_URL="+srv.URL, "SPOOL_API_TOKEN="+rwToken)
+
+	c.run(t, "jobs", "get", "1").want(t, 4).errContains(t, "job not found [HTTP 404, request REQ1]")
+	c.run(t, "jobs", "cancel", "2").want(t, 1).errContains(t, "cannot cancel this job (job status completed) [HTTP 409, request REQ2]")
+	c.run(t, "queues", "list").want(t, 1).errContains(t, "database unavailable; retry later [HTTP 503]; retry after 5s")
+	c.run(t, "kinds", "list").want(t, 1).errContains(t, "not JSON")
+	c.run(t, "limits").want(t, 1).errContains(t, "Bad Gateway [HTTP 502]")
+
+	mu.Lock()
+	defer mu.Unlock()
+	want := []string{`GET /v1/jobs/1 ct="" auth=true`, `POST /v1/jobs/2/cancel ct="application/json" auth=true`}
+	if len(seen) < 2 || seen[0] != want[0] || seen[1] != want[1] {
+		t.Fatalf("requests: %q; want %q first", seen, want)
+	}
 }

@@ -55,6 +55,8 @@ type apiError struct {
 	JobStatus  string
 	KnownTypes []string
 	RequestID  string
+	// RetryAfter is the answer's Retry-After (a 429 or 503), as sent.
+	RetryAfter string
 }
 
 func (e *apiError) Error() string {
@@ -71,6 +73,9 @@ func (e *apiError) Error() string {
 		fmt.Fprintf(&b, ", request %s", e.RequestID)
 	}
 	b.WriteString("]")
+	if e.RetryAfter != "" {
+		fmt.Fprintf(&b, "; retry after %ss", e.RetryAfter)
+	}
 	return b.String()
 }
 

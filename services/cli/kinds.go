@@ -68,13 +68,17 @@ const completionTimeout = 2 * time.Second
 
 // completeNames completes with the names of path's list (under key),
 // asked of the API; nothing when it cannot be asked.
-func (a *app) completeNames(path, key string, toComplete string) ([]string, cobra.ShellCompDirective) {
+func (a *app) completeNames(cmd *cobra.Command, path, key string, toComplete string) ([]string, cobra.ShellCompDirective) {
 	c, err := a.client()
 	if err != nil {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
 	c.timeout = completionTimeout
-	raw, err := c.get(context.Background(), path, url.Values{})
+	ctx := cmd.Context()
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	raw, err := c.get(ctx, path, url.Values{})
 	if err != nil {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
@@ -93,20 +97,20 @@ func (a *app) completeNames(path, key string, toComplete string) ([]string, cobr
 	return out, cobra.ShellCompDirectiveNoFileComp
 }
 
-func (a *app) completeKinds(_ *cobra.Command, _ []string, toComplete string) ([]string, cobra.ShellCompDirective) {
-	return a.completeNames("/v1/kinds", "kinds", toComplete)
+func (a *app) completeKinds(cmd *cobra.Command, _ []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+	return a.completeNames(cmd, "/v1/kinds", "kinds", toComplete)
 }
 
-func (a *app) completeQueues(_ *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+func (a *app) completeQueues(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
 	if len(args) > 0 {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
-	return a.completeNames("/v1/queues", "queues", toComplete)
+	return a.completeNames(cmd, "/v1/queues", "queues", toComplete)
 }
 
-func (a *app) completeSchedules(_ *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+func (a *app) completeSchedules(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
 	if len(args) > 0 {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
-	return a.completeNames("/v1/schedules", "schedules", toComplete)
+	return a.completeNames(cmd, "/v1/schedules", "schedules", toComplete)
 }
