@@ -66,7 +66,7 @@ enqueued, and the message says from which line on nothing was.`,
 	fl.StringVar(&f.key, "idempotency-key", "", "while a job with this key exists, enqueueing again returns it")
 	fl.StringVar(&f.file, "file", "", "a JSON file of one job (- for stdin)")
 	fl.StringVar(&f.batch, "batch", "", "a file of JSON lines, one job per line (- for stdin)")
-	fl.IntVar(&f.chunk, "chunk-size", defaultChunk, "jobs per batch request (the API's SPOOL_MAX_BATCH, 1000 by default, is the most)")
+	fl.IntVar(&f.chunk, "chunk-size", defaultChunk, "jobs per batch request, at most the API's SPOOL_MAX_BATCH")
 	cmd.MarkFlagsMutuallyExclusive("file", "batch")
 	cmd.MarkFlagsMutuallyExclusive("delay", "run-at")
 	cmd.MarkFlagsMutuallyExclusive("batch", "idempotency-key")
