@@ -15,9 +15,10 @@ help: ## list the targets
 	@echo 'Usage: make <target>'
 	@awk 'BEGIN { FS = ":.*## " } /^[a-zA-Z0-9_.-]+:.*## / { printf "  %-17s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
-build: ## build bin/spool-api and bin/spool-worker
+build: ## build bin/spool-api, bin/spool-worker and bin/spool (the CLI)
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/spool-api ./services/api
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/spool-worker ./services/worker
+	$(GO) build -ldflags "$(LDFLAGS) -X main.buildVersion=$(VERSION)" -o bin/spool ./services/cli
 
 run: ## run PostgreSQL, migrations, the API and a worker locally (Ctrl-C stops all)
 	@scripts/run.sh
