@@ -601,7 +601,7 @@ kinds_served=$(curl -sf -H "Authorization: Bearer $TOKEN" "$API/v1/kinds" | jq -
 note "shop pool: helm upgrade added Deployment spool-worker-shop ($shop_image_run, queue shop), pod $SHOP_PODS; shop-worker migrate pod exited 0; GET /v1/kinds: $kinds_served"
 run_check http "$E2EC" http -api "$API" -receiver "$RECEIVER" -n "$HTTP_JOBS" -key-prefix "e2e-$RUN_ID" \
 	-refuse "http://169.254.169.254/latest/meta-data/,$API/v1/stats" \
-	-shop-order "$shop_order" -shop-pods "$SHOP_PODS" -out "$ART/http.json"
+	-shop-order "$shop_order" -shop-pods "$SHOP_PODS" -http-queue shop -out "$ART/http.json"
 receipts=$(psql_db -c "SELECT count(*) FROM receipts WHERE order_id = $shop_order") || receipts="(psql failed)"
 if [[ $receipts == 1 ]]; then
 	note "http: shop.receipt wrote the receipt of order $shop_order (receipts table: 1 row)"

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -70,6 +71,7 @@ func cmdHTTP(args []string) error {
 	shopOrder := fs.Int64("shop-order", 0, "order id for a shop.receipt job (0: none)")
 	shopEmail := fs.String("shop-email", "e2e@example.com", "the order's email")
 	shopQueue := fs.String("shop-queue", "shop", "queue of the shop.receipt job (served by the custom pool only)")
+	httpQueue := fs.String("http-queue", "", "queue of the http jobs (empty: default); with -shop-pods, every http job must run on the custom pool")
 	shopPods := fs.String("shop-pods", "", "comma-separated pod names of the custom worker pool: the shop.receipt job must complete on one")
 	timeout := fs.Duration("timeout", 3*time.Minute, "wait this long for the jobs")
 	out := fs.String("out", "", "write the report as JSON here")
@@ -126,6 +128,9 @@ func cmdHTTP(args []string) error {
 				"body":    map[string]any{"e2e": *keyPrefix, "n": i}, "timeout": "10s",
 			},
 			"idempotency_key": fmt.Sprintf("%s-http-%d", *keyPrefix, i),
+		}
+		if *httpQueue != "" {
+			body["queue"] = *httpQueue
 		}
 		var res struct {
 			Job jobDetail `json:"job"`
@@ -276,6 +281,15 @@ func cmdHTTP(args []string) error {
 		parts = append(parts, fmt.Sprintf("%s=%d", w, rep.ByWorker[w]))
 	}
 	info("http jobs by worker pod: %s", strings.Join(parts, " "))
+	if *httpQueue != "" && *shopPods != "" {
+		var elsewhere []string
+		for _, w := range workers {
+			if !slices.Contains(splitList(*shopPods), w) {
+				elsewhere = append(elsewhere, w)
+			}
+		}
+		check(len(elsewhere) == 0 && len(workers) > 0, "every http job (queue %s) ran on the custom pool's image (%s)%s", *httpQueue, *shopPods, failList("other pods", elsewhere))
+	}
 	info("receiver totals: %d requests, %d signature ok, %d bad (%d unsigned)", st.Requests, st.SigOK, st.SigBad, st.Unsigned)
 
 	if rep.ShopJob > 0 {

@@ -2,6 +2,11 @@
 // plumbing (SPOOL_* settings, metrics and health on the admin port, clean
 // stop on SIGTERM) around the shop's kinds.
 //
+// It also runs Spool's stock http kind, configured by the same
+// SPOOL_HTTP_* variables as the stock worker (off while
+// SPOOL_HTTP_ALLOWED_HOSTS is empty): a team's pool can call its own
+// services beside its Go kinds.
+//
 // `shop-worker migrate` creates the shop's own tables (idempotent) and
 // exits, the way `spool-api migrate` does for Spool's: run it before the
 // workers, e.g. as a Job or an init container.
@@ -14,6 +19,7 @@ import (
 
 	"example.com/shop/shop"
 
+	"github.com/spoolq/spool/shared/httpkind"
 	"github.com/spoolq/spool/shared/jobqueue"
 	"github.com/spoolq/spool/shared/postgres"
 	"github.com/spoolq/spool/shared/workerapp"
@@ -27,9 +33,10 @@ func main() {
 		}
 		return
 	}
-	workerapp.App{Name: "shop-worker", Register: func(kinds *jobqueue.Kinds, d workerapp.Deps) error {
+	var hk httpkind.Settings
+	workerapp.App{Name: "shop-worker", Settings: []any{&hk}, Check: hk.Check, Register: func(kinds *jobqueue.Kinds, d workerapp.Deps) error {
 		shop.AddKinds(kinds, d.Client)
-		return nil
+		return httpkind.AddWith(kinds, hk, httpkind.Deps{Tokens: d.Client, Registerer: d.Registry})
 	}}.Main()
 }
 
