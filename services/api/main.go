@@ -161,7 +161,7 @@ func serve(ctx context.Context, stopSignals func(), cfg settings.Config, log *sl
 	client.SetPolicies(kinds)
 	opts := &httpapi.Opts{
 		MaxPayloadBytes: cfg.MaxPayloadBytes, MaxBatch: cfg.MaxBatch, MaxBatchBytes: cfg.MaxBatchBytes, MaxResponseBytes: cfg.MaxResponseBytes,
-		RequestTimeout: cfg.RequestTimeout, MaxInFlight: cfg.MaxInFlight, MaxSchedules: cfg.MaxSchedules, Tokens: cfg.Tokens,
+		RequestTimeout: cfg.RequestTimeout, MaxInFlight: cfg.MaxInFlight, InFlightWait: orNone(cfg.InFlightWait), MaxSchedules: cfg.MaxSchedules, Tokens: cfg.Tokens,
 		BodyTimeout: cfg.BodyTimeout, MaxBufferedBytes: cfg.MaxBuffered,
 		Catalog: kinds, Logger: log, Registry: reg, Counts: jobqueue.NewCountsCache(client, cfg.StatsMaxAge),
 	}
@@ -250,4 +250,12 @@ func flushTraces(stop func(context.Context) error, log *slog.Logger) {
 	if err := stop(ctx); err != nil {
 		log.Warn("flushing traces", "error", err)
 	}
+}
+
+// orNone maps a configured zero duration (none) to the API's negative.
+func orNone(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }

@@ -134,22 +134,25 @@ func discoverMetrics(t *testing.T) *describer {
 			d.labels[name] = sortedLabels(labels)
 		}
 	}
-	err = filepath.WalkDir(filepath.Join(repoRoot, "services"), func(p string, e fs.DirEntry, err error) error {
-		if err != nil || e.IsDir() || !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") {
-			return err
-		}
-		b, err := os.ReadFile(p)
+	// The services' own metrics, and those of the stock kinds' packages.
+	for _, dir := range []string{"services", filepath.Join("shared", "httpkind")} {
+		err = filepath.WalkDir(filepath.Join(repoRoot, dir), func(p string, e fs.DirEntry, err error) error {
+			if err != nil || e.IsDir() || !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") {
+				return err
+			}
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			for _, m := range metricRegistration.FindAllStringSubmatch(string(b), -1) {
+				d.names[m[1]] = true
+			}
+			maps.Copy(d.labels, sourceLabels(t, p, b))
+			return nil
+		})
 		if err != nil {
-			return err
+			t.Fatal(err)
 		}
-		for _, m := range metricRegistration.FindAllStringSubmatch(string(b), -1) {
-			d.names[m[1]] = true
-		}
-		maps.Copy(d.labels, sourceLabels(t, p, b))
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 	if !d.names["spool_http_requests_total"] || !d.names["spool_worker_polls_total"] || !d.names["spool_db_pool_max_connections"] ||
 		!d.names["spool_build_info"] {

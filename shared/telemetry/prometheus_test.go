@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -35,6 +36,9 @@ func TestPrometheusScrapesServices(t *testing.T) {
 	promBin := proctest.LookPath(t, "prometheus", "Prometheus scrape test skipped: no prometheus binary (apt-get install prometheus)")
 	t.Parallel()
 	db := pgtest.New(t)
+	// A destination for an http job, so that the http kind's series exist.
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	t.Cleanup(hook.Close)
 	apiHTTP, apiAdmin, workerAdmin := proctest.FreeAddr(t), proctest.FreeAddr(t), proctest.FreeAddr(t)
 	api := proctest.Start(t, proctest.Build(t, "github.com/spoolq/spool/services/api"), []string{
 		"SPOOL_DATABASE_URL=" + db.URL, "SPOOL_HTTP_ADDR=" + apiHTTP, "SPOOL_ADMIN_ADDR=" + apiAdmin,
@@ -44,6 +48,7 @@ func TestPrometheusScrapesServices(t *testing.T) {
 	worker := proctest.Start(t, proctest.Build(t, "github.com/spoolq/spool/services/worker"), []string{
 		"SPOOL_DATABASE_URL=" + db.URL, "SPOOL_ADMIN_ADDR=" + workerAdmin, "SPOOL_WORKER_ID=w1",
 		"SPOOL_POLL_INTERVAL=200ms", "SPOOL_BACKOFF_BASE=50ms", "SPOOL_BACKOFF_MAX=100ms", "SPOOL_LOG_LEVEL=warn",
+		"SPOOL_HTTP_ALLOWED_HOSTS=127.0.0.1/32",
 	})
 	for _, addr := range []string{apiAdmin, workerAdmin} {
 		proctest.Eventually(t, 30*time.Second, addr+"/readyz", func() bool { return httpStatus("http://"+addr+"/readyz") == 200 })
@@ -100,9 +105,10 @@ scrape_configs:
 	for range 20 {
 		jobs = append(jobs, `{"type":"noop"}`)
 	}
+	jobs = append(jobs, `{"type":"http","payload":{"url":"`+hook.URL+`/hook"}}`)
 	apiCall(t, "POST", "http://"+apiHTTP+"/v1/jobs/batch", `{"jobs":[`+strings.Join(jobs, ",")+`]}`)
-	proctest.Eventually(t, 60*time.Second, "23 completed jobs and a dead one in Prometheus", func() bool {
-		return p.value(`sum(spool_jobs_processed_total{outcome="completed"})`) >= 23 &&
+	proctest.Eventually(t, 60*time.Second, "24 completed jobs and a dead one in Prometheus", func() bool {
+		return p.value(`sum(spool_jobs_processed_total{outcome="completed"})`) >= 24 &&
 			p.value(`sum(spool_jobs_processed_total{type="fail", outcome="dead"})`) == 1
 	})
 	if got := p.value(`sum(spool_worker_polls_total{job="spool-worker"})`); got <= polls0 {

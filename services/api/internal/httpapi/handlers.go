@@ -52,7 +52,7 @@ func (a *api) enqueue(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	res, err := a.client.Enqueue(r.Context(), p)
+	res, err := a.gather.Enqueue(r.Context(), p)
 	if err != nil {
 		writeError(w, r, err)
 		return

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -164,16 +165,36 @@ func (b *bufferedResponse) Write(p []byte) (int, error) {
 // answers into memory; the slot is released before the answer is written,
 // so a client that does not read cannot hold it. An answer that does not
 // fit the buffer budget is replaced by a 429.
-func limitInFlight(n int, b *budget, m *httpMetrics) mux.MiddlewareFunc {
+// takeSlot takes one of slots, waiting up to wait (not at all if
+// negative) or until the request's context ends.
+func takeSlot(ctx context.Context, slots chan struct{}, wait time.Duration) bool {
+	select {
+	case slots <- struct{}{}:
+		return true
+	default:
+	}
+	if wait <= 0 {
+		return false
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case slots <- struct{}{}:
+		return true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return false
+}
+
+func limitInFlight(n int, wait time.Duration, b *budget, m *httpMetrics) mux.MiddlewareFunc {
 	if n <= 0 {
 		return func(next http.Handler) http.Handler { return next }
 	}
 	slots := make(chan struct{}, n)
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			select {
-			case slots <- struct{}{}:
-			default:
+			if !takeSlot(r.Context(), slots, wait) {
 				writeError(w, r, &apiError{Status: http.StatusTooManyRequests,
 					Message: fmt.Sprintf("the API is serving its limit of %d requests at once; retry shortly", n)})
 				return

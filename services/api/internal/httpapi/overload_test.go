@@ -72,9 +72,10 @@ func burst(srv *httptest.Server, n int) <-chan answer {
 }
 
 // TestOverloadAnswers429AtOnce: with inserts stalled, a burst beyond the
-// in-flight limit is refused at once with 429 and Retry-After instead of
-// queueing; the admitted requests finish once the database moves again,
-// and the slots are free afterwards.
+// in-flight limit is refused with 429 and Retry-After after the short wait
+// for a slot (SPOOL_INFLIGHT_WAIT, 250 ms) instead of queueing longer; the
+// admitted requests finish once the database moves again, and the slots
+// are free afterwards.
 func TestOverloadAnswers429AtOnce(t *testing.T) {
 	t.Parallel()
 	db := pgtest.New(t)
@@ -146,5 +147,36 @@ func TestPoolWaitIsBounded(t *testing.T) {
 	var jobs int
 	if err := db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM spool.spool_jobs`).Scan(&jobs); err != nil || jobs != 0 {
 		t.Fatalf("%d jobs (%v), want none", jobs, err)
+	}
+}
+
+// A burst past the in-flight limit that the database can serve within the
+// wait queues for slots instead of being shed: with inserts stalled for a
+// moment, 24 requests against 4 slots all get 201, and their jobs were
+// written by fewer transactions than jobs (gathered commits).
+func TestBurstWaitsForASlot(t *testing.T) {
+	t.Parallel()
+	db := pgtest.New(t)
+	client := smallPool(t, db, 2)
+	srv := httptest.NewServer(httpapi.New(client, &httpapi.Opts{RequestTimeout: 20 * time.Second, InFlightWait: 15 * time.Second}))
+	t.Cleanup(srv.Close)
+	srv.Client().Timeout = 30 * time.Second
+	release := blockInserts(t, db)
+	const n = 24
+	answers := burst(srv, n)
+	time.Sleep(300 * time.Millisecond) // past the default wait: every request has arrived and waits
+	release()
+	for i := range n {
+		if a := <-answers; a.err != nil || a.code != http.StatusCreated {
+			t.Fatalf("answer %d: %d, %v; want 201 for every request of the burst", i, a.code, a.err)
+		}
+	}
+	var jobs, txs int
+	if err := db.Pool.QueryRow(context.Background(), `SELECT count(*), count(DISTINCT xmin::text) FROM spool.spool_jobs`).Scan(&jobs, &txs); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d jobs in %d transactions", jobs, txs)
+	if jobs != n || txs >= n {
+		t.Errorf("%d jobs in %d transactions; want %d jobs in fewer transactions", jobs, txs, n)
 	}
 }

@@ -29,10 +29,14 @@ type Opts struct {
 	// MaxSchedules caps the schedules PUT /v1/schedules/{name} creates
 	// (schedule.DefaultMaxSchedules, 1000); negative: no cap.
 	MaxSchedules int
-	// MaxInFlight bounds the /v1 requests served at once; more are answered
-	// 429 at once. Zero means twice the client's pool size (no bound if it
-	// has no pool), negative no bound.
+	// MaxInFlight bounds the /v1 requests served at once; more wait up to
+	// InFlightWait for a slot, then are answered 429. Zero means twice the
+	// client's pool size (no bound if it has no pool), negative no bound.
 	MaxInFlight int
+	// InFlightWait is how long a request waits for an in-flight slot (250
+	// ms; negative: not at all), so that a burst of ordinary concurrency
+	// queues briefly instead of being shed while the database has room.
+	InFlightWait time.Duration
 	// BodyTimeout bounds the time to receive a request's body, which is
 	// read before the request takes an in-flight slot (408 past it); 10s.
 	BodyTimeout time.Duration
@@ -84,6 +88,9 @@ func (o *Opts) withDefaults() Opts {
 	if c.BodyTimeout <= 0 {
 		c.BodyTimeout = 10 * time.Second
 	}
+	if c.InFlightWait == 0 {
+		c.InFlightWait = 250 * time.Millisecond
+	}
 	if c.MaxBufferedBytes == 0 {
 		c.MaxBufferedBytes = 64 << 20
 	}
@@ -101,6 +108,7 @@ type api struct {
 	opts      Opts
 	metrics   *httpMetrics
 	buffered  *budget
+	gather    *jobqueue.Gatherer // POST /v1/jobs: concurrent requests share commits
 }
 
 // New returns the API's handler: the /v1 routes wrapped in request-id,
@@ -128,7 +136,7 @@ func newAPI(client *jobqueue.Client, opts *Opts) *api {
 		o.Counts = jobqueue.NewCountsCache(client, 0)
 	}
 	return &api{client: client, catalog: cat, schedules: schedule.NewStore(client, cat, &schedule.StoreOpts{MaxSchedules: o.MaxSchedules}),
-		opts: o, buffered: newBudget(o.MaxBufferedBytes)}
+		opts: o, buffered: newBudget(o.MaxBufferedBytes), gather: client.NewGatherer(gatherOpts(client, o))}
 }
 
 // router is the /v1 routes and their middleware: a request is
@@ -140,7 +148,7 @@ func (a *api) router() *mux.Router {
 	r := mux.NewRouter()
 	maxBody := max(a.opts.MaxBatchBytes, a.opts.MaxPayloadBytes+envelopeBytes)
 	r.Use(recordRoute, auth, refuseCrossSite(), bufferBodies(maxBody, a.opts.BodyTimeout, a.buffered, a.metrics),
-		limitInFlight(a.opts.MaxInFlight, a.buffered, a.metrics), withTimeout(a.opts.RequestTimeout))
+		limitInFlight(a.opts.MaxInFlight, a.opts.InFlightWait, a.buffered, a.metrics), withTimeout(a.opts.RequestTimeout))
 	// Full paths rather than a /v1 subrouter: the route label and logs then
 	// carry the whole template, and 404/405 handling stays in one router.
 	r.HandleFunc("/v1/jobs", a.enqueue).Methods(http.MethodPost)
@@ -208,4 +216,14 @@ func (a *api) extension(ext apiext.Route) http.Handler {
 		}
 		writeJSON(w, status, body)
 	})
+}
+
+// gatherOpts: a gathered statement holds at most a batch's worth of jobs,
+// and a quarter of the pool writes them, leaving connections to reads.
+func gatherOpts(client *jobqueue.Client, o Opts) *jobqueue.GatherOpts {
+	g := &jobqueue.GatherOpts{MaxBatch: o.MaxBatch, Timeout: o.RequestTimeout}
+	if pool := client.Pool(); pool != nil {
+		g.MaxFlushes = max(2, int(pool.Config().MaxConns)/4)
+	}
+	return g
 }

@@ -255,6 +255,16 @@ func (e *Enqueuer) Insert(ctx context.Context, db store.DBTX, r store.InsertRow)
 	return job, dup, err
 }
 
+// InsertRows writes resolved rows in one statement inside tx, one result
+// per row in input order.
+func (e *Enqueuer) InsertRows(ctx context.Context, tx store.DBTX, rows []store.InsertRow) ([]store.Inserted, error) {
+	out, err := e.Store.InsertMany(ctx, tx, rows)
+	if err == nil {
+		e.count(rows, out)
+	}
+	return out, err
+}
+
 // Rows resolves every job of a batch; a refused one is a BatchError.
 func (e *Enqueuer) Rows(ps []spooltype.EnqueueParams) ([]store.InsertRow, error) {
 	rows := make([]store.InsertRow, len(ps))

@@ -500,3 +500,20 @@ func (s *Store) CountWaitingByKind(ctx context.Context, db DBTX) (map[string]int
 	})
 	return out, Interpret(err)
 }
+
+// GetMany returns the jobs of ids, by id (missing ids are absent).
+func (s *Store) GetMany(ctx context.Context, db DBTX, ids []int64) (map[int64]*Job, error) {
+	rows, err := db.Query(ctx, s.sql(`SELECT `+jobColumns+` FROM spool.spool_jobs WHERE id = ANY($1)`), ids)
+	if err != nil {
+		return nil, Interpret(err)
+	}
+	jobs, err := scanJobs(rows)
+	if err != nil {
+		return nil, Interpret(err)
+	}
+	out := make(map[int64]*Job, len(jobs))
+	for _, j := range jobs {
+		out[j.ID] = j
+	}
+	return out, nil
+}
