@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/spoolq/spool/shared/jobqueue/internal/enqueue"
@@ -138,24 +137,13 @@ func (g *Gatherer) flush(ctx context.Context, batch []*gathered) {
 	for i, it := range batch {
 		rows[i] = it.row
 	}
-	var ins []store.Inserted
-	var jobs map[int64]*Job
-	err := pgx.BeginFunc(ctx, g.c.pool, func(tx pgx.Tx) error {
-		var err error
-		if ins, err = g.c.enq.InsertRows(ctx, tx, rows); err != nil {
-			return err
-		}
-		ids := make([]int64, len(ins))
-		for i, in := range ins {
-			ids[i] = in.ID
-		}
-		jobs, err = g.c.store.GetMany(ctx, tx, ids)
-		return err
-	})
+	// One statement, committed on its own: one round trip for the group.
+	// Ids are matched to rows by their order of assignment within it.
+	jobs, ins, err := g.c.enq.InsertJobs(ctx, g.c.pool, rows)
 	switch {
 	case err == nil:
 		for i, it := range batch {
-			if job := jobs[ins[i].ID]; job != nil {
+			if job := jobs[i]; job != nil {
 				it.done <- gatherResult{res: EnqueueResult{Job: job, Duplicate: ins[i].Duplicate}}
 			} else {
 				g.one(ctx, it) // its key's holder was pruned meanwhile: alone, it retries

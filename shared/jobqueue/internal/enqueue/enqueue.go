@@ -255,14 +255,15 @@ func (e *Enqueuer) Insert(ctx context.Context, db store.DBTX, r store.InsertRow)
 	return job, dup, err
 }
 
-// InsertRows writes resolved rows in one statement inside tx, one result
-// per row in input order.
-func (e *Enqueuer) InsertRows(ctx context.Context, tx store.DBTX, rows []store.InsertRow) ([]store.Inserted, error) {
-	out, err := e.Store.InsertMany(ctx, tx, rows)
+// InsertJobs writes resolved rows in one statement inside tx and returns
+// each row's job (the key's holder for a duplicate) and result, in input
+// order.
+func (e *Enqueuer) InsertJobs(ctx context.Context, tx store.DBTX, rows []store.InsertRow) ([]*store.Job, []store.Inserted, error) {
+	jobs, ins, err := e.Store.InsertManyJobs(ctx, tx, rows)
 	if err == nil {
-		e.count(rows, out)
+		e.count(rows, ins)
 	}
-	return out, err
+	return jobs, ins, err
 }
 
 // Rows resolves every job of a batch; a refused one is a BatchError.

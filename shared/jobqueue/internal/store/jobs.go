@@ -517,3 +517,54 @@ func (s *Store) GetMany(ctx context.Context, db DBTX, ids []int64) (map[int64]*J
 	}
 	return out, nil
 }
+
+// InsertManyJobs is InsertMany returning each row's whole job (the one
+// holding its key when it is a duplicate), in one statement for the new
+// ones: what a gathered group of single enqueues answers with.
+func (s *Store) InsertManyJobs(ctx context.Context, tx DBTX, rows []InsertRow) ([]*Job, []Inserted, error) {
+	c := columnsOf(rows)
+	sql := strings.Replace(insertManySQL, "RETURNING id, idempotency_key", "RETURNING "+jobColumns, 1)
+	res, err := tx.Query(ctx, s.sql(sql), c.kinds, c.queues, c.priorities, c.runAts, c.hasRunAt,
+		c.maxAttempts, c.timeouts, c.backoffBases, c.backoffMaxes, c.keys, c.payloads, c.requestIDs, c.traceParents)
+	if err != nil {
+		return nil, nil, Interpret(fmt.Errorf("enqueue batch: %w", err))
+	}
+	fresh, err := scanJobs(res)
+	if err != nil {
+		return nil, nil, Interpret(fmt.Errorf("enqueue batch: %w", err))
+	}
+	byID := make(map[int64]*Job, len(fresh))
+	byKey := map[string]int64{}
+	var keyless []int64
+	for _, j := range fresh {
+		byID[j.ID] = j
+		if j.IdempotencyKey != nil {
+			byKey[*j.IdempotencyKey] = j.ID
+		} else {
+			keyless = append(keyless, j.ID)
+		}
+	}
+	ins, err := s.matchInserted(ctx, tx, c.keys, byKey, keyless)
+	if err != nil {
+		return nil, nil, err
+	}
+	jobs := make([]*Job, len(ins))
+	var missing []int64
+	for i, in := range ins {
+		if jobs[i] = byID[in.ID]; jobs[i] == nil && in.ID != 0 {
+			missing = append(missing, in.ID)
+		}
+	}
+	if len(missing) > 0 { // duplicates of jobs written before
+		held, err := s.GetMany(ctx, tx, missing)
+		if err != nil {
+			return nil, nil, err
+		}
+		for i, in := range ins {
+			if jobs[i] == nil {
+				jobs[i] = held[in.ID]
+			}
+		}
+	}
+	return jobs, ins, nil
+}
