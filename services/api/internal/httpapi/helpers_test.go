@@ -135,14 +135,19 @@ func (f *fixture) do(method, path, body string, headers ...string) *httptest.Res
 	return serve(f.h, request(method, path, body, headers...))
 }
 
-// mustStatus fails unless rec has status want, and returns its JSON body.
+// mustStatus fails unless rec has status want, and returns its JSON body:
+// application/json, or for an error application/problem+json.
 func mustStatus[T any](t *testing.T, rec *httptest.ResponseRecorder, want int) T {
 	t.Helper()
 	if rec.Code != want {
 		t.Fatalf("status = %d, want %d; body: %s", rec.Code, want, rec.Body)
 	}
-	if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
-		t.Fatalf("Content-Type = %q, want application/json", ct)
+	wantType := "application/json"
+	if want >= 400 {
+		wantType = "application/problem+json"
+	}
+	if ct := rec.Header().Get("Content-Type"); ct != wantType {
+		t.Fatalf("Content-Type = %q, want %s", ct, wantType)
 	}
 	var v T
 	if err := json.Unmarshal(rec.Body.Bytes(), &v); err != nil {
@@ -220,11 +225,16 @@ type wireWorkflow struct {
 	} `json:"steps"`
 }
 
+// errBody is a problem details object (RFC 9457) as the API writes it.
 type errBody struct {
+	Type       string   `json:"type"`
+	Title      string   `json:"title"`
+	Status     int      `json:"status"`
+	Detail     string   `json:"detail"`
 	Error      string   `json:"error"`
 	Field      string   `json:"field"`
 	Index      *int     `json:"index"`
-	Status     string   `json:"status"`
+	JobStatus  string   `json:"job_status"`
 	KnownTypes []string `json:"known_types"`
 	RequestID  string   `json:"request_id"`
 }
