@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/spoolq/spool/services/api/internal/httpapi"
+	"github.com/spoolq/spool/services/api/internal/openapi/openapitest"
 	"github.com/spoolq/spool/shared/diagnostic"
 	"github.com/spoolq/spool/shared/jobqueue"
 	"github.com/spoolq/spool/shared/pgtest"
@@ -40,7 +41,7 @@ func setup(t *testing.T, opts *httpapi.Opts) *fixture {
 		t.Fatal(err)
 	}
 	publish(t, client)
-	return &fixture{t: t, db: db, client: client, reg: reg, h: newRouter(client, reg, opts)}
+	return &fixture{t: t, db: db, client: client, reg: reg, h: newRouter(t, client, reg, opts)}
 }
 
 // Kinds a team's workers might run, published for the API's tests: the
@@ -81,13 +82,19 @@ func publish(t testing.TB, client *jobqueue.Client) {
 	}
 }
 
-func newRouter(client *jobqueue.Client, reg prometheus.Registerer, opts *httpapi.Opts) http.Handler {
+// newRouter is the API's handler, every request and answer of which is
+// checked against the OpenAPI document (openapitest.Handler).
+func newRouter(t testing.TB, client *jobqueue.Client, reg prometheus.Registerer, opts *httpapi.Opts) http.Handler {
 	var o httpapi.Opts
 	if opts != nil {
 		o = *opts
 	}
 	o.Registry = reg
-	return httpapi.New(client, &o)
+	h := httpapi.New(client, &o)
+	if _, bench := t.(*testing.B); bench {
+		return h // a benchmark times the API, not the validator
+	}
+	return openapitest.Handler(t, h)
 }
 
 // request builds a request; a non-empty body, and every request of an
