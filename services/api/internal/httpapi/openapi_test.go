@@ -1,8 +1,10 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -86,4 +88,33 @@ func documentedRoutes(t *testing.T) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// GET /v1/openapi.json serves the embedded document as it is, and only
+// with a token when the API has tokens.
+func TestServesDocument(t *testing.T) {
+	t.Parallel()
+	client, err := jobqueue.NewClient(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := New(client, &Opts{Tokens: []Token{{Secret: "ro-secret", Scope: ScopeRead}}})
+	get := func(headers ...string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest("GET", "/v1/openapi.json", nil)
+		for _, kv := range headers {
+			k, v, _ := strings.Cut(kv, ": ")
+			r.Header.Set(k, v)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		return rec
+	}
+	if rec := get(); rec.Code != http.StatusUnauthorized {
+		t.Errorf("without a token: %d, want 401", rec.Code)
+	}
+	rec := get("Authorization: Bearer ro-secret")
+	if rec.Code != http.StatusOK || rec.Header().Get("Content-Type") != "application/json" || !bytes.Equal(rec.Body.Bytes(), openapi.Document) {
+		t.Errorf("with a read-only token: %d %q, %d bytes; want 200 application/json with the embedded document",
+			rec.Code, rec.Header().Get("Content-Type"), rec.Body.Len())
+	}
 }

@@ -55,8 +55,9 @@ var browserHeaders = []string{"Origin", "Sec-Fetch-Site", "Sec-Fetch-Mode", "Ref
 // API is looser than its contract), or any answer the document does not
 // describe. A request the document refuses may be answered 4xx: that is
 // the API refusing it too. Requests for routes the document lacks must be
-// answered 404 or 405 (or 401: without a token, not even that is shown). Safe for concurrent use; t.Errorf, not Fatal, so it
-// may report from a server's goroutines.
+// answered 404 or 405 (or 401: without a token, not even that is shown).
+// It reports with t.Errorf, not Fatal, so that it may from a server's
+// goroutines.
 func Handler(t testing.TB, h http.Handler) http.Handler {
 	v, err := Validator()
 	if err != nil {
@@ -121,18 +122,17 @@ func describe(errs []*verrors.ValidationError) string {
 	return b.String()
 }
 
-// teeBody keeps what the handler reads of a request's body.
+// teeBody keeps what the handler reads of a request's body. Reading it
+// as it goes, rather than first, keeps the slow-body tests' timing: the
+// API's own deadline, not this wrapper, decides when to give up.
 type teeBody struct {
 	r   io.ReadCloser
-	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
 func (t *teeBody) Read(p []byte) (int, error) {
 	n, err := t.r.Read(p)
-	t.mu.Lock()
 	t.buf.Write(p[:n])
-	t.mu.Unlock()
 	return n, err
 }
 
