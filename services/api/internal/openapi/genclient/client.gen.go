@@ -161,6 +161,42 @@ func (e DeleteDeadParamsAll) Valid() bool {
 	}
 }
 
+// Defines values for ListJobsParamsStatus.
+const (
+	ListJobsParamsStatusBlocked   ListJobsParamsStatus = "blocked"
+	ListJobsParamsStatusCancelled ListJobsParamsStatus = "cancelled"
+	ListJobsParamsStatusCompleted ListJobsParamsStatus = "completed"
+	ListJobsParamsStatusDead      ListJobsParamsStatus = "dead"
+	ListJobsParamsStatusEmpty     ListJobsParamsStatus = ""
+	ListJobsParamsStatusPending   ListJobsParamsStatus = "pending"
+	ListJobsParamsStatusRetrying  ListJobsParamsStatus = "retrying"
+	ListJobsParamsStatusRunning   ListJobsParamsStatus = "running"
+)
+
+// Valid indicates whether the value is a known member of the ListJobsParamsStatus enum.
+func (e ListJobsParamsStatus) Valid() bool {
+	switch e {
+	case ListJobsParamsStatusBlocked:
+		return true
+	case ListJobsParamsStatusCancelled:
+		return true
+	case ListJobsParamsStatusCompleted:
+		return true
+	case ListJobsParamsStatusDead:
+		return true
+	case ListJobsParamsStatusEmpty:
+		return true
+	case ListJobsParamsStatusPending:
+		return true
+	case ListJobsParamsStatusRetrying:
+		return true
+	case ListJobsParamsStatusRunning:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for DeleteLimitParamsScope.
 const (
 	DeleteLimitParamsScopeHost  DeleteLimitParamsScope = "host"
@@ -789,7 +825,7 @@ type DeleteDeadParams struct {
 	// Type dead jobs of this kind
 	Type *string `form:"type,omitempty" json:"type,omitempty"`
 
-	// Queue dead jobs of this queue
+	// Queue dead jobs of this queue; empty: any
 	Queue *string `form:"queue,omitempty" json:"queue,omitempty"`
 
 	// All true: every dead job
@@ -810,13 +846,13 @@ type RetryDeadParams struct {
 
 // ListJobsParams defines parameters for ListJobs.
 type ListJobsParams struct {
-	// Status only jobs of this status
-	Status *JobStatus `form:"status,omitempty" json:"status,omitempty"`
+	// Status only jobs of this status; empty: any
+	Status *ListJobsParamsStatus `form:"status,omitempty" json:"status,omitempty"`
 
-	// Type only jobs of this kind
+	// Type only jobs of this kind; empty: any
 	Type *string `form:"type,omitempty" json:"type,omitempty"`
 
-	// Queue only jobs of this queue
+	// Queue only jobs of this queue; empty: any
 	Queue *string `form:"queue,omitempty" json:"queue,omitempty"`
 
 	// Limit most jobs on the page; a page with include= holds at most as many as fit SPOOL_MAX_RESPONSE_BYTES at the largest payload
@@ -831,6 +867,9 @@ type ListJobsParams struct {
 	// XRequestID Your id for this request, stored on the jobs it makes; ignored unless 1 to 128 of A-Z a-z 0-9 . _ : -
 	XRequestID *RequestID `json:"X-Request-ID,omitempty"`
 }
+
+// ListJobsParamsStatus defines parameters for ListJobs.
+type ListJobsParamsStatus string
 
 // EnqueueJobParams defines parameters for EnqueueJob.
 type EnqueueJobParams struct {
