@@ -5,7 +5,9 @@ package openapitest
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
+	"mime"
 	"net/http"
 	"strings"
 	"sync"
@@ -100,6 +102,21 @@ func check(t testing.TB, v validator.Validator, r *http.Request, body []byte, re
 	if ok, errs := v.ValidateHttpResponse(req, res); !ok {
 		t.Errorf("openapi: the answer %d to %s breaks the document:\n%s\nbody: %.2000s", rec.status, what, describe(errs), rec.body.Bytes())
 	}
+	if got, ok := problemStatus(rec); ok && got != rec.status {
+		t.Errorf("openapi: the answer %d to %s is a problem with status %d: RFC 9457's status is the HTTP status", rec.status, what, got)
+	}
+}
+
+// problemStatus reads the status member of a problem details answer.
+func problemStatus(rec *recorder) (int, bool) {
+	mt, _, _ := mime.ParseMediaType(rec.Header().Get("Content-Type"))
+	var p struct {
+		Status int `json:"status"`
+	}
+	if mt != "application/problem+json" || json.Unmarshal(rec.body.Bytes(), &p) != nil {
+		return 0, false
+	}
+	return p.Status, true
 }
 
 func unknownRoute(errs []*verrors.ValidationError) bool {

@@ -39,6 +39,7 @@ func TestHandlerCatchesBreaches(t *testing.T) {
 		{"answer missing a member", "GET", "/v1/stats", "", 200, "application/json", `{"queues":{}}`, false},
 		{"answer of the wrong type", "GET", "/v1/stats", "", 200, "application/json", `{"queues":[],"as_of":"2030-01-02T15:04:05Z"}`, false},
 		{"error as problem details", "POST", "/v1/jobs", `{"type":"noop","priority":5000}`, 422, "application/problem+json", problem, true},
+		{"problem with another status", "POST", "/v1/jobs", `{"type":"noop","priority":5000}`, 400, "application/problem+json", problem, false},
 		{"error as plain JSON", "POST", "/v1/jobs", `{"type":"noop","priority":5000}`, 422, "application/json", `{"error":"x"}`, false},
 		{"refused request accepted", "POST", "/v1/jobs", `{"type":"noop","colour":"red"}`, 201, "application/json", `{"job":{},"duplicate":false}`, false},
 		{"route the document lacks, answered 404", "GET", "/v1/nothing", "", 404, "application/problem+json", problem, true},
