@@ -47,10 +47,11 @@ var freeForm = []string{
 	"$.body.info.*", "$.body.servers[*].*", "$.body.paths**", "$.body.components.*", "$.body.tags[*].*", "$.body.security[*].*",
 }
 
-// browserHeaders are sent by browsers (the CSRF tests send them) and
-// X-Content-Type-Options by the API on every answer: none is part of the
-// contract.
-var browserHeaders = []string{"Origin", "Sec-Fetch-Site", "Sec-Fetch-Mode", "Referer", "X-Content-Type-Options"}
+// browserHeaders are sent by browsers (the CSRF tests send them),
+// X-Content-Type-Options by the API on every answer, and W3C Trace Context
+// by tracing clients and proxies: none is part of the contract.
+var browserHeaders = []string{"Origin", "Sec-Fetch-Site", "Sec-Fetch-Mode", "Referer", "X-Content-Type-Options",
+	"Traceparent", "Tracestate"}
 
 // Handler serves h and fails t when a request and its answer break the
 // document: a successful answer to a request the document refuses (the
