@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/spoolq/spool/services/api/internal/httpapi"
+	"github.com/spoolq/spool/services/api/internal/openapi/openapitest"
 	"github.com/spoolq/spool/services/api/internal/settings"
 	"github.com/spoolq/spool/shared/config"
 	"github.com/spoolq/spool/shared/diagnostic"
@@ -176,7 +177,7 @@ func appCanRunSpool(t *testing.T, pool *pgxpool.Pool) {
 	if err := client.PublishKinds(context.Background(), "roles-test", kinds); err != nil {
 		t.Fatalf("publish kinds as the app role: %v", err)
 	}
-	h := httpapi.New(client, nil)
+	h := openapitest.Handler(t, httpapi.New(client, nil))
 	do := func(method, path, body string, want int) map[string]json.RawMessage {
 		t.Helper()
 		req := httptest.NewRequest(method, path, strings.NewReader(body))

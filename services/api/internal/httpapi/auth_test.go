@@ -12,6 +12,7 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/spoolq/spool/services/api/internal/openapi/openapitest"
 	"github.com/spoolq/spool/shared/apiext"
 	"github.com/spoolq/spool/shared/jobqueue"
 	"github.com/spoolq/spool/shared/pgtest"
@@ -31,7 +32,7 @@ func TestEveryRouteNeedsAToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := New(client, opts)
+	h := openapitest.Handler(t, New(client, opts))
 
 	type route struct{ method, path string }
 	var routes []route

@@ -44,8 +44,8 @@ func BenchmarkDeepBacklog(b *testing.B) {
 		b.Fatal(err)
 	}
 	publish(b, client)
-	shared := newRouter(client, prometheus.NewRegistry(), &httpapi.Opts{Counts: jobqueue.NewCountsCache(client, 2*time.Second)})
-	fresh := newRouter(client, prometheus.NewRegistry(), nil)
+	shared := newRouter(b, client, prometheus.NewRegistry(), &httpapi.Opts{Counts: jobqueue.NewCountsCache(client, 2*time.Second)})
+	fresh := newRouter(b, client, prometheus.NewRegistry(), nil)
 	for _, path := range []string{"/v1/jobs?type=nope", "/v1/jobs?queue=nope", "/v1/jobs?type=images.resize&status=pending", "/v1/jobs?status=dead", "/v1/stats", "/v1/queues", "/v1/kinds"} {
 		b.Run("api"+path, func(b *testing.B) {
 			for b.Loop() {

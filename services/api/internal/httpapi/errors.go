@@ -37,14 +37,35 @@ type apiError struct {
 
 func (e *apiError) Error() string { return e.Message }
 
-// errorBody is the one shape of every error response.
-type errorBody struct {
+// problem is the one shape of every error response: an RFC 9457 problem
+// details object. type is about:blank, so title is the status's phrase and
+// detail says what went wrong; the members after detail are extensions.
+// error repeats detail for clients written before problem details (the
+// dashboard, scripts/k8s/e2eclient). status is the HTTP status, as RFC
+// 9457 has it; a 409's job status is job_status.
+type problem struct {
+	Type       string          `json:"type"`
+	Title      string          `json:"title"`
+	Status     int             `json:"status"`
+	Detail     string          `json:"detail"`
 	Error      string          `json:"error"`
 	Field      string          `json:"field,omitempty"`
 	Index      *int            `json:"index,omitempty"`
-	Status     jobqueue.Status `json:"status,omitempty"`
+	JobStatus  jobqueue.Status `json:"job_status,omitempty"`
 	KnownTypes []string        `json:"known_types,omitempty"`
 	RequestID  string          `json:"request_id,omitempty"`
+}
+
+// problemType is RFC 9457's default: the status code says it all.
+const problemType = "about:blank"
+
+func newProblem(r *http.Request, ae *apiError) problem {
+	title := http.StatusText(ae.Status)
+	if ae.Status == statusClientClosed {
+		title = "Client Closed Request"
+	}
+	return problem{Type: problemType, Title: title, Status: ae.Status, Detail: ae.Message, Error: ae.Message,
+		Field: ae.Field, Index: ae.Index, JobStatus: ae.JobStatus, KnownTypes: ae.KnownTypes, RequestID: requestID(r.Context())}
 }
 
 // writeError answers with err's status and the common error body. Errors
@@ -71,8 +92,7 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if ae.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="spool"`)
 	}
-	writeJSON(w, ae.Status, errorBody{Error: ae.Message, Field: ae.Field, Index: ae.Index,
-		Status: ae.JobStatus, KnownTypes: ae.KnownTypes, RequestID: requestID(r.Context())})
+	writeBody(w, ae.Status, problemJSON, newProblem(r, ae))
 }
 
 // statusClientClosed is logged for a request whose client left before it
@@ -149,8 +169,16 @@ func unstorableText(err error) bool {
 	return errors.As(err, &pgErr) && (pgErr.Code == "22021" || pgErr.Code == "22P05")
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
+// Media types of the answers: errors are problem details (RFC 9457).
+const (
+	mediaJSON   = "application/json"
+	problemJSON = "application/problem+json"
+)
+
+func writeJSON(w http.ResponseWriter, status int, v any) { writeBody(w, status, mediaJSON, v) }
+
+func writeBody(w http.ResponseWriter, status int, mediaType string, v any) {
+	w.Header().Set("Content-Type", mediaType)
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)

@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -177,11 +178,15 @@ func checkError(t *testing.T, rec *httptest.ResponseRecorder, tc errorCase) {
 	if res.StatusCode != tc.status {
 		t.Fatalf("status = %d, want %d", res.StatusCode, tc.status)
 	}
-	if ct := res.Header.Get("Content-Type"); ct != "application/json" {
-		t.Fatalf("Content-Type = %q, want application/json", ct)
+	if ct := res.Header.Get("Content-Type"); ct != "application/problem+json" {
+		t.Fatalf("Content-Type = %q, want application/problem+json", ct)
 	}
 	if err := decodeJSON(res, &b); err != nil || b.Error == "" {
 		t.Fatalf("body: %v, %+v; want JSON with an \"error\"", err, b)
+	}
+	// RFC 9457's members, and error kept equal to detail for older clients.
+	if b.Type != "about:blank" || b.Title != http.StatusText(tc.status) || b.Status != tc.status || b.Detail != b.Error {
+		t.Errorf("problem = %+v; want type about:blank, title %q, status %d, detail equal to error", b, http.StatusText(tc.status), tc.status)
 	}
 	if b.RequestID == "" || b.RequestID != res.Header.Get("X-Request-ID") {
 		t.Errorf("request_id = %q, header %q; want the same non-empty id", b.RequestID, res.Header.Get("X-Request-ID"))
@@ -195,7 +200,7 @@ func checkError(t *testing.T, rec *httptest.ResponseRecorder, tc errorCase) {
 	if tc.allow != "" && res.Header.Get("Allow") != tc.allow {
 		t.Errorf("Allow = %q, want %q", res.Header.Get("Allow"), tc.allow)
 	}
-	if tc.status == 409 && b.Status == "" {
+	if tc.status == 409 && b.JobStatus == "" {
 		t.Errorf("409 body has no current status: %+v", b)
 	}
 	if tc.status == 422 && tc.field == "type" && b.Error != "type: is required" && len(b.KnownTypes) == 0 {

@@ -40,10 +40,15 @@ type enqueueResponse struct {
 }
 
 // enqueue: POST /v1/jobs. 201 for a new job; 200 with the existing job when
-// the idempotency key is already taken.
+// the idempotency key (the body's, or the Idempotency-Key header) is
+// already taken.
 func (a *api) enqueue(w http.ResponseWriter, r *http.Request) {
 	var req enqueueRequest
-	if err := decodeBody(w, r, a.opts.MaxPayloadBytes+envelopeBytes, &req); err != nil {
+	err := decodeBody(w, r, a.opts.MaxPayloadBytes+envelopeBytes, &req)
+	if err == nil {
+		err = headerKey(r, &req)
+	}
+	if err != nil {
 		writeError(w, r, err)
 		return
 	}
@@ -75,7 +80,11 @@ func (a *api) enqueueBatch(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Jobs []json.RawMessage `json:"jobs"`
 	}
-	if err := decodeBody(w, r, a.opts.MaxBatchBytes, &body); err != nil {
+	err := noHeaderKey(r)
+	if err == nil {
+		err = decodeBody(w, r, a.opts.MaxBatchBytes, &body)
+	}
+	if err != nil {
 		writeError(w, r, err)
 		return
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/spoolq/spool/services/api/internal/httpapi"
+	"github.com/spoolq/spool/services/api/internal/openapi/openapitest"
 	"github.com/spoolq/spool/shared/diagnostic"
 	"github.com/spoolq/spool/shared/jobqueue"
 	"github.com/spoolq/spool/shared/pgtest"
@@ -40,7 +41,7 @@ func setup(t *testing.T, opts *httpapi.Opts) *fixture {
 		t.Fatal(err)
 	}
 	publish(t, client)
-	return &fixture{t: t, db: db, client: client, reg: reg, h: newRouter(client, reg, opts)}
+	return &fixture{t: t, db: db, client: client, reg: reg, h: newRouter(t, client, reg, opts)}
 }
 
 // Kinds a team's workers might run, published for the API's tests: the
@@ -81,13 +82,19 @@ func publish(t testing.TB, client *jobqueue.Client) {
 	}
 }
 
-func newRouter(client *jobqueue.Client, reg prometheus.Registerer, opts *httpapi.Opts) http.Handler {
+// newRouter is the API's handler, every request and answer of which is
+// checked against the OpenAPI document (openapitest.Handler).
+func newRouter(t testing.TB, client *jobqueue.Client, reg prometheus.Registerer, opts *httpapi.Opts) http.Handler {
 	var o httpapi.Opts
 	if opts != nil {
 		o = *opts
 	}
 	o.Registry = reg
-	return httpapi.New(client, &o)
+	h := httpapi.New(client, &o)
+	if _, bench := t.(*testing.B); bench {
+		return h // a benchmark times the API, not the validator
+	}
+	return openapitest.Handler(t, h)
 }
 
 // request builds a request; a non-empty body, and every request of an
@@ -135,14 +142,19 @@ func (f *fixture) do(method, path, body string, headers ...string) *httptest.Res
 	return serve(f.h, request(method, path, body, headers...))
 }
 
-// mustStatus fails unless rec has status want, and returns its JSON body.
+// mustStatus fails unless rec has status want, and returns its JSON body:
+// application/json, or for an error application/problem+json.
 func mustStatus[T any](t *testing.T, rec *httptest.ResponseRecorder, want int) T {
 	t.Helper()
 	if rec.Code != want {
 		t.Fatalf("status = %d, want %d; body: %s", rec.Code, want, rec.Body)
 	}
-	if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
-		t.Fatalf("Content-Type = %q, want application/json", ct)
+	wantType := "application/json"
+	if want >= 400 {
+		wantType = "application/problem+json"
+	}
+	if ct := rec.Header().Get("Content-Type"); ct != wantType {
+		t.Fatalf("Content-Type = %q, want %s", ct, wantType)
 	}
 	var v T
 	if err := json.Unmarshal(rec.Body.Bytes(), &v); err != nil {
@@ -220,11 +232,16 @@ type wireWorkflow struct {
 	} `json:"steps"`
 }
 
+// errBody is a problem details object (RFC 9457) as the API writes it.
 type errBody struct {
+	Type       string   `json:"type"`
+	Title      string   `json:"title"`
+	Status     int      `json:"status"`
+	Detail     string   `json:"detail"`
 	Error      string   `json:"error"`
 	Field      string   `json:"field"`
 	Index      *int     `json:"index"`
-	Status     string   `json:"status"`
+	JobStatus  string   `json:"job_status"`
 	KnownTypes []string `json:"known_types"`
 	RequestID  string   `json:"request_id"`
 }

@@ -13,6 +13,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/spoolq/spool/services/api/internal/httpapi"
+	"github.com/spoolq/spool/services/api/internal/openapi/openapitest"
 	"github.com/spoolq/spool/shared/jobqueue"
 	"github.com/spoolq/spool/shared/postgres"
 )
@@ -81,7 +82,7 @@ func TestDatabaseOutage(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(pool.Close)
-			h := httpapi.New(mustClient(t, pool), &httpapi.Opts{RequestTimeout: 500 * time.Millisecond})
+			h := openapitest.Handler(t, httpapi.New(mustClient(t, pool), &httpapi.Opts{RequestTimeout: 500 * time.Millisecond}))
 			for _, r := range []struct{ method, path, body string }{
 				{"POST", "/v1/jobs", `{"type":"noop"}`},
 				{"POST", "/v1/jobs/batch", `{"jobs":[{"type":"noop"}]}`},
@@ -182,7 +183,7 @@ func counters(families []*dto.MetricFamily, name string) map[string]float64 {
 
 func TestRequestID(t *testing.T) {
 	t.Parallel()
-	h := httpapi.New(mustClient(t, nil), nil) // the routes below touch no database
+	h := openapitest.Handler(t, httpapi.New(mustClient(t, nil), nil)) // the routes below touch no database
 	cases := []struct{ sent, want string }{
 		{"abc-123.x:y_z", "abc-123.x:y_z"},
 		{"has space", ""},

@@ -42,7 +42,7 @@ func TestHTTPDestinationsRefusedAtEnqueue(t *testing.T) {
 		t.Fatal(err)
 	}
 	cat.Check("http", check)
-	h := newRouter(client, prometheus.NewRegistry(), &httpapi.Opts{Catalog: cat})
+	h := newRouter(t, client, prometheus.NewRegistry(), &httpapi.Opts{Catalog: cat})
 	post := func(path, body string) (int, map[string]any) {
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, request("POST", path, body))
@@ -101,7 +101,7 @@ func TestHTTPSecretHeadersSealedAtEnqueue(t *testing.T) {
 			t.Fatal(err)
 		}
 		cat.Check("http", check)
-		h := newRouter(client, prometheus.NewRegistry(), &httpapi.Opts{Catalog: cat})
+		h := newRouter(t, client, prometheus.NewRegistry(), &httpapi.Opts{Catalog: cat})
 		return func(method, path, body string) (int, string) {
 			w := httptest.NewRecorder()
 			h.ServeHTTP(w, request(method, path, body))

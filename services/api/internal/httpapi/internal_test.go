@@ -22,7 +22,7 @@ func TestRecoverPanics(t *testing.T) {
 	h := observe(newHTTPMetrics(nil), slog.New(slog.DiscardHandler), recoverPanics(boom))
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/v1/stats", nil))
-	var body errorBody
+	var body problem
 	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || rec.Code != 500 || body.Error == "" {
 		t.Fatalf("panic answered %d %s, want 500 with a JSON error", rec.Code, rec.Body)
 	}

@@ -294,7 +294,7 @@ func TestKindsCatalog(t *testing.T) {
 		t.Fatalf("noop after one enqueue = %+v, want 1 waiting and unserved", got)
 	}
 	// An operator's open kind is accepted without a published schema.
-	open := newRouter(f.client, nil, &httpapi.Opts{Catalog: catalog.New(f.client, []string{"legacy.import"})})
+	open := newRouter(t, f.client, nil, &httpapi.Opts{Catalog: catalog.New(f.client, []string{"legacy.import"})})
 	mustStatus[errBody](t, serve(open, request("POST", "/v1/jobs", `{"type":"other.kind"}`)), http.StatusUnprocessableEntity)
 	mustStatus[errBody](t, serve(open, request("POST", "/v1/jobs", `{"type":"legacy.import","payload":[1]}`)), http.StatusUnprocessableEntity)
 	mustStatus[jobBody](t, serve(open, request("POST", "/v1/jobs", `{"type":"legacy.import","payload":{"any":["thing"]}}`)), http.StatusCreated)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/spoolq/spool/services/api/internal/httpapi"
+	"github.com/spoolq/spool/services/api/internal/openapi/openapitest"
 	"github.com/spoolq/spool/shared/jobqueue"
 	"github.com/spoolq/spool/shared/pgtest"
 	"github.com/spoolq/spool/shared/postgres"
@@ -80,7 +81,7 @@ func TestOverloadAnswers429AtOnce(t *testing.T) {
 	t.Parallel()
 	db := pgtest.New(t)
 	client := smallPool(t, db, 2) // the default limit is then 4 in flight
-	srv := httptest.NewServer(httpapi.New(client, &httpapi.Opts{RequestTimeout: 20 * time.Second}))
+	srv := httptest.NewServer(openapitest.Handler(t, httpapi.New(client, &httpapi.Opts{RequestTimeout: 20 * time.Second})))
 	t.Cleanup(srv.Close)
 	srv.Client().Timeout = 30 * time.Second
 	release := blockInserts(t, db)
@@ -125,7 +126,7 @@ func TestPoolWaitIsBounded(t *testing.T) {
 	t.Parallel()
 	db := pgtest.New(t)
 	client := smallPool(t, db, 2)
-	srv := httptest.NewServer(httpapi.New(client, &httpapi.Opts{RequestTimeout: 500 * time.Millisecond, MaxInFlight: -1}))
+	srv := httptest.NewServer(openapitest.Handler(t, httpapi.New(client, &httpapi.Opts{RequestTimeout: 500 * time.Millisecond, MaxInFlight: -1})))
 	t.Cleanup(srv.Close)
 	srv.Client().Timeout = 30 * time.Second
 	release := blockInserts(t, db)

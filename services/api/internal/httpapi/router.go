@@ -14,6 +14,7 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/spoolq/spool/services/api/internal/openapi"
 	"github.com/spoolq/spool/shared/apiext"
 	"github.com/spoolq/spool/shared/catalog"
 	"github.com/spoolq/spool/shared/jobqueue"
@@ -158,6 +159,7 @@ func (a *api) router() *mux.Router {
 	r.HandleFunc("/v1/jobs/{id}/cancel", a.cancel).Methods(http.MethodPost)
 	r.HandleFunc("/v1/jobs/{id}/retry", a.retry).Methods(http.MethodPost)
 	r.HandleFunc("/v1/stats", a.stats).Methods(http.MethodGet)
+	r.HandleFunc("/v1/openapi.json", serveDocument).Methods(http.MethodGet)
 	a.routeFlow(r)
 	for _, ext := range a.opts.Extensions {
 		r.Handle(ext.Path, a.extension(ext)).Methods(ext.Method)
@@ -226,4 +228,14 @@ func gatherOpts(client *jobqueue.Client, o Opts) *jobqueue.GatherOpts {
 		g.MaxFlushes = max(2, int(pool.Config().MaxConns)/4)
 	}
 	return g
+}
+
+// serveDocument: GET /v1/openapi.json, the API's OpenAPI document. It
+// sits behind the token like every /v1 route: which routes exist is not
+// shown to requests without one (see the NotFoundHandler), and any token,
+// read-only included, may fetch it.
+func serveDocument(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", mediaJSON)
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	_, _ = w.Write(openapi.Document)
 }

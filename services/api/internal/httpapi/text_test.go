@@ -53,7 +53,7 @@ func TestUnstorableTextBackstop(t *testing.T) {
 		for _, wrapped := range []error{err, fmt.Errorf("create workflow: %w", err), fmt.Errorf("place order: %w", err), scheduleError(err)} {
 			rec := httptest.NewRecorder()
 			writeError(rec, httptest.NewRequest("POST", "/v1/orders", nil), wrapped)
-			var body errorBody
+			var body problem
 			if rec.Code != http.StatusBadRequest || json.Unmarshal(rec.Body.Bytes(), &body) != nil || body.Error == "" {
 				t.Errorf("%q via %v: %d %s, want 400 with an error body", q.arg, wrapped, rec.Code, rec.Body)
 			}

@@ -38,7 +38,11 @@ type workflowRequest struct {
 // types are refused with 422 and nothing is written.
 func (a *api) createWorkflow(w http.ResponseWriter, r *http.Request) {
 	var req workflowRequest
-	if err := decodeBody(w, r, a.opts.MaxBatchBytes, &req); err != nil {
+	err := noHeaderKey(r)
+	if err == nil {
+		err = decodeBody(w, r, a.opts.MaxBatchBytes, &req)
+	}
+	if err != nil {
 		writeError(w, r, err)
 		return
 	}
