@@ -80,13 +80,13 @@ func burst(srv *httptest.Server, n int) <-chan answer {
 func TestOverloadAnswers429AtOnce(t *testing.T) {
 	t.Parallel()
 	db := pgtest.New(t)
-	client := smallPool(t, db, 2) // the default limit is then 4 in flight
+	client := smallPool(t, db, 2) // the default limit is then 16 in flight
 	srv := httptest.NewServer(openapitest.Handler(t, httpapi.New(client, &httpapi.Opts{RequestTimeout: 20 * time.Second})))
 	t.Cleanup(srv.Close)
 	srv.Client().Timeout = 30 * time.Second
 	release := blockInserts(t, db)
 
-	const n, limit = 24, 4
+	const n, limit = 40, 16
 	answers := burst(srv, n)
 	for i := range n - limit {
 		a := <-answers

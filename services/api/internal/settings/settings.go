@@ -29,7 +29,7 @@ type Config struct {
 	MaxBatchBytes     int64         `envconfig:"MAX_BATCH_BYTES" default:"8388608" desc:"largest POST /v1/jobs/batch request body"`
 	RequestTimeout    time.Duration `envconfig:"REQUEST_TIMEOUT" default:"10s" desc:"deadline of each request's database work; past it the request answers 503"`
 	MaxSchedules      int           `envconfig:"MAX_SCHEDULES" default:"1000" desc:"most schedules that may exist; PUT of a new one past it is refused (409), replacing one is not; every worker checks every schedule each second"`
-	MaxInFlight       int           `envconfig:"MAX_INFLIGHT" default:"0" desc:"most /v1 requests served at once; more wait up to SPOOL_INFLIGHT_WAIT for a slot, then are answered 429 with Retry-After; 0 means twice the database pool size"`
+	MaxInFlight       int           `envconfig:"MAX_INFLIGHT" default:"0" desc:"most /v1 requests served at once; more wait up to SPOOL_INFLIGHT_WAIT for a slot, then are answered 429 with Retry-After; 0 means 8 times the database pool size"`
 	InFlightWait      time.Duration `envconfig:"INFLIGHT_WAIT" default:"250ms" desc:"how long a request past SPOOL_MAX_INFLIGHT waits for a slot before its 429 (0: none)"`
 	MaxConns          int           `envconfig:"MAX_CONNS" default:"512" desc:"most connections open on the API listener; at the limit a new one closes the connection that has waited longest for a request (a header still arriving, or idle), or is answered 503 if every one is serving; 0 means no limit"`
 	MaxHeaderBytes    int           `envconfig:"MAX_HEADER_BYTES" default:"16384" desc:"largest request header (net/http allows 4 KiB more); larger is answered 431"`
@@ -103,7 +103,7 @@ func (c *Config) validate() error {
 		errs = append(errs, fmt.Errorf("SPOOL_MAX_BUFFERED_BYTES must be at least the largest request body, %d", largest))
 	}
 	if c.MaxInFlight < 0 {
-		errs = append(errs, errors.New("SPOOL_MAX_INFLIGHT must not be negative (0 means twice the pool size)"))
+		errs = append(errs, errors.New("SPOOL_MAX_INFLIGHT must not be negative (0 means 8 times the pool size)"))
 	}
 	if c.DrainDelay < 0 {
 		errs = append(errs, errors.New("SPOOL_DRAIN_DELAY must not be negative"))
