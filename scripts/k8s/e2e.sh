@@ -42,11 +42,11 @@
 #   E2E_JOBS         5000                   first wave
 #   E2E_WAVE2_JOBS   1000                   jobs enqueued during helm upgrade
 #   E2E_HTTP_JOBS    20                     http jobs to the webhook receiver (phase 2b)
-#   E2E_PG_URL       postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable  (host admin URL)
 #   E2E_ARTIFACTS    /tmp/spool-e2e-<time>  logs, watch stream, Prometheus data, summary
 #   E2E_TIMEOUT      3600                   seconds for the whole run
 #   E2E_PROM_PORT    19391                  Prometheus on 127.0.0.1
-#   E2E_KEEP_DB=1    keep the database;  E2E_KEEP_CLUSTER=1  leave the cluster up
+#   E2E_KEEP_DB=1    keep the PersistentVolume's directory;  E2E_KEEP_CLUSTER=1  leave the cluster up
+#   E2E_STOP_AFTER   (none)                 stop after the named step (e.g. 2-helm-install-test), for iterating
 #   HELM             helm binary (default: the Helm v4 pinned in tools/go.mod)
 # shellcheck disable=SC2317 # functions run from traps
 set -euo pipefail
@@ -58,16 +58,21 @@ NS=${E2E_NAMESPACE:-spool}
 JOBS=${E2E_JOBS:-5000}
 WAVE2=${E2E_WAVE2_JOBS:-1000}
 HTTP_JOBS=${E2E_HTTP_JOBS:-20}
-PG_ADMIN=${E2E_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}
 RUN_ID=$(date +%Y%m%d-%H%M%S)
 ART=${E2E_ARTIFACTS:-/tmp/spool-e2e-$RUN_ID}
 TIMEOUT=${E2E_TIMEOUT:-3600}
 PROM_PORT=${E2E_PROM_PORT:-19391}
 IMAGE_TAG=dev
-DB=spool_e2e_${RUN_ID//-/_}
 RELEASE=spool
 SHOP_IMAGE=localhost/spool-shop-worker:$IMAGE_TAG
 RECEIVER_IMAGE=localhost/spool-e2e-receiver:e2e
+POSTGRES_IMAGE=localhost/spool-e2e-postgres:15 # postgresql.image in scripts/k8s/local-values.yaml
+# Every helm install/upgrade: the local cluster's images (local-values.yaml),
+# then, after the default install, the test's settings and the run's file.
+LOCAL_VALUES=(-f scripts/k8s/local-values.yaml)
+E2E_VALUES=(-f scripts/k8s/local-values.yaml "${E2E_VALUES[@]}")
+PV_DIR=$ART/pv-postgresql # the hostPath of the bundled PostgreSQL's PersistentVolume
+DNS_PORT=53
 WEBHOOK_SECRET_NAME=spool-e2e-webhook # kinds.http.webhookSecret in scripts/k8s/e2e-values.yaml
 export CONTAINERS_CONF=${CONTAINERS_CONF:-$root/ci/containers.conf}
 
@@ -91,6 +96,10 @@ note() { printf '%s\n' "$*" | tee -a "$SUMMARY"; }
 declare -A step_t0
 STEP=""
 step() { # step NAME: start a timed step (ends the previous one)
+	if [[ -n ${E2E_STOP_AFTER:-} && $STEP == "$E2E_STOP_AFTER" ]]; then
+		note "E2E_STOP_AFTER=$STEP: stopped after that step (a partial run, for iterating)"
+		exit 0
+	fi
 	step_end
 	STEP=$1
 	step_t0[$1]=$(now)
@@ -141,11 +150,13 @@ fi
 helm() { "$HELM" --kubeconfig "$KUBECONFIG" "$@"; }
 E2EC=$ART/e2eclient
 (cd "$root/scripts/k8s/e2eclient" && CGO_ENABLED=0 go build -o "$E2EC" .)
-psql_admin() { psql -X -v ON_ERROR_STOP=1 -q -At "$PG_ADMIN" "$@"; }
-db_url_host=$(printf '%s' "$PG_ADMIN" | sed -E "s#/[^/?]*(\\?|$)#/$DB\\1#")
+# The bundled PostgreSQL from the host: the URL of the chart's Secret
+# <release>-database (role spool, not a superuser), its host name replaced by
+# the Service's ClusterIP (set once the release is installed: db_url_host).
 # Spool's tables live in the schema database.schema (default spool, as the
 # e2e values leave it); the shop's (phase 2b) in public.
 DB_SCHEMA=spool
+db_url_host=""
 psql_db() { PGOPTIONS="-c search_path=$DB_SCHEMA,public" psql -X -v ON_ERROR_STOP=1 -q -At "$db_url_host" "$@"; }
 
 # wait_until SECONDS DESC CMD...: poll CMD every second.
@@ -184,7 +195,7 @@ run_check() {
 # ---------- teardown (always) ----------
 BG_PIDS=()
 CLUSTER_STARTED=0
-DB_CREATED=0
+PV_CREATED=0
 RESULT=FAIL
 teardown() {
 	local rc=$?
@@ -211,6 +222,11 @@ teardown() {
 		done <"$ART/followers.pids"
 	fi
 	for p in "${BG_PIDS[@]}"; do [[ $live == *" $p "* ]] && wait "$p" 2>/dev/null; done
+	# The jobs' table lives in the cluster (the bundled PostgreSQL): read it before the cluster goes.
+	if [[ -n $db_url_host ]]; then
+		psql_db -c "\\copy (select id, type, status, attempts, worker_id, created_at, started_at, finished_at, errors from spool_jobs where jsonb_array_length(errors) > 0 or status <> 'completed' order by id) to '$ART/jobs-not-clean.csv' csv header" 2>/dev/null &&
+			say "jobs with errors or unfinished: $ART/jobs-not-clean.csv"
+	fi
 	if [[ $CLUSTER_STARTED == 1 && ${E2E_KEEP_CLUSTER:-0} != 1 ]]; then
 		local t down_rc=0
 		t=$(now)
@@ -232,11 +248,9 @@ teardown() {
 	elif [[ $CLUSTER_STARTED == 1 ]]; then
 		say "E2E_KEEP_CLUSTER=1: cluster left up (KUBECONFIG=$KUBECONFIG; $K8S_LOCAL/down.sh --purge to stop)"
 	fi
-	if [[ $DB_CREATED == 1 ]]; then
-		psql_db -c "\\copy (select id, type, status, attempts, worker_id, created_at, started_at, finished_at, errors from spool_jobs where jsonb_array_length(errors) > 0 or status <> 'completed' order by id) to '$ART/jobs-not-clean.csv' csv header"
-		if [[ ${E2E_KEEP_DB:-0} != 1 ]]; then
-			psql_admin -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" && say "dropped database $DB (jobs with errors or unfinished: $ART/jobs-not-clean.csv)"
-		fi
+	# The PersistentVolume's directory (the cluster is down, or kept with E2E_KEEP_CLUSTER=1).
+	if [[ $PV_CREATED == 1 && ${E2E_KEEP_CLUSTER:-0} != 1 && ${E2E_KEEP_DB:-0} != 1 ]]; then
+		rm -rf "$PV_DIR" && say "removed the PersistentVolume's directory $PV_DIR"
 	fi
 	((rc == 0 && ${#FAILED[@]} > 0)) && rc=1
 	((rc == 0)) && RESULT=PASS
@@ -295,7 +309,6 @@ step "1-cluster-images-db"
 if running kube-apiserver || running kubelet; then
 	die "a k8s-local cluster is already running under $K8S_LOCAL_DIR; stop it ($K8S_LOCAL/down.sh) first: this test owns the cluster it starts and tears it down"
 fi
-psql_admin -c 'select 1' >/dev/null || die "cannot reach the host's PostgreSQL at $PG_ADMIN (pods use it through $NODE_IP:5432)"
 host_snapshot >"$ART/host-before.txt"
 CLUSTER_STARTED=1
 t=$(now)
@@ -304,6 +317,19 @@ KUBE_PROXY=1 "$K8S_LOCAL/up.sh" >"$ART/up.log" 2>&1 || {
 	die "up.sh failed (log $ART/up.log)"
 }
 say "cluster up (KUBE_PROXY=1 up.sh) in $(elapsed "$t")s: $(k version -o json | jq -r '.serverVersion.gitVersion'), node $(k get nodes -o jsonpath='{.items[0].metadata.name}') Ready"
+# Cluster DNS, which k8s-local lacks (no CoreDNS): the chart's default
+# install names its database by Service name (<release>-postgresql.<ns>.svc).
+# `e2eclient dns` answers Service names only (ClusterIPs, headless Services'
+# pod IPs), from kubectl, on the node IP; every other name is NXDOMAIN, so
+# pods still resolve nothing outside the cluster. The kubelet (no clusterDNS
+# configured) gives pods its resolv.conf, read again for every new pod: it
+# points there from now on, before any pod exists.
+"$E2EC" dns -listen "$NODE_IP:$DNS_PORT" -kubectl "$KUBECTL" >"$ART/dns.log" 2>&1 &
+BG_PIDS+=($!)
+dns_up() { grep -q 'dns: serving' "$ART/dns.log"; }
+wait_until 30 "the Service-name DNS on $NODE_IP:$DNS_PORT (log $ART/dns.log)" dns_up
+printf 'nameserver %s\nsearch svc.cluster.local cluster.local\noptions ndots:5\n' "$NODE_IP" >"$STATE/resolv.conf"
+say "Service-name DNS on $NODE_IP:$DNS_PORT (e2eclient dns); the kubelet's resolv.conf ($STATE/resolv.conf) points pods at it"
 
 t=$(now)
 timeout 1800 make -C "$root" --no-print-directory images IMAGE_TAG=$IMAGE_TAG >"$ART/images.log" 2>&1 || {
@@ -320,7 +346,13 @@ for a in $(/bin/busybox --list); do [[ $a == busybox ]] || ln -s busybox "$bb/bi
 podman image exists localhost/spool-e2e-busybox:e2e ||
 	tar -C "$bb" --numeric-owner -cf - . | podman import -q --change 'ENV PATH=/bin' --change 'CMD ["/bin/sh"]' - localhost/spool-e2e-busybox:e2e >/dev/null
 rm -rf "$bb"
-for img in localhost/spool-api:$IMAGE_TAG localhost/spool-worker:$IMAGE_TAG "$SHOP_IMAGE" localhost/spool-e2e-busybox:e2e; do
+t=$(now)
+scripts/k8s/postgres-image.sh >"$ART/postgres-image.log" 2>&1 || {
+	cat "$ART/postgres-image.log"
+	die "building the PostgreSQL image failed"
+}
+say "PostgreSQL stand-in $POSTGRES_IMAGE (Debian postgresql-15, scripts/k8s/postgres-image.sh) in $(elapsed "$t")s: $(tail -n 1 "$ART/postgres-image.log")"
+for img in localhost/spool-api:$IMAGE_TAG localhost/spool-worker:$IMAGE_TAG "$SHOP_IMAGE" localhost/spool-e2e-busybox:e2e "$POSTGRES_IMAGE"; do
 	tar=$ART/images/$(echo "$img" | tr '/:' '__').tar
 	rm -f "$tar"
 	podman save --format docker-archive -o "$tar" "$img" >/dev/null 2>&1
@@ -337,15 +369,9 @@ done
 grep -qx "$RECEIVER_IMAGE" <<<"$(ctr --address "$CTR_SOCK" -n k8s.io images ls -q)" || die "$RECEIVER_IMAGE not in containerd after image.sh"
 say "images imported into containerd (podman save | ctr -n k8s.io images import; the receiver by image.sh): $(ctr --address "$CTR_SOCK" -n k8s.io images ls -q | grep -E 'spool' | tr '\n' ' ')"
 
-psql_admin -c "CREATE DATABASE $DB"
-DB_CREATED=1
-DB_URL_POD="postgres://postgres@$NODE_IP:5432/$DB?sslmode=disable"
 cat >"$ART/run-values.yaml" <<EOF
 # generated by scripts/k8s/e2e.sh for run $RUN_ID
-database:
-  url: "$DB_URL_POD"
 EOF
-say "fresh database $DB on the host's PostgreSQL; pods use $DB_URL_POD"
 
 # ---------- collectors: pod watch, logs, containerd exits, Prometheus targets ----------
 k create namespace "$NS" >/dev/null
@@ -483,28 +509,77 @@ kinds:
     allowedHosts: ["$RECV_CIP/32"]
 EOF
 say "webhook receiver: Deployment + Service spool-e2e-receiver ($RECEIVER), Secret $WEBHOOK_SECRET_NAME; kinds.http.allowedHosts [$RECV_CIP/32]"
+# The bundled PostgreSQL's claim (data-<release>-postgresql-0, the chart's
+# default size, no storage class: the cluster has none) binds to a hostPath
+# PersistentVolume on the node, made here in place of a provisioner. The
+# directory belongs to uid/gid 70, the image's postgres (fsGroup does not
+# apply to hostPath volumes).
+PG_STS=$RELEASE-postgresql
+PG_POD=$PG_STS-0
+PVC=data-$PG_POD
+PV_NAME=spool-e2e-postgresql
+mkdir -p "$PV_DIR"
+chown 70:70 "$PV_DIR"
+chmod 700 "$PV_DIR"
+PV_CREATED=1
+k apply -f - >"$ART/pv-apply.log" 2>&1 <<EOT || {
+apiVersion: v1
+kind: PersistentVolume
+metadata:
+  name: $PV_NAME
+  labels: {app.kubernetes.io/name: spool-e2e-postgresql}
+spec:
+  capacity: {storage: 8Gi}
+  accessModes: [ReadWriteOnce]
+  persistentVolumeReclaimPolicy: Retain
+  storageClassName: ""
+  claimRef: {namespace: $NS, name: $PVC}
+  hostPath: {path: "$PV_DIR", type: Directory}
+EOT
+	cat "$ART/pv-apply.log"
+	die "creating the PersistentVolume failed"
+}
+say "PersistentVolume $PV_NAME: hostPath $PV_DIR (uid 70, 0700), 8Gi, reserved for claim $NS/$PVC"
+
+# The README's install: default values (bundled PostgreSQL, persistence on)
+# plus only the local cluster's images and pull policy.
 t=$(now)
-helm install "$RELEASE" ./helm/spool -n "$NS" -f scripts/k8s/e2e-values.yaml -f "$ART/run-values.yaml" \
+helm install "$RELEASE" ./helm/spool -n "$NS" "${LOCAL_VALUES[@]}" \
 	--wait --timeout 5m >"$ART/helm-install.log" 2>&1 || {
 	cat "$ART/helm-install.log"
 	die "helm install failed"
 }
 INSTALL_S=$(elapsed "$t")
-say "helm install --wait: deployed in ${INSTALL_S}s (helm $("$HELM" version --short 2>/dev/null || "$HELM" version))"
-kn get deploy,svc,pods -o wide | sed 's/^/    /'
+say "helm install --wait (default values + scripts/k8s/local-values.yaml): deployed in ${INSTALL_S}s (helm $("$HELM" version --short 2>/dev/null || "$HELM" version))"
+kn get sts,deploy,svc,pvc,pods -o wide | sed 's/^/    /'
+pg_cip=$(kn get svc "$PG_STS" -o jsonpath='{.spec.clusterIP}')
+db_url_pod=$(kn get secret "$RELEASE-database" -o jsonpath='{.data.DATABASE_URL}' | base64 -d)
+[[ -n $pg_cip && $db_url_pod == postgres://* ]] || die "no ClusterIP for $PG_STS or no DATABASE_URL in Secret $RELEASE-database"
+db_url_host=$(sed -E "s#@[^@/:]+:5432/#@$pg_cip:5432/#" <<<"$db_url_pod")
+pod_db_host=$(sed -E 's#^.*@([^@/:]+):5432/.*$#\1#' <<<"$db_url_pod")
+wait_until 60 "the bundled PostgreSQL through its ClusterIP $pg_cip" psql_db -c 'select 1'
 migrated=$(psql_db -c 'select max(version) from spool_schema_migrations')
-[[ -n $migrated ]] || die "no migrations applied in $DB"
-migrate_pods() { { jq -r 'select(.object.metadata.labels["app.kubernetes.io/component"] == "migrate") | .object.metadata.uid' "$ART/pods-watch.json" 2>/dev/null || true; } | sort -u | wc -l; }
-has_migrate_pod() { (($(migrate_pods) > 0)); }
-wait_until 30 "the migrate hook pod in the watch stream" has_migrate_pod
-note "install: helm install --wait ${INSTALL_S}s; pre-install hook Job spool-migrate ran (schema version $migrated in $DB; the Job is deleted on success)"
+[[ -n $migrated ]] || die "no migrations applied in the bundled PostgreSQL"
+pvc_state=$(kn get pvc "$PVC" -o jsonpath='{.status.phase} {.spec.volumeName}')
+[[ $pvc_state == "Bound $PV_NAME" ]] || fail_check "claim $PVC: '$pvc_state', want Bound to $PV_NAME"
+[[ -s $PV_DIR/pgdata/PG_VERSION ]] || fail_check "no database in the PersistentVolume's directory ($PV_DIR/pgdata/PG_VERSION)"
+role=$(psql_db -c "select rolname || ' superuser=' || rolsuper || ' createdb=' || rolcreatedb || ' createrole=' || rolcreaterole from pg_roles where rolname = current_user")
+[[ $role == *"superuser=false createdb=false createrole=false" ]] || fail_check "Spool's role is not the init script's unprivileged role: $role"
+pg_version=$(psql_db -c 'show server_version')
+# Migrations run as the `migrate` initContainer of the API and worker pods
+# with the bundled database (migrations.mode auto; a pre-install hook would
+# run before the database exists).
+migrate_inits() { { jq -r 'select(any(.object.status.initContainerStatuses[]?; .name == "migrate" and .state.terminated.exitCode == 0)) | .object.metadata.uid' "$ART/pods-watch.json" 2>/dev/null || true; } | sort -u | wc -l; }
+has_migrate_init() { (($(migrate_inits) > 0)); }
+wait_until 30 "a migrate initContainer that exited 0 in the watch stream" has_migrate_init
+note "default install: helm install -f scripts/k8s/local-values.yaml --wait ${INSTALL_S}s; bundled PostgreSQL $pg_version ($POSTGRES_IMAGE) on claim $PVC $pvc_state (hostPath); pods reach it as $pod_db_host (Service-name DNS); the init script's role: $role; migrations ran as the migrate initContainer of $(migrate_inits) pod(s), schema version $migrated"
 t=$(now)
-helm test "$RELEASE" -n "$NS" --timeout 5m --logs >"$ART/helm-test.log" 2>&1 || {
-	cat "$ART/helm-test.log"
-	die "helm test failed"
+helm test "$RELEASE" -n "$NS" --timeout 5m --logs >"$ART/helm-test-default.log" 2>&1 || {
+	cat "$ART/helm-test-default.log"
+	die "helm test (default values) failed"
 }
-grep -E 'Phase:|job [0-9]+: completed' "$ART/helm-test.log" | sed 's/^/    /'
-note "helm test: passed in $(elapsed "$t")s (its pod enqueued a noop job through the Service and saw it completed)"
+grep -E 'Phase:|live|noop' "$ART/helm-test-default.log" | sed 's/^/    /'
+note "helm test (default values): passed in $(elapsed "$t")s (a live worker through the API Service; the diagnostic kinds are off by default, so no job)"
 
 TOKEN=$(kn get secret spool-api-tokens -o jsonpath='{.data.SPOOL_API_TOKENS}' | base64 -d | cut -d, -f1 | cut -d: -f1)
 [[ -n $TOKEN ]] || die "no token in Secret spool-api-tokens"
@@ -515,6 +590,57 @@ wait_until 30 "the API through its ClusterIP $API" curl -sf -H "Authorization: B
 code=$(curl -s -o /dev/null -w '%{http_code}' "$API/v1/stats")
 [[ $code == 401 ]] || fail_check "GET /v1/stats without a token answered $code, want 401"
 say "API Service ClusterIP $API (kube-proxy); token from Secret spool-api-tokens (chart-generated); no token -> $code"
+
+# From here on the test's own settings (diagnostic kinds, 2+2 pods, short
+# leases, the http kind's allow list), on the same release and database.
+phase e2e-values helm upgrade "$RELEASE" ./helm/spool -n "$NS" "${E2E_VALUES[@]}" \
+	--wait --timeout 5m >"$ART/helm-upgrade-e2e-values.log" 2>&1 || {
+	cat "$ART/helm-upgrade-e2e-values.log"
+	die "helm upgrade to scripts/k8s/e2e-values.yaml failed"
+}
+# The new workers publish the diagnostic kinds once they run; the test pod
+# looks once, so wait for them first.
+noop_published() { curl -sf -H "Authorization: Bearer $TOKEN" "$API/v1/kinds" | jq -e '[.kinds[] | select(.name == "noop" and ((.workers // []) | length) > 0)] | length > 0' >/dev/null; }
+wait_until 60 "the noop kind published by a live worker (GET /v1/kinds)" noop_published
+t=$(now)
+helm test "$RELEASE" -n "$NS" --timeout 5m --logs >"$ART/helm-test.log" 2>&1 || {
+	cat "$ART/helm-test.log"
+	die "helm test failed"
+}
+grep -E 'Phase:|job [0-9]+: completed' "$ART/helm-test.log" | sed 's/^/    /'
+grep -qE 'job [0-9]+: completed' "$ART/helm-test.log" || fail_check "helm test (e2e values) passed without running its noop job (log $ART/helm-test.log)"
+note "helm test (e2e values): passed in $(elapsed "$t")s (its pod enqueued a noop job through the Service and saw it completed)"
+
+# The data survives the database pod's delete: same schema, same jobs
+# (count, digest of id:status:attempts) after the StatefulSet's new pod
+# starts on the same claim; API and worker pods ride it out (no restart)
+# and run a job again.
+db_snapshot() { psql_db -c "select (select max(version) from spool_schema_migrations) || ' ' || count(*) || ' ' || coalesce(md5(string_agg(id || ':' || status || ':' || attempts, ',' order by id)), '-') from spool_jobs"; }
+app_restarts() { kn get pods -l 'app.kubernetes.io/component in (api,worker)' -o jsonpath='{range .items[*]}{.metadata.name}{"="}{.status.containerStatuses[0].restartCount}{" "}{end}'; }
+pg_uid() { kn get pod "$PG_POD" -o jsonpath='{.metadata.uid}' 2>/dev/null; }
+pg_ready() { [[ $(kn get pod "$PG_POD" -o jsonpath='{.metadata.uid} {.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null) == "$1 True" ]]; }
+pg_new_ready() { local u; u=$(pg_uid) && [[ -n $u && $u != "$1" ]] && pg_ready "$u"; }
+snap_before=$(db_snapshot)
+restarts_before=$(app_restarts)
+uid0=$(pg_uid)
+t=$(now)
+phase db-pod-delete bash -c "'$KUBECTL' -n '$NS' delete pod '$PG_POD' --wait=true --timeout=120s >'$ART/db-pod-delete.log' 2>&1"
+wait_until 180 "a new $PG_POD Ready" pg_new_ready "$uid0"
+DB_BACK_S=$(elapsed "$t")
+wait_until 60 "the database through its ClusterIP after the pod's delete" psql_db -c 'select 1'
+snap_after=$(db_snapshot)
+[[ $snap_after == "$snap_before" ]] || fail_check "data changed across the database pod's delete: before '$snap_before', after '$snap_after'"
+t=$(now)
+helm test "$RELEASE" -n "$NS" --timeout 5m --logs >"$ART/helm-test-after-db-delete.log" 2>&1 || {
+	cat "$ART/helm-test-after-db-delete.log"
+	fail_check "helm test failed after the database pod's delete (log $ART/helm-test-after-db-delete.log)"
+}
+grep -qE 'job [0-9]+: completed' "$ART/helm-test-after-db-delete.log" || fail_check "helm test after the database pod's delete ran no noop job (log $ART/helm-test-after-db-delete.log)"
+JOB_AFTER_S=$(elapsed "$t")
+restarts_after=$(app_restarts)
+[[ $restarts_after == "$restarts_before" ]] || fail_check "API/worker containers restarted across the database pod's delete: $restarts_before -> $restarts_after"
+note "database pod delete: $PG_POD deleted (SIGINT: fast shutdown) and back Ready on the same claim in ${DB_BACK_S}s; data kept (schema version, jobs count, digest: $snap_after); API/worker pods not restarted ($restarts_after); helm test (a noop job end to end) passed ${JOB_AFTER_S}s later"
+
 
 # Prometheus discovers a new target up to ~5 s after the file changes (its
 # discovery manager batches updates), so each state is held until every
@@ -559,7 +685,7 @@ spec:
       image: $SHOP_IMAGE
       imagePullPolicy: Never
       args: [migrate]
-      env: [{name: DATABASE_URL, value: "$DB_URL_POD"}]
+      env: [{name: DATABASE_URL, valueFrom: {secretKeyRef: {name: $RELEASE-database, key: DATABASE_URL}}}]
       securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: [ALL]}}
 EOF
 	cat "$ART/shop-migrate-apply.log"
@@ -587,7 +713,7 @@ worker:
       dbMaxConns: 4
 EOF
 shop_pods() { kn get pods -l spoolq.github.io/pool=shop -o jsonpath='{range .items[*]}{.metadata.name}{","}{end}'; }
-phase shop-pool-up helm upgrade "$RELEASE" ./helm/spool -n "$NS" -f scripts/k8s/e2e-values.yaml -f "$ART/run-values.yaml" -f "$ART/shop-values.yaml" \
+phase shop-pool-up helm upgrade "$RELEASE" ./helm/spool -n "$NS" "${E2E_VALUES[@]}" -f "$ART/shop-values.yaml" \
 	--wait --timeout 5m >"$ART/helm-upgrade-shop.log" 2>&1 || {
 	cat "$ART/helm-upgrade-shop.log"
 	die "helm upgrade adding the shop pool failed"
@@ -612,7 +738,7 @@ note "http: $(jq -r '"\(.http_jobs | length) http jobs in \(.elapsed_seconds*10|
 # Back to the stock pool only (its pod gets SIGTERM; the pod checks hold it
 # to a clean shutdown like every worker), and the receiver goes.
 sleep 2 # a last scrape of the shop pod
-phase shop-pool-down helm upgrade "$RELEASE" ./helm/spool -n "$NS" -f scripts/k8s/e2e-values.yaml -f "$ART/run-values.yaml" \
+phase shop-pool-down helm upgrade "$RELEASE" ./helm/spool -n "$NS" "${E2E_VALUES[@]}" \
 	--wait --timeout 5m >"$ART/helm-upgrade-noshop.log" 2>&1 || {
 	cat "$ART/helm-upgrade-noshop.log"
 	die "helm upgrade removing the shop pool failed"
@@ -688,11 +814,140 @@ sleep 3 # two more scrapes of the running pods after the last job
 run_check metrics-wave1 "$E2EC" metrics -prom "$PROM" -jobs "$ART/jobs-wave1.json" -watch "$ART/pods-watch.json" -since "$PROM_T0"
 
 # =====================================================================
+step "5b-crashes"
+# Real crashes while jobs run, by the container runtime, not the API server:
+# the PID of a container's main process from containerd (`ctr tasks ls`),
+# killed with SIGKILL on the host. No SIGTERM, no shutdown code runs.
+#   a) a worker: the jobs it held come back after their lease (worker.
+#      leaseDuration/rescueInterval are 10s/5s in e2e-values.yaml) and run
+#      again, on another pod or on the restarted container; never two
+#      attempts at once (checked from the error histories and start times)
+#   b) the database (the postmaster, the container's main process: the
+#      kernel ends every backend with it; the kubelet restarts the container
+#      and PostgreSQL recovers from its WAL): every job the API acknowledged
+#      (synchronous_commit on, the default) is there afterwards, and the API
+#      and worker pods recover without a restart
+# The wave is enqueued across both (40 jobs a second, retried with the same
+# idempotency keys while the database is down).
+task_pid() { # POD: host PID of the pod's first container's main process
+	local cid
+	cid=$(kn get pod "$1" -o jsonpath='{.status.containerStatuses[0].containerID}')
+	cid=${cid#containerd://}
+	[[ -n $cid ]] || return 1
+	ctr --address "$CTR_SOCK" -n k8s.io tasks ls | awk -v id="$cid" '$1 == id && $3 == "RUNNING" { print $2 }'
+}
+cmdline() { tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null; }
+dur_s() { # Go duration in seconds (as the chart renders it: 10s, 1m30s)
+	awk -v d="$1" 'BEGIN { t = 0; while (match(d, /^[0-9.]+(ms|s|m|h)/)) { u = substr(d, RSTART, RLENGTH); n = u + 0; sub(/^[0-9.]+/, "", u);
+		t += (u == "ms" ? n / 1000 : u == "s" ? n : u == "m" ? n * 60 : n * 3600); d = substr(d, RLENGTH + 1) } print t }'
+}
+LEASE=$(kn get cm spool-worker -o jsonpath='{.data.SPOOL_LEASE_DURATION}')
+RESCUE=$(kn get cm spool-worker -o jsonpath='{.data.SPOOL_RESCUE_INTERVAL}')
+lease_s=$(dur_s "$LEASE")
+rescue_s=$(dur_s "$RESCUE")
+# Rescued at most lease + grace (lease/10 + 0.5 s abandon grace) + one rescue
+# interval after the kill; 3 s more for the claim and a loaded node.
+RESCUE_BOUND=$(awk -v l="$lease_s" -v r="$rescue_s" 'BEGIN { printf "%.1f", l + l / 10 + 0.5 + r + 3 }')
+phase crash-scale-to-3 bash -c "'$KUBECTL' -n '$NS' scale deployment/spool-worker --replicas=3 >/dev/null"
+rollout 180s
+wait_scraped
+say "workers: $(worker_pods); lease $LEASE, rescue interval $RESCUE: a killed worker's jobs must be rescued within ${RESCUE_BOUND}s"
+CRASH_JOBS=${E2E_CRASH_JOBS:-3000}
+"$E2EC" enqueue -api "$API" -n "$CRASH_JOBS" -batch 40 -interval 1s -retries 20 -sleep-share 0.5 -min-ms 50 -max-ms 500 -seed 3 \
+	-key-prefix "e2e-$RUN_ID-w3" -wave crashes -ids-out "$ART/ids-crashes.txt" -summary-out "$ART/enqueue-crashes.json" >"$ART/enqueue-crashes.log" 2>&1 &
+ENQ3=$!
+BG_PIDS+=("$ENQ3")
+sleep 5
+
+# --- a) SIGKILL of a worker
+VICTIM=$(worker_pods | awk '{ print $1 }')
+victim_jobs=""
+for ((i = 0; i < 300; i++)); do
+	victim_jobs=$(psql_db -c "select string_agg(id::text, ',' order by id) from spool_jobs where status = 'running' and worker_id = '$VICTIM'")
+	[[ -n $victim_jobs ]] && break
+	sleep 0.1
+done
+[[ -n $victim_jobs ]] || die "worker $VICTIM had no running job for 30s: the kill would not hit running work"
+vpid=$(task_pid "$VICTIM") || die "no containerd task for $VICTIM"
+[[ $(cmdline "$vpid") == */spool-worker* ]] || die "PID $vpid of $VICTIM is not spool-worker: $(cmdline "$vpid")"
+victim_jobs=$(psql_db -c "select string_agg(id::text, ',' order by id) from spool_jobs where status = 'running' and worker_id = '$VICTIM'")
+[[ -n $victim_jobs ]] || die "worker $VICTIM's jobs finished between the look and the kill; rerun"
+KILL_T=$(now)
+kill -KILL "$vpid"
+printf 'kill-worker %s %s\n' "$KILL_T" "$(now)" >>"$PHASES"
+victim_n=$(tr ',' '\n' <<<"$victim_jobs" | wc -l)
+say "SIGKILL to $VICTIM's spool-worker (host PID $vpid, from ctr tasks ls) while it ran $victim_n job(s): $victim_jobs"
+back() { [[ $(psql_db -c "select count(*) from spool_jobs where id in ($victim_jobs) and status = 'completed'") == "$victim_n" ]]; }
+wait_until 120 "$VICTIM's jobs completed again" back
+# Per job: when the rescuer took it (its error entry), when the next attempt
+# started and ended, where it ran.
+psql_db -F ' ' -c "select j.id, j.worker_id, j.attempts,
+		extract(epoch from (select (e->>'at')::timestamptz from jsonb_array_elements(j.errors) e
+			where e->>'worker_id' = '$VICTIM' and e->>'error' = 'worker lost: lease expired' order by e->>'at' desc limit 1)) - $KILL_T,
+		extract(epoch from j.started_at) - $KILL_T, extract(epoch from j.finished_at) - $KILL_T
+	from spool_jobs j where j.id in ($victim_jobs) order by j.id" >"$ART/crash-worker-jobs.txt"
+cat "$ART/crash-worker-jobs.txt" | sed 's/^/    job /'
+read -r rescued max_rescue min_start max_done on_other <<<"$(awk -v v="$VICTIM" '
+	$4 != "" { n++; if ($4 > mr) mr = $4 }
+	{ if (ms == "" || $5 < ms) ms = $5; if ($6 > md) md = $6; if ($2 != v) o++ }
+	END { printf "%d %.1f %.1f %.1f %d\n", n, mr, ms, md, o }' "$ART/crash-worker-jobs.txt")"
+((rescued == victim_n)) || fail_check "worker kill: $rescued of $victim_n jobs of $VICTIM have its lost-lease entry (rescued)"
+awk -v m="$max_rescue" -v b="$RESCUE_BOUND" 'BEGIN { exit !(m <= b) }' || fail_check "worker kill: rescued up to ${max_rescue}s after the kill, over the bound ${RESCUE_BOUND}s"
+awk -v m="$min_start" 'BEGIN { exit !(m > 0) }' || fail_check "worker kill: a re-run started ${min_start}s after the kill, i.e. before it (two at once)"
+vrestarts=$(kn get pod "$VICTIM" -o jsonpath='{.status.containerStatuses[0].restartCount}')
+[[ $vrestarts == 1 ]] || fail_check "worker kill: $VICTIM's container restarted $vrestarts time(s), want 1"
+note "worker SIGKILL: $VICTIM (PID $vpid) held $victim_n running job(s); all $rescued rescued (lost-lease entry) at most ${max_rescue}s after the kill (bound ${RESCUE_BOUND}s = lease $LEASE + grace + rescue interval $RESCUE + 3s), re-run from +${min_start}s, all completed by +${max_done}s; $on_other on another pod, $((victim_n - on_other)) on $VICTIM's restarted container (restarts: $vrestarts)"
+WORKER_KILLS="$VICTIM=$KILL_T"
+
+# --- b) SIGKILL of the database
+sleep 3
+restarts_before=$(app_restarts)
+pg_restarts0=$(kn get pod "$PG_POD" -o jsonpath='{.status.containerStatuses[0].restartCount}')
+pgpid=$(task_pid "$PG_POD") || die "no containerd task for $PG_POD"
+[[ $(cmdline "$pgpid") == postgres* ]] || die "PID $pgpid of $PG_POD is not the postmaster: $(cmdline "$pgpid")"
+acked_before=$(wc -l <"$ART/ids-crashes.txt")
+kill -0 "$ENQ3" 2>/dev/null || die "the crash wave's enqueue ended before the database kill: no acknowledged writes would be in flight"
+DBKILL_T=$(now)
+kill -KILL "$pgpid"
+printf 'kill-database %s %s\n' "$DBKILL_T" "$(now)" >>"$PHASES"
+say "SIGKILL to $PG_POD's postmaster (host PID $pgpid) with $acked_before crash-wave jobs acknowledged so far"
+pg_restarted() { [[ $(kn get pod "$PG_POD" -o jsonpath='{.status.containerStatuses[0].restartCount} {.status.conditions[?(@.type=="Ready")].status}') == "$((pg_restarts0 + 1)) True" ]]; }
+wait_until 180 "$PG_POD restarted and Ready" pg_restarted
+DB_READY_S=$(elapsed "$DBKILL_T")
+api_ok() { "$E2EC" stats -api "$API" >/dev/null; }
+wait_until 120 "the API answering after the database's restart" api_ok
+API_OK_S=$(elapsed "$DBKILL_T")
+wait_until 60 "psql through the ClusterIP after the database's restart" psql_db -c 'select 1'
+recovery=$(kn logs "$PG_POD" 2>/dev/null | grep -E 'database system was interrupted|redo (starts|done)|ready to accept' | tail -n 3 | sed -E 's/^[0-9-]+ [0-9:.]+ [A-Z]+ \[[0-9]+\] //' | tr '\n' ';')
+wait "$ENQ3" || {
+	cat "$ART/enqueue-crashes.log"
+	die "the crash wave's enqueue failed"
+}
+keep=()
+for p in "${BG_PIDS[@]}"; do [[ $p == "$ENQ3" ]] || keep+=("$p"); done
+BG_PIDS=("${keep[@]}")
+cat "$ART/enqueue-crashes.log"
+DB_WINDOW_END=$(awk -v t="$DBKILL_T" -v a="$API_OK_S" -v b="$RESCUE_BOUND" 'BEGIN { printf "%.3f", t + a + b }')
+DB_CRASH="$DBKILL_T,$DB_WINDOW_END"
+restarts_after=$(app_restarts)
+[[ $restarts_after == "$restarts_before" ]] || fail_check "database kill: API/worker containers restarted: $restarts_before -> $restarts_after"
+phase drain-crashes "$E2EC" wait -api "$API" -total $((JOBS + CRASH_JOBS + 1)) -timeout 10m
+note "database SIGKILL: postmaster PID $pgpid of $PG_POD killed with $acked_before jobs of the wave acknowledged; container restarted by the kubelet, Ready again after ${DB_READY_S}s, the API answering after ${API_OK_S}s; PostgreSQL: $recovery API/worker pods not restarted ($restarts_after)"
+note "crash wave: $(jq -r '"\(.accepted) jobs acknowledged \(.first_at[11:19])-\(.last_at[11:19]), \(.requests) requests, \(.failed_tries) retried while the database was down, \(.duplicates) answered duplicate"' "$ART/enqueue-crashes.json")"
+run_check jobs-crashes "$E2EC" jobs -api "$API" -ids "$ART/ids-wave1.txt,$ART/ids-crashes.txt" -forced "$FORCED" -killed "$WORKER_KILLS" -db-crash "$DB_CRASH" \
+	-watch "$ART/pods-watch.json" -out "$ART/jobs-crashes.json"
+note "jobs after the crashes: $(jq -r '"\(.by_status.completed) of \(.total) completed, \(.attempts) attempts; \(.rerun_ids | length) ran more than once: \(.rerun_by_forced_delete) after the forced delete, \(.rerun_by_kill) after the worker SIGKILL, \(.rerun_by_db_crash) after the database SIGKILL; overlaps (two attempts at once): \(.overlaps | length)"' "$ART/jobs-crashes.json")"
+PG_KILLED_UID=$(kn get pod "$PG_POD" -o jsonpath='{.metadata.uid}')
+KILLED_PODS="$VICTIM,$PG_KILLED_UID"
+sleep 3
+run_check metrics-crashes "$E2EC" metrics -prom "$PROM" -jobs "$ART/jobs-crashes.json" -watch "$ART/pods-watch.json" -since "$PROM_T0" -killed "$WORKER_KILLS"
+
+# =====================================================================
 step "6-upgrade-uninstall"
 cfg_before=$(kn get deploy spool-api spool-worker -o jsonpath='{range .items[*]}{.spec.template.metadata.annotations.checksum/config}{" "}{end}')
 pods_before=$(kn get pods -l 'app.kubernetes.io/component in (api,worker)' -o name | sort)
 token_secret_before=$(kn get secret spool-api-tokens -o jsonpath='{.data.SPOOL_API_TOKENS}')
-migrate_before=$(migrate_pods)
+migrate_before=$(migrate_inits)
 # Wave 2 through the upgrade: 25 jobs a second (retried with idempotency keys if an API pod drains mid-request).
 "$E2EC" enqueue -api "$API" -n "$WAVE2" -batch 25 -interval 1s -sleep-share 0.5 -min-ms 50 -max-ms 500 -seed 2 \
 	-key-prefix "e2e-$RUN_ID-w2" -wave wave2 -ids-out "$ART/ids-wave2.txt" -summary-out "$ART/enqueue-wave2.json" >"$ART/enqueue-wave2.log" 2>&1 &
@@ -723,7 +978,7 @@ busy_within() { # SECONDS NAME: the queue has unfinished jobs at some moment wit
 }
 busy_within 5 "helm-upgrade"
 up_t0=$(now)
-phase helm-upgrade helm upgrade "$RELEASE" ./helm/spool -n "$NS" -f scripts/k8s/e2e-values.yaml -f "$ART/run-values.yaml" \
+phase helm-upgrade helm upgrade "$RELEASE" ./helm/spool -n "$NS" "${E2E_VALUES[@]}" \
 	--set logging.level=debug "${force[@]}" --wait --timeout 5m >"$ART/helm-upgrade.log" 2>&1 || {
 	cat "$ART/helm-upgrade.log"
 	die "helm upgrade failed"
@@ -750,17 +1005,18 @@ for p in $(kn get pods -l 'app.kubernetes.io/component in (api,worker)' -o jsonp
 	[[ ${p#*=} == "$api_a" || ${p#*=} == "$wrk_a" ]] || fail_check "pod ${p%%=*} runs an old checksum/config"
 done
 [[ $(kn get secret spool-api-tokens -o jsonpath='{.data.SPOOL_API_TOKENS}') == "$token_secret_before" ]] || fail_check "the generated API token changed on upgrade"
-migrate_after=$(migrate_pods)
-((migrate_after > migrate_before)) || fail_check "no pre-upgrade migrate hook pod seen"
+migrate_after=$(migrate_inits)
+((migrate_after > migrate_before)) || fail_check "no new pod ran its migrate initContainer during the upgrade"
 up_s=$(awk -v a="$up_t0" -v b="$up_t1" 'BEGIN { printf "%.1f", b - a }')
-note "helm upgrade --set logging.level=debug ${force[*]} --wait: ${up_s}s; worker replicas back to $(kn get deploy spool-worker -o jsonpath='{.spec.replicas}') (worker.replicaCount); checksum/config changed on spool-api (${api_b:0:12} -> ${api_a:0:12}) and spool-worker (${wrk_b:0:12} -> ${wrk_a:0:12}); every api/worker pod replaced ($(echo "$pods_before" | wc -l) old, $(echo "$pods_after" | wc -l) new); pre-upgrade migrate hook ran again ($migrate_before -> $migrate_after migrate pods); generated token kept"
+note "helm upgrade --set logging.level=debug ${force[*]} --wait: ${up_s}s; worker replicas back to $(kn get deploy spool-worker -o jsonpath='{.spec.replicas}') (worker.replicaCount); checksum/config changed on spool-api (${api_b:0:12} -> ${api_a:0:12}) and spool-worker (${wrk_b:0:12} -> ${wrk_a:0:12}); every api/worker pod replaced ($(echo "$pods_before" | wc -l) old, $(echo "$pods_after" | wc -l) new); migrations ran again in the new pods' migrate initContainers ($migrate_before -> $migrate_after pods); generated token kept"
 note "wave 2 during the upgrade: $(jq -r '"\(.accepted) jobs enqueued \(.first_at[11:19])-\(.last_at[11:19])"' "$ART/enqueue-wave2.json") (upgrade ran $(date -d "@${up_t0%.*}" +%H:%M:%S)-$(date -d "@${up_t1%.*}" +%H:%M:%S)), $(jq -r '"\(.requests) requests, \(.failed_tries) retried, \(.duplicates) answered duplicate"' "$ART/enqueue-wave2.json")"
-phase drain-wave2 "$E2EC" wait -api "$API" -total $((JOBS + WAVE2 + 1)) -timeout 10m
-run_check jobs-final "$E2EC" jobs -api "$API" -ids "$ART/ids-wave1.txt,$ART/ids-wave2.txt" -forced "$FORCED" -watch "$ART/pods-watch.json" -out "$ART/jobs-final.json"
-note "all jobs: $(jq -r '"\(.by_status.completed) of \(.total) completed, \(.attempts) attempts, \(.rerun_ids | length) ran more than once (\(.rerun_by_forced_delete) after the forced delete)"' "$ART/jobs-final.json")"
+phase drain-wave2 "$E2EC" wait -api "$API" -total $((JOBS + CRASH_JOBS + WAVE2 + 1)) -timeout 10m
+run_check jobs-final "$E2EC" jobs -api "$API" -ids "$ART/ids-wave1.txt,$ART/ids-crashes.txt,$ART/ids-wave2.txt" -forced "$FORCED" -killed "$WORKER_KILLS" -db-crash "$DB_CRASH" \
+	-watch "$ART/pods-watch.json" -out "$ART/jobs-final.json"
+note "all jobs: $(jq -r '"\(.by_status.completed) of \(.total) completed, \(.attempts) attempts, \(.rerun_ids | length) ran more than once (\(.rerun_by_forced_delete) after the forced delete, \(.rerun_by_kill) after the worker SIGKILL, \(.rerun_by_db_crash) after the database SIGKILL), \(.overlaps | length) overlaps"' "$ART/jobs-final.json")"
 note "database cross-check (psql): $(psql_db -F ' ' -c "select status, count(*), sum(attempts), count(*) filter (where jsonb_array_length(errors) > 0) from spool_jobs group by status" | awk '{ printf "%s: %s jobs, %s attempts, %s with an error history; ", $1, $2, $3, $4 }')"
 sleep 3
-run_check metrics-final "$E2EC" metrics -prom "$PROM" -jobs "$ART/jobs-final.json" -watch "$ART/pods-watch.json" -since "$PROM_T0"
+run_check metrics-final "$E2EC" metrics -prom "$PROM" -jobs "$ART/jobs-final.json" -watch "$ART/pods-watch.json" -since "$PROM_T0" -killed "$WORKER_KILLS"
 
 phase helm-uninstall helm uninstall "$RELEASE" -n "$NS" --wait --timeout 3m >"$ART/helm-uninstall.log" 2>&1 || {
 	cat "$ART/helm-uninstall.log"
@@ -786,12 +1042,13 @@ leftovers() { # every namespaced kind but events, less what every namespace has
 	local ks objs
 	ks=$(kinds --namespaced) || return 1
 	objs=$(kn get "$ks" -o name) || return 1
-	drop_lines '^(serviceaccount/default|configmap/kube-root-ca.crt)$' <<<"$objs"
+	drop_lines "^(serviceaccount/default|configmap/kube-root-ca.crt|persistentvolumeclaim/$PVC)\$" <<<"$objs"
 }
 labelled_objects() { # anything labelled with the release, in any namespace or cluster-wide
-	local ks
+	local ks objs
 	ks=$(kinds) || return 1
-	k get "$ks" -A -l "app.kubernetes.io/instance=$RELEASE" -o name
+	objs=$(k get "$ks" -A -l "app.kubernetes.io/instance=$RELEASE" -o name) || return 1
+	drop_lines "^persistentvolumeclaim/$PVC\$" <<<"$objs"
 }
 uninstall_listed=1
 left=$(leftovers) || { uninstall_listed=0; fail_check "after helm uninstall: kubectl failed to list the objects in namespace $NS"; }
@@ -801,6 +1058,13 @@ labelled=$(labelled_objects) || { uninstall_listed=0; fail_check "after helm uni
 releases=$(helm list -n "$NS" -q) || { uninstall_listed=0; fail_check "after helm uninstall: helm list failed"; }
 [[ -z $releases ]] || fail_check "helm still lists a release: $releases"
 [[ $uninstall_listed == 0 || -n $left || -n $labelled || -n $releases ]] || note "helm uninstall: nothing left: in namespace $NS only the default ServiceAccount and kube-root-ca.crt ConfigMap that every namespace has (all namespaced kinds listed), no object labelled app.kubernetes.io/instance=$RELEASE in any namespace or cluster-wide, no release"
+# A StatefulSet's claims outlive it (helm uninstall leaves them, by design,
+# so the data is not lost by accident): the database's claim is still there,
+# Bound; the script deletes it and its PersistentVolume.
+pvc_left=$(kn get pvc "$PVC" -o jsonpath='{.status.phase}' 2>/dev/null) || pvc_left="gone"
+kn delete pvc "$PVC" --wait=true --timeout=60s >/dev/null 2>&1
+k delete pv "$PV_NAME" --wait=true --timeout=60s >/dev/null 2>&1
+note "after helm uninstall: the database's claim $PVC was kept ($pvc_left), as Kubernetes keeps a StatefulSet's claims; deleted by the script with its PersistentVolume"
 kn get events -o json >"$ART/events.json"
 warn=$(jq -r '[.items[] | select(.type == "Warning") | .reason] | group_by(.) | map("\(.[0])=\(length)") | join(" ")' "$ART/events.json")
 note "warning events in $NS during the run: ${warn:-none}"
@@ -817,7 +1081,7 @@ bad=$(jq -r '[.items[] | select(.reason | test("^(FailedKillPod|OOMKilling|BackO
 touch "$ART/stop-collector"
 sleep 2
 run_check pods-final "$E2EC" pods -watch "$ART/pods-watch.json" -exits "$ART/containerd-events.txt" -logs "$ART/logs" \
-	-phases "$PHASES" -forced "$FORCED" -all-deleted=true
+	-phases "$PHASES" -forced "$FORCED" -killed "$KILLED_PODS" -all-deleted=true
 grep -E 'force-deleted|pods seen' "$ART/check-pods-final.txt" | sed 's/^ */pods-final: /' >>"$SUMMARY" || true
 k delete namespace "$NS" --wait=true --timeout=120s >/dev/null
 
