@@ -40,7 +40,8 @@
 #   K8S_LOCAL_DIR    /tmp/k8s-local         their state (binaries, etcd, containerd)
 #   E2E_NAMESPACE    spool
 #   E2E_JOBS         5000                   first wave
-#   E2E_WAVE2_JOBS   1000                   jobs enqueued during helm upgrade
+#   E2E_WAVE2_JOBS   5000                   jobs running through helm upgrade to the new image tag
+#   E2E_CRASH_JOBS   3000                   jobs enqueued across the worker and database SIGKILLs (phase 5b)
 #   E2E_HTTP_JOBS    20                     http jobs to the webhook receiver (phase 2b)
 #   E2E_ARTIFACTS    /tmp/spool-e2e-<time>  logs, watch stream, Prometheus data, summary
 #   E2E_TIMEOUT      3600                   seconds for the whole run
@@ -56,7 +57,7 @@ cd "$root"
 K8S_LOCAL=${K8S_LOCAL:-$root/../shared/k8s-local}
 NS=${E2E_NAMESPACE:-spool}
 JOBS=${E2E_JOBS:-5000}
-WAVE2=${E2E_WAVE2_JOBS:-1000}
+WAVE2=${E2E_WAVE2_JOBS:-5000}
 HTTP_JOBS=${E2E_HTTP_JOBS:-20}
 RUN_ID=$(date +%Y%m%d-%H%M%S)
 ART=${E2E_ARTIFACTS:-/tmp/spool-e2e-$RUN_ID}
@@ -70,7 +71,7 @@ POSTGRES_IMAGE=localhost/spool-e2e-postgres:15 # postgresql.image in scripts/k8s
 # Every helm install/upgrade: the local cluster's images (local-values.yaml),
 # then, after the default install, the test's settings and the run's file.
 LOCAL_VALUES=(-f scripts/k8s/local-values.yaml)
-E2E_VALUES=(-f scripts/k8s/local-values.yaml "${E2E_VALUES[@]}")
+E2E_VALUES=(-f scripts/k8s/local-values.yaml -f scripts/k8s/e2e-values.yaml -f "$ART/run-values.yaml")
 PV_DIR=$ART/pv-postgresql # the hostPath of the bundled PostgreSQL's PersistentVolume
 DNS_PORT=53
 WEBHOOK_SECRET_NAME=spool-e2e-webhook # kinds.http.webhookSecret in scripts/k8s/e2e-values.yaml
@@ -352,7 +353,29 @@ scripts/k8s/postgres-image.sh >"$ART/postgres-image.log" 2>&1 || {
 	die "building the PostgreSQL image failed"
 }
 say "PostgreSQL stand-in $POSTGRES_IMAGE (Debian postgresql-15, scripts/k8s/postgres-image.sh) in $(elapsed "$t")s: $(tail -n 1 "$ART/postgres-image.log")"
-for img in localhost/spool-api:$IMAGE_TAG localhost/spool-worker:$IMAGE_TAG "$SHOP_IMAGE" localhost/spool-e2e-busybox:e2e "$POSTGRES_IMAGE"; do
+# Phase 6's new image tag: the same API and worker sources plus a test
+# migration that adds a column (scripts/k8s/upgrade/*.up.sql), built from a
+# copy of the build context so the tree itself never changes.
+V2_TAG=e2e-v2
+t=$(now)
+v2src=$ART/src-v2
+mkdir -p "$v2src"
+tar -C "$root" -cf - go.mod go.sum .dockerignore Dockerfile.api Dockerfile.worker services shared examples/orders | tar -C "$v2src" -xf -
+cp scripts/k8s/upgrade/*.up.sql "$v2src/shared/postgres/migrations/"
+V2_MIGRATION=$(basename scripts/k8s/upgrade/*.up.sql .up.sql)
+for name in spool-api spool-worker; do
+	file=Dockerfile.${name#spool-}
+	podman build --pull=never --no-cache --layers=false --network none \
+		-v "$(go env GOMODCACHE)":/go/pkg/mod -v "$(go env GOCACHE)":/root/.cache/go-build \
+		--build-arg VERSION="$V2_TAG" -f "$v2src/$file" -t "localhost/$name:$V2_TAG" "$v2src" >>"$ART/images-v2.log" 2>&1 || {
+		tail -n 30 "$ART/images-v2.log"
+		die "building localhost/$name:$V2_TAG failed (log $ART/images-v2.log)"
+	}
+done
+rm -rf "$v2src"
+say "images localhost/spool-{api,worker}:$V2_TAG (+ migration $V2_MIGRATION) built in $(elapsed "$t")s"
+for img in localhost/spool-api:$IMAGE_TAG localhost/spool-worker:$IMAGE_TAG "$SHOP_IMAGE" localhost/spool-e2e-busybox:e2e "$POSTGRES_IMAGE" \
+	"localhost/spool-api:$V2_TAG" "localhost/spool-worker:$V2_TAG"; do
 	tar=$ART/images/$(echo "$img" | tr '/:' '__').tar
 	rm -f "$tar"
 	podman save --format docker-archive -o "$tar" "$img" >/dev/null 2>&1
@@ -572,6 +595,9 @@ pg_version=$(psql_db -c 'show server_version')
 migrate_inits() { { jq -r 'select(any(.object.status.initContainerStatuses[]?; .name == "migrate" and .state.terminated.exitCode == 0)) | .object.metadata.uid' "$ART/pods-watch.json" 2>/dev/null || true; } | sort -u | wc -l; }
 has_migrate_init() { (($(migrate_inits) > 0)); }
 wait_until 30 "a migrate initContainer that exited 0 in the watch stream" has_migrate_init
+# The default install's workers run no kind (diagnosticJobs off, no pools):
+# they rescue, prune and schedule, but never poll for jobs (metrics checks).
+DEFAULT_WORKERS=$(kn get pods -l app.kubernetes.io/component=worker -o jsonpath='{range .items[*]}{.metadata.name}{","}{end}')
 note "default install: helm install -f scripts/k8s/local-values.yaml --wait ${INSTALL_S}s; bundled PostgreSQL $pg_version ($POSTGRES_IMAGE) on claim $PVC $pvc_state (hostPath); pods reach it as $pod_db_host (Service-name DNS); the init script's role: $role; migrations ran as the migrate initContainer of $(migrate_inits) pod(s), schema version $migrated"
 t=$(now)
 helm test "$RELEASE" -n "$NS" --timeout 5m --logs >"$ART/helm-test-default.log" 2>&1 || {
@@ -755,8 +781,13 @@ step "3-load-and-disruptions"
 note "wave 1: $(jq -r '"\(.accepted) jobs (\(.noop) noop, \(.sleep) sleep 50-500 ms) in \(.requests) POST /v1/jobs/batch requests, \(.failed_tries) retried, \(.elapsed_seconds*10|round/10)s"' "$ART/enqueue-wave1.json")"
 
 busy() { # the queue must still be running when a disruption starts
-	local line
-	line=$("$E2EC" stats -api "$API" -require-unfinished) || die "the queue is already drained before '$1' ($line): the disruptions would not hit running work; lower worker.concurrency in scripts/k8s/e2e-values.yaml"
+	# /v1/stats may be up to SPOOL_STATS_MAX_AGE (default 2 s) old:
+	# a wave just enqueued shows within that, so look for up to 5 s.
+	local line end=$((SECONDS + 5))
+	until line=$("$E2EC" stats -api "$API" -require-unfinished); do
+		((SECONDS < end)) || die "the queue is already drained before '$1' ($line): the disruptions would not hit running work; lower worker.concurrency in scripts/k8s/e2e-values.yaml"
+		sleep 0.5
+	done
 	say "queue before $1: $line"
 }
 worker_pods() { kn get pods -l app.kubernetes.io/component=worker -o jsonpath='{range .items[*]}{.metadata.name}{" "}{end}'; }
@@ -811,7 +842,7 @@ run_check pods-wave1 "$E2EC" pods -watch "$ART/pods-watch.json" -exits "$ART/con
 # =====================================================================
 step "5-prometheus"
 sleep 3 # two more scrapes of the running pods after the last job
-run_check metrics-wave1 "$E2EC" metrics -prom "$PROM" -jobs "$ART/jobs-wave1.json" -watch "$ART/pods-watch.json" -since "$PROM_T0"
+run_check metrics-wave1 "$E2EC" metrics -prom "$PROM" -jobs "$ART/jobs-wave1.json" -watch "$ART/pods-watch.json" -since "$PROM_T0" -no-kinds "$DEFAULT_WORKERS"
 
 # =====================================================================
 step "5b-crashes"
@@ -886,7 +917,7 @@ psql_db -F ' ' -c "select j.id, j.worker_id, j.attempts,
 			where e->>'worker_id' = '$VICTIM' and e->>'error' = 'worker lost: lease expired' order by e->>'at' desc limit 1)) - $KILL_T,
 		extract(epoch from j.started_at) - $KILL_T, extract(epoch from j.finished_at) - $KILL_T
 	from spool_jobs j where j.id in ($victim_jobs) order by j.id" >"$ART/crash-worker-jobs.txt"
-cat "$ART/crash-worker-jobs.txt" | sed 's/^/    job /'
+sed 's/^/    job /' "$ART/crash-worker-jobs.txt"
 read -r rescued max_rescue min_start max_done on_other <<<"$(awk -v v="$VICTIM" '
 	$4 != "" { n++; if ($4 > mr) mr = $4 }
 	{ if (ms == "" || $5 < ms) ms = $5; if ($6 > md) md = $6; if ($2 != v) o++ }
@@ -940,7 +971,7 @@ note "jobs after the crashes: $(jq -r '"\(.by_status.completed) of \(.total) com
 PG_KILLED_UID=$(kn get pod "$PG_POD" -o jsonpath='{.metadata.uid}')
 KILLED_PODS="$VICTIM,$PG_KILLED_UID"
 sleep 3
-run_check metrics-crashes "$E2EC" metrics -prom "$PROM" -jobs "$ART/jobs-crashes.json" -watch "$ART/pods-watch.json" -since "$PROM_T0" -killed "$WORKER_KILLS"
+run_check metrics-crashes "$E2EC" metrics -prom "$PROM" -jobs "$ART/jobs-crashes.json" -watch "$ART/pods-watch.json" -since "$PROM_T0" -killed "$WORKER_KILLS" -no-kinds "$DEFAULT_WORKERS"
 
 # =====================================================================
 step "6-upgrade-uninstall"
@@ -948,8 +979,10 @@ cfg_before=$(kn get deploy spool-api spool-worker -o jsonpath='{range .items[*]}
 pods_before=$(kn get pods -l 'app.kubernetes.io/component in (api,worker)' -o name | sort)
 token_secret_before=$(kn get secret spool-api-tokens -o jsonpath='{.data.SPOOL_API_TOKENS}')
 migrate_before=$(migrate_inits)
-# Wave 2 through the upgrade: 25 jobs a second (retried with idempotency keys if an API pod drains mid-request).
-"$E2EC" enqueue -api "$API" -n "$WAVE2" -batch 25 -interval 1s -sleep-share 0.5 -min-ms 50 -max-ms 500 -seed 2 \
+# Wave 2 through the upgrade: 250 jobs a second for 20 s, i.e. a queue about
+# 100 s deep for two workers (retried with idempotency keys if an API pod
+# drains mid-request).
+"$E2EC" enqueue -api "$API" -n "$WAVE2" -batch 250 -interval 1s -sleep-share 0.5 -min-ms 50 -max-ms 500 -seed 2 \
 	-key-prefix "e2e-$RUN_ID-w2" -wave wave2 -ids-out "$ART/ids-wave2.txt" -summary-out "$ART/enqueue-wave2.json" >"$ART/enqueue-wave2.log" 2>&1 &
 ENQ2=$!
 BG_PIDS+=("$ENQ2")
@@ -979,7 +1012,7 @@ busy_within() { # SECONDS NAME: the queue has unfinished jobs at some moment wit
 busy_within 5 "helm-upgrade"
 up_t0=$(now)
 phase helm-upgrade helm upgrade "$RELEASE" ./helm/spool -n "$NS" "${E2E_VALUES[@]}" \
-	--set logging.level=debug "${force[@]}" --wait --timeout 5m >"$ART/helm-upgrade.log" 2>&1 || {
+	--set image.tag="$V2_TAG" --set logging.level=debug "${force[@]}" --wait --timeout 5m >"$ART/helm-upgrade.log" 2>&1 || {
 	cat "$ART/helm-upgrade.log"
 	die "helm upgrade failed"
 }
@@ -1008,7 +1041,29 @@ done
 migrate_after=$(migrate_inits)
 ((migrate_after > migrate_before)) || fail_check "no new pod ran its migrate initContainer during the upgrade"
 up_s=$(awk -v a="$up_t0" -v b="$up_t1" 'BEGIN { printf "%.1f", b - a }')
-note "helm upgrade --set logging.level=debug ${force[*]} --wait: ${up_s}s; worker replicas back to $(kn get deploy spool-worker -o jsonpath='{.spec.replicas}') (worker.replicaCount); checksum/config changed on spool-api (${api_b:0:12} -> ${api_a:0:12}) and spool-worker (${wrk_b:0:12} -> ${wrk_a:0:12}); every api/worker pod replaced ($(echo "$pods_before" | wc -l) old, $(echo "$pods_after" | wc -l) new); migrations ran again in the new pods' migrate initContainers ($migrate_before -> $migrate_after pods); generated token kept"
+note "helm upgrade --set image.tag=$V2_TAG --set logging.level=debug ${force[*]} --wait: ${up_s}s; worker replicas back to $(kn get deploy spool-worker -o jsonpath='{.spec.replicas}') (worker.replicaCount); checksum/config changed on spool-api (${api_b:0:12} -> ${api_a:0:12}) and spool-worker (${wrk_b:0:12} -> ${wrk_a:0:12}); every api/worker pod replaced ($(echo "$pods_before" | wc -l) old, $(echo "$pods_after" | wc -l) new); migrations ran again in the new pods' migrate initContainers ($migrate_before -> $migrate_after pods); generated token kept"
+# The test migration ran (new pods' initContainers) and the column is there.
+v2_version=$(psql_db -c 'select max(version) from spool_schema_migrations')
+v2_col=$(psql_db -c "select count(*) from information_schema.columns where table_schema = '$DB_SCHEMA' and table_name = 'spool_jobs' and column_name = 'e2e_upgrade_note'")
+[[ $v2_version == "${V2_MIGRATION%%_*}" && $v2_col == 1 ]] || fail_check "upgrade: schema version $v2_version (want ${V2_MIGRATION%%_*}), column spool_jobs.e2e_upgrade_note present: $v2_col"
+for p in $(kn get pods -l 'app.kubernetes.io/component in (api,worker)' -o jsonpath='{range .items[*]}{.metadata.name}{"="}{.spec.containers[0].image}{" "}{end}'); do
+	[[ ${p#*=} == *":$V2_TAG" ]] || fail_check "upgrade: pod ${p%%=*} runs ${p#*=}, not tag $V2_TAG"
+done
+# Old and new workers side by side: the watch gives each worker pod's image;
+# the database, which pod completed what and when during the rollout.
+jq -r 'select(.object.metadata.labels["app.kubernetes.io/component"] == "worker") | "\(.object.metadata.name) \(.object.spec.containers[0].image)"' "$ART/pods-watch.json" | sort -u >"$ART/worker-images.txt"
+psql_db -F ' ' -c "select worker_id, count(*), extract(epoch from min(finished_at)), extract(epoch from max(finished_at)) from spool_jobs
+	where status = 'completed' and finished_at between to_timestamp($up_t0) and to_timestamp($up_t1) group by worker_id order by 3" >"$ART/upgrade-workers.txt"
+read -r old_jobs new_jobs old_last new_first <<<"$(awk -v tag=":$V2_TAG" 'NR == FNR { img[$1] = $2; next }
+	{ if (index(img[$1], tag)) { nj += $2; if (nf == "" || $3 < nf) nf = $3 } else { oj += $2; if ($4 > ol) ol = $4 } }
+	END { printf "%d %d %s %s\n", oj, nj, ol == "" ? 0 : ol, nf == "" ? 0 : nf }' "$ART/worker-images.txt" "$ART/upgrade-workers.txt")"
+overlap_s=$(awk -v a="$old_last" -v b="$new_first" 'BEGIN { printf "%.1f", a - b }')
+if ((old_jobs > 0 && new_jobs > 0)) && awk -v o="$overlap_s" 'BEGIN { exit !(o > 0) }'; then
+	note "old and new workers side by side during the rollout: $old_jobs jobs completed by $IMAGE_TAG workers and $new_jobs by $V2_TAG workers while helm upgrade ran; the last old-worker completion came ${overlap_s}s after the first new-worker one"
+else
+	fail_check "upgrade: no moment with old and new workers both completing jobs ($old_jobs old, $new_jobs new, overlap ${overlap_s}s; $ART/upgrade-workers.txt)"
+fi
+note "test migration $V2_MIGRATION: applied by the new pods' migrate initContainers while the old pods ran (schema version $v2_version, column spool_jobs.e2e_upgrade_note present)"
 note "wave 2 during the upgrade: $(jq -r '"\(.accepted) jobs enqueued \(.first_at[11:19])-\(.last_at[11:19])"' "$ART/enqueue-wave2.json") (upgrade ran $(date -d "@${up_t0%.*}" +%H:%M:%S)-$(date -d "@${up_t1%.*}" +%H:%M:%S)), $(jq -r '"\(.requests) requests, \(.failed_tries) retried, \(.duplicates) answered duplicate"' "$ART/enqueue-wave2.json")"
 phase drain-wave2 "$E2EC" wait -api "$API" -total $((JOBS + CRASH_JOBS + WAVE2 + 1)) -timeout 10m
 run_check jobs-final "$E2EC" jobs -api "$API" -ids "$ART/ids-wave1.txt,$ART/ids-crashes.txt,$ART/ids-wave2.txt" -forced "$FORCED" -killed "$WORKER_KILLS" -db-crash "$DB_CRASH" \
@@ -1016,7 +1071,7 @@ run_check jobs-final "$E2EC" jobs -api "$API" -ids "$ART/ids-wave1.txt,$ART/ids-
 note "all jobs: $(jq -r '"\(.by_status.completed) of \(.total) completed, \(.attempts) attempts, \(.rerun_ids | length) ran more than once (\(.rerun_by_forced_delete) after the forced delete, \(.rerun_by_kill) after the worker SIGKILL, \(.rerun_by_db_crash) after the database SIGKILL), \(.overlaps | length) overlaps"' "$ART/jobs-final.json")"
 note "database cross-check (psql): $(psql_db -F ' ' -c "select status, count(*), sum(attempts), count(*) filter (where jsonb_array_length(errors) > 0) from spool_jobs group by status" | awk '{ printf "%s: %s jobs, %s attempts, %s with an error history; ", $1, $2, $3, $4 }')"
 sleep 3
-run_check metrics-final "$E2EC" metrics -prom "$PROM" -jobs "$ART/jobs-final.json" -watch "$ART/pods-watch.json" -since "$PROM_T0" -killed "$WORKER_KILLS"
+run_check metrics-final "$E2EC" metrics -prom "$PROM" -jobs "$ART/jobs-final.json" -watch "$ART/pods-watch.json" -since "$PROM_T0" -killed "$WORKER_KILLS" -no-kinds "$DEFAULT_WORKERS"
 
 phase helm-uninstall helm uninstall "$RELEASE" -n "$NS" --wait --timeout 3m >"$ART/helm-uninstall.log" 2>&1 || {
 	cat "$ART/helm-uninstall.log"

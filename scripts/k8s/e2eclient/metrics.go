@@ -142,7 +142,12 @@ func cmdMetrics(args []string) error {
 	lagAfter := fs.Duration("tail-read", time.Second, "a job finished this long after a pod's last scrape cannot be in it")
 	shortLived := fs.Duration("short-lived", 10*time.Second, "a pod that ran less than this may never be scraped (Prometheus applies discovered targets every 5 s)")
 	killed := fs.String("killed", "", "comma-separated POD=UNIXSECONDS: worker pods whose process was SIGKILLed then (its counters restart from 0; what it finished after its last scrape before the kill is never seen)")
+	idle := fs.String("no-kinds", "", "comma-separated worker pods that ran no kind (the default install's: the diagnostic kinds are off by default), so never poll")
 	fs.Parse(args)
+	noKinds := map[string]bool{}
+	for _, p := range splitList(*idle) {
+		noKinds[p] = true
+	}
 	killedAt := map[string]float64{}
 	for _, kv := range splitList(*killed) {
 		name, at, ok := strings.Cut(kv, "=")
@@ -309,8 +314,11 @@ func cmdMetrics(args []string) error {
 				fail("%s (deleted): %.0f jobs missing from its last scrape, but %d..%d finished after it", name, tail, lo, hi)
 			}
 		}
-		if scraped && pollsBy[name] <= 0 {
+		if scraped && pollsBy[name] <= 0 && !noKinds[name] {
 			noPolls = append(noPolls, name)
+		}
+		if noKinds[name] && w.Completed > 0 {
+			fail("%s ran no kind but completed %d jobs", name, w.Completed)
 		}
 		if scraped && w.Completed > 0 && !processedPresent[name] {
 			missingProcessed = append(missingProcessed, name)

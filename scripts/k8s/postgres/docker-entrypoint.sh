@@ -39,6 +39,7 @@ if [ "$1" = postgres ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
 		case $f in
 		*.sh)
 			echo "docker-entrypoint: running $f"
+			# shellcheck source=/dev/null # the chart's init scripts
 			if [ -x "$f" ]; then "$f"; else . "$f"; fi
 			;;
 		*.sql)
