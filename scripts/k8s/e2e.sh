@@ -2,37 +2,28 @@
 # End-to-end test of the Helm chart and both images on a real single-node
 # Kubernetes cluster (`make e2e-k8s`; opt-in, needs root; not part of make test).
 #
-#   1. cluster up (../shared/k8s-local/up.sh, KUBE_PROXY=1 for the ClusterIP
-#      Service); `make images` (api, worker, the custom shop worker) and the
-#      webhook receiver (scripts/k8s/receiver), imported into the node's
-#      containerd; a fresh database on the host's PostgreSQL
-#   2. a webhook receiver Deployment + Service and the signing Secret; helm
-#      install spool ./helm/spool with scripts/k8s/e2e-values.yaml (external
-#      database at 10.244.0.1:5432, pullPolicy Never, 2 workers, the http
-#      kind allowed to the receiver's ClusterIP only); the migration hook Job
-#      runs; helm test passes
-#   2b. http kind and a custom worker pool: `shop-worker migrate` as a pod;
-#      helm upgrade adds the pool `shop` (localhost/spool-shop-worker, queue
-#      shop); E2E_HTTP_JOBS http jobs through the API to the receiver (every
-#      one completed with status 200, each webhook-id received, every
-#      signature verified), destinations outside the allow list refused with
-#      422, a shop.receipt job completed on the shop pool's pod; helm upgrade
-#      removes the pool again (the later phases count the stock pool's pods)
-#   3. 5,000 noop/sleep(50-500 ms) jobs through the API Service (ClusterIP);
-#      while they run: scale the workers to 4, rollout restart, scale to 1,
-#      force-delete the last worker pod (--grace-period=0 --force) while
-#      the database shows jobs running on it
-#   4. every job completed; no job ran twice except after the forced delete
-#      (error history); every pod that got SIGTERM exited 0 within its grace
-#      period and logged a clean shutdown
-#   5. Prometheus (Debian's, on the host, file_sd of the pod IPs) scraped the
-#      API and every worker pod; per-pod series against the database
-#   6. helm upgrade (logging.level=debug) rolls the pods through the checksum
-#      annotations while a second wave of 1,000 jobs runs (the queue busy
-#      when it starts): nothing lost; helm uninstall leaves no Spool object
-#      behind (a failing kubectl/helm query fails the check)
-#   7. cluster down (down.sh --purge, which must exit 0), host state
-#      compared with before
+#   1. cluster up (../shared/k8s-local/up.sh, KUBE_PROXY=1), a Service-name
+#      DNS for pods (e2eclient dns; k8s-local has no CoreDNS); `make images`,
+#      the PostgreSQL stand-in (postgres-image.sh, Debian postgresql-15),
+#      the e2e-v2 API/worker images (+ test migration scripts/k8s/upgrade/),
+#      the webhook receiver; all imported into the node's containerd
+#   2. a hostPath PersistentVolume for the bundled database's claim; helm
+#      install with default values + scripts/k8s/local-values.yaml (images,
+#      pull policy only); migrations (initContainers), helm test; helm
+#      upgrade to scripts/k8s/e2e-values.yaml, helm test; delete of the
+#      database pod: same data after, no API/worker restart
+#   2b. http kind and a custom worker pool (shop), then removed again
+#   3. 5,000 noop/sleep jobs; scale to 4, rollout restart, scale to 1,
+#      force-delete the last worker while it runs jobs
+#   4. every job completed; re-runs explained; no overlap; clean shutdowns
+#   5. Prometheus (file_sd of the pod IPs) against the database
+#   5b. crashes while jobs run: SIGKILL of a worker's process and of the
+#      postmaster, by host PID from `ctr tasks ls`; rescue within lease +
+#      grace + rescue interval, acknowledged jobs all present, no restarts
+#   6. helm upgrade to image tag e2e-v2 (+ a migration adding a column)
+#      under 5,000 jobs: old and new workers side by side, nothing lost;
+#      helm uninstall leaves only the database's claim (deleted with its PV)
+#   7. cluster down (down.sh --purge), host state compared with before
 #
 # Everything is torn down by an EXIT trap, also on failure or Ctrl-C.
 # Environment (defaults):
