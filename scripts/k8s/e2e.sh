@@ -2,37 +2,28 @@
 # End-to-end test of the Helm chart and both images on a real single-node
 # Kubernetes cluster (`make e2e-k8s`; opt-in, needs root; not part of make test).
 #
-#   1. cluster up (../shared/k8s-local/up.sh, KUBE_PROXY=1 for the ClusterIP
-#      Service); `make images` (api, worker, the custom shop worker) and the
-#      webhook receiver (scripts/k8s/receiver), imported into the node's
-#      containerd; a fresh database on the host's PostgreSQL
-#   2. a webhook receiver Deployment + Service and the signing Secret; helm
-#      install spool ./helm/spool with scripts/k8s/e2e-values.yaml (external
-#      database at 10.244.0.1:5432, pullPolicy Never, 2 workers, the http
-#      kind allowed to the receiver's ClusterIP only); the migration hook Job
-#      runs; helm test passes
-#   2b. http kind and a custom worker pool: `shop-worker migrate` as a pod;
-#      helm upgrade adds the pool `shop` (localhost/spool-shop-worker, queue
-#      shop); E2E_HTTP_JOBS http jobs through the API to the receiver (every
-#      one completed with status 200, each webhook-id received, every
-#      signature verified), destinations outside the allow list refused with
-#      422, a shop.receipt job completed on the shop pool's pod; helm upgrade
-#      removes the pool again (the later phases count the stock pool's pods)
-#   3. 5,000 noop/sleep(50-500 ms) jobs through the API Service (ClusterIP);
-#      while they run: scale the workers to 4, rollout restart, scale to 1,
-#      force-delete the last worker pod (--grace-period=0 --force) while
-#      the database shows jobs running on it
-#   4. every job completed; no job ran twice except after the forced delete
-#      (error history); every pod that got SIGTERM exited 0 within its grace
-#      period and logged a clean shutdown
-#   5. Prometheus (Debian's, on the host, file_sd of the pod IPs) scraped the
-#      API and every worker pod; per-pod series against the database
-#   6. helm upgrade (logging.level=debug) rolls the pods through the checksum
-#      annotations while a second wave of 1,000 jobs runs (the queue busy
-#      when it starts): nothing lost; helm uninstall leaves no Spool object
-#      behind (a failing kubectl/helm query fails the check)
-#   7. cluster down (down.sh --purge, which must exit 0), host state
-#      compared with before
+#   1. cluster up (../shared/k8s-local/up.sh, KUBE_PROXY=1), a Service-name
+#      DNS for pods (e2eclient dns; k8s-local has no CoreDNS); `make images`,
+#      the PostgreSQL stand-in (postgres-image.sh, Debian postgresql-15),
+#      the e2e-v2 API/worker images (+ test migration scripts/k8s/upgrade/),
+#      the webhook receiver; all imported into the node's containerd
+#   2. a hostPath PersistentVolume for the bundled database's claim; helm
+#      install with default values + scripts/k8s/local-values.yaml (images,
+#      pull policy only); migrations (initContainers), helm test; helm
+#      upgrade to scripts/k8s/e2e-values.yaml, helm test; delete of the
+#      database pod: same data after, no API/worker restart
+#   2b. http kind and a custom worker pool (shop), then removed again
+#   3. 5,000 noop/sleep jobs; scale to 4, rollout restart, scale to 1,
+#      force-delete the last worker while it runs jobs
+#   4. every job completed; re-runs explained; no overlap; clean shutdowns
+#   5. Prometheus (file_sd of the pod IPs) against the database
+#   5b. crashes while jobs run: SIGKILL of a worker's process and of the
+#      postmaster, by host PID from `ctr tasks ls`; rescue within lease +
+#      grace + rescue interval, acknowledged jobs all present, no restarts
+#   6. helm upgrade to image tag e2e-v2 (+ a migration adding a column)
+#      under 5,000 jobs: old and new workers side by side, nothing lost;
+#      helm uninstall leaves only the database's claim (deleted with its PV)
+#   7. cluster down (down.sh --purge), host state compared with before
 #
 # Everything is torn down by an EXIT trap, also on failure or Ctrl-C.
 # Environment (defaults):
@@ -40,13 +31,14 @@
 #   K8S_LOCAL_DIR    /tmp/k8s-local         their state (binaries, etcd, containerd)
 #   E2E_NAMESPACE    spool
 #   E2E_JOBS         5000                   first wave
-#   E2E_WAVE2_JOBS   1000                   jobs enqueued during helm upgrade
+#   E2E_WAVE2_JOBS   5000                   jobs running through helm upgrade to the new image tag
+#   E2E_CRASH_JOBS   1200                   jobs enqueued across the worker and database SIGKILLs (phase 5b)
 #   E2E_HTTP_JOBS    20                     http jobs to the webhook receiver (phase 2b)
-#   E2E_PG_URL       postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable  (host admin URL)
 #   E2E_ARTIFACTS    /tmp/spool-e2e-<time>  logs, watch stream, Prometheus data, summary
 #   E2E_TIMEOUT      3600                   seconds for the whole run
 #   E2E_PROM_PORT    19391                  Prometheus on 127.0.0.1
-#   E2E_KEEP_DB=1    keep the database;  E2E_KEEP_CLUSTER=1  leave the cluster up
+#   E2E_KEEP_DB=1    keep the PersistentVolume's directory;  E2E_KEEP_CLUSTER=1  leave the cluster up
+#   E2E_STOP_AFTER   (none)                 stop after the named step (e.g. 2-helm-install-test), for iterating
 #   HELM             helm binary (default: the Helm v4 pinned in tools/go.mod)
 # shellcheck disable=SC2317 # functions run from traps
 set -euo pipefail
@@ -56,18 +48,23 @@ cd "$root"
 K8S_LOCAL=${K8S_LOCAL:-$root/../shared/k8s-local}
 NS=${E2E_NAMESPACE:-spool}
 JOBS=${E2E_JOBS:-5000}
-WAVE2=${E2E_WAVE2_JOBS:-1000}
+WAVE2=${E2E_WAVE2_JOBS:-5000}
 HTTP_JOBS=${E2E_HTTP_JOBS:-20}
-PG_ADMIN=${E2E_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable}
 RUN_ID=$(date +%Y%m%d-%H%M%S)
 ART=${E2E_ARTIFACTS:-/tmp/spool-e2e-$RUN_ID}
 TIMEOUT=${E2E_TIMEOUT:-3600}
 PROM_PORT=${E2E_PROM_PORT:-19391}
 IMAGE_TAG=dev
-DB=spool_e2e_${RUN_ID//-/_}
 RELEASE=spool
 SHOP_IMAGE=localhost/spool-shop-worker:$IMAGE_TAG
 RECEIVER_IMAGE=localhost/spool-e2e-receiver:e2e
+POSTGRES_IMAGE=localhost/spool-e2e-postgres:15 # postgresql.image in scripts/k8s/local-values.yaml
+# Every helm install/upgrade: the local cluster's images (local-values.yaml),
+# then, after the default install, the test's settings and the run's file.
+LOCAL_VALUES=(-f scripts/k8s/local-values.yaml)
+E2E_VALUES=(-f scripts/k8s/local-values.yaml -f scripts/k8s/e2e-values.yaml -f "$ART/run-values.yaml")
+PV_DIR=$ART/pv-postgresql # the hostPath of the bundled PostgreSQL's PersistentVolume
+DNS_PORT=53
 WEBHOOK_SECRET_NAME=spool-e2e-webhook # kinds.http.webhookSecret in scripts/k8s/e2e-values.yaml
 export CONTAINERS_CONF=${CONTAINERS_CONF:-$root/ci/containers.conf}
 
@@ -91,6 +88,10 @@ note() { printf '%s\n' "$*" | tee -a "$SUMMARY"; }
 declare -A step_t0
 STEP=""
 step() { # step NAME: start a timed step (ends the previous one)
+	if [[ -n ${E2E_STOP_AFTER:-} && $STEP == "$E2E_STOP_AFTER" ]]; then
+		note "E2E_STOP_AFTER=$STEP: stopped after that step (a partial run, for iterating)"
+		exit 0
+	fi
 	step_end
 	STEP=$1
 	step_t0[$1]=$(now)
@@ -141,11 +142,13 @@ fi
 helm() { "$HELM" --kubeconfig "$KUBECONFIG" "$@"; }
 E2EC=$ART/e2eclient
 (cd "$root/scripts/k8s/e2eclient" && CGO_ENABLED=0 go build -o "$E2EC" .)
-psql_admin() { psql -X -v ON_ERROR_STOP=1 -q -At "$PG_ADMIN" "$@"; }
-db_url_host=$(printf '%s' "$PG_ADMIN" | sed -E "s#/[^/?]*(\\?|$)#/$DB\\1#")
+# The bundled PostgreSQL from the host: the URL of the chart's Secret
+# <release>-database (role spool, not a superuser), its host name replaced by
+# the Service's ClusterIP (set once the release is installed: db_url_host).
 # Spool's tables live in the schema database.schema (default spool, as the
 # e2e values leave it); the shop's (phase 2b) in public.
 DB_SCHEMA=spool
+db_url_host=""
 psql_db() { PGOPTIONS="-c search_path=$DB_SCHEMA,public" psql -X -v ON_ERROR_STOP=1 -q -At "$db_url_host" "$@"; }
 
 # wait_until SECONDS DESC CMD...: poll CMD every second.
@@ -184,7 +187,7 @@ run_check() {
 # ---------- teardown (always) ----------
 BG_PIDS=()
 CLUSTER_STARTED=0
-DB_CREATED=0
+PV_CREATED=0
 RESULT=FAIL
 teardown() {
 	local rc=$?
@@ -211,6 +214,11 @@ teardown() {
 		done <"$ART/followers.pids"
 	fi
 	for p in "${BG_PIDS[@]}"; do [[ $live == *" $p "* ]] && wait "$p" 2>/dev/null; done
+	# The jobs' table lives in the cluster (the bundled PostgreSQL): read it before the cluster goes.
+	if [[ -n $db_url_host ]]; then
+		psql_db -c "\\copy (select id, type, status, attempts, worker_id, created_at, started_at, finished_at, errors from spool_jobs where jsonb_array_length(errors) > 0 or status <> 'completed' order by id) to '$ART/jobs-not-clean.csv' csv header" 2>/dev/null &&
+			say "jobs with errors or unfinished: $ART/jobs-not-clean.csv"
+	fi
 	if [[ $CLUSTER_STARTED == 1 && ${E2E_KEEP_CLUSTER:-0} != 1 ]]; then
 		local t down_rc=0
 		t=$(now)
@@ -232,11 +240,9 @@ teardown() {
 	elif [[ $CLUSTER_STARTED == 1 ]]; then
 		say "E2E_KEEP_CLUSTER=1: cluster left up (KUBECONFIG=$KUBECONFIG; $K8S_LOCAL/down.sh --purge to stop)"
 	fi
-	if [[ $DB_CREATED == 1 ]]; then
-		psql_db -c "\\copy (select id, type, status, attempts, worker_id, created_at, started_at, finished_at, errors from spool_jobs where jsonb_array_length(errors) > 0 or status <> 'completed' order by id) to '$ART/jobs-not-clean.csv' csv header"
-		if [[ ${E2E_KEEP_DB:-0} != 1 ]]; then
-			psql_admin -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" && say "dropped database $DB (jobs with errors or unfinished: $ART/jobs-not-clean.csv)"
-		fi
+	# The PersistentVolume's directory (the cluster is down, or kept with E2E_KEEP_CLUSTER=1).
+	if [[ $PV_CREATED == 1 && ${E2E_KEEP_CLUSTER:-0} != 1 && ${E2E_KEEP_DB:-0} != 1 ]]; then
+		rm -rf "$PV_DIR" && say "removed the PersistentVolume's directory $PV_DIR"
 	fi
 	((rc == 0 && ${#FAILED[@]} > 0)) && rc=1
 	((rc == 0)) && RESULT=PASS
@@ -295,7 +301,6 @@ step "1-cluster-images-db"
 if running kube-apiserver || running kubelet; then
 	die "a k8s-local cluster is already running under $K8S_LOCAL_DIR; stop it ($K8S_LOCAL/down.sh) first: this test owns the cluster it starts and tears it down"
 fi
-psql_admin -c 'select 1' >/dev/null || die "cannot reach the host's PostgreSQL at $PG_ADMIN (pods use it through $NODE_IP:5432)"
 host_snapshot >"$ART/host-before.txt"
 CLUSTER_STARTED=1
 t=$(now)
@@ -304,6 +309,19 @@ KUBE_PROXY=1 "$K8S_LOCAL/up.sh" >"$ART/up.log" 2>&1 || {
 	die "up.sh failed (log $ART/up.log)"
 }
 say "cluster up (KUBE_PROXY=1 up.sh) in $(elapsed "$t")s: $(k version -o json | jq -r '.serverVersion.gitVersion'), node $(k get nodes -o jsonpath='{.items[0].metadata.name}') Ready"
+# Cluster DNS, which k8s-local lacks (no CoreDNS): the chart's default
+# install names its database by Service name (<release>-postgresql.<ns>.svc).
+# `e2eclient dns` answers Service names only (ClusterIPs, headless Services'
+# pod IPs), from kubectl, on the node IP; every other name is NXDOMAIN, so
+# pods still resolve nothing outside the cluster. The kubelet (no clusterDNS
+# configured) gives pods its resolv.conf, read again for every new pod: it
+# points there from now on, before any pod exists.
+"$E2EC" dns -listen "$NODE_IP:$DNS_PORT" -kubectl "$KUBECTL" >"$ART/dns.log" 2>&1 &
+BG_PIDS+=($!)
+dns_up() { grep -q 'dns: serving' "$ART/dns.log"; }
+wait_until 30 "the Service-name DNS on $NODE_IP:$DNS_PORT (log $ART/dns.log)" dns_up
+printf 'nameserver %s\nsearch svc.cluster.local cluster.local\noptions ndots:5\n' "$NODE_IP" >"$STATE/resolv.conf"
+say "Service-name DNS on $NODE_IP:$DNS_PORT (e2eclient dns); the kubelet's resolv.conf ($STATE/resolv.conf) points pods at it"
 
 t=$(now)
 timeout 1800 make -C "$root" --no-print-directory images IMAGE_TAG=$IMAGE_TAG >"$ART/images.log" 2>&1 || {
@@ -320,7 +338,35 @@ for a in $(/bin/busybox --list); do [[ $a == busybox ]] || ln -s busybox "$bb/bi
 podman image exists localhost/spool-e2e-busybox:e2e ||
 	tar -C "$bb" --numeric-owner -cf - . | podman import -q --change 'ENV PATH=/bin' --change 'CMD ["/bin/sh"]' - localhost/spool-e2e-busybox:e2e >/dev/null
 rm -rf "$bb"
-for img in localhost/spool-api:$IMAGE_TAG localhost/spool-worker:$IMAGE_TAG "$SHOP_IMAGE" localhost/spool-e2e-busybox:e2e; do
+t=$(now)
+scripts/k8s/postgres-image.sh >"$ART/postgres-image.log" 2>&1 || {
+	cat "$ART/postgres-image.log"
+	die "building the PostgreSQL image failed"
+}
+say "PostgreSQL stand-in $POSTGRES_IMAGE (Debian postgresql-15, scripts/k8s/postgres-image.sh) in $(elapsed "$t")s: $(tail -n 1 "$ART/postgres-image.log")"
+# Phase 6's new image tag: the same API and worker sources plus a test
+# migration that adds a column (scripts/k8s/upgrade/*.up.sql), built from a
+# copy of the build context so the tree itself never changes.
+V2_TAG=e2e-v2
+t=$(now)
+v2src=$ART/src-v2
+mkdir -p "$v2src"
+tar -C "$root" -cf - go.mod go.sum .dockerignore Dockerfile.api Dockerfile.worker services shared examples/orders | tar -C "$v2src" -xf -
+cp scripts/k8s/upgrade/*.up.sql "$v2src/shared/postgres/migrations/"
+V2_MIGRATION=$(basename scripts/k8s/upgrade/*.up.sql .up.sql)
+for name in spool-api spool-worker; do
+	file=Dockerfile.${name#spool-}
+	podman build --pull=never --no-cache --layers=false --network none \
+		-v "$(go env GOMODCACHE)":/go/pkg/mod -v "$(go env GOCACHE)":/root/.cache/go-build \
+		--build-arg VERSION="$V2_TAG" -f "$v2src/$file" -t "localhost/$name:$V2_TAG" "$v2src" >>"$ART/images-v2.log" 2>&1 || {
+		tail -n 30 "$ART/images-v2.log"
+		die "building localhost/$name:$V2_TAG failed (log $ART/images-v2.log)"
+	}
+done
+rm -rf "$v2src"
+say "images localhost/spool-{api,worker}:$V2_TAG (+ migration $V2_MIGRATION) built in $(elapsed "$t")s"
+for img in localhost/spool-api:$IMAGE_TAG localhost/spool-worker:$IMAGE_TAG "$SHOP_IMAGE" localhost/spool-e2e-busybox:e2e "$POSTGRES_IMAGE" \
+	"localhost/spool-api:$V2_TAG" "localhost/spool-worker:$V2_TAG"; do
 	tar=$ART/images/$(echo "$img" | tr '/:' '__').tar
 	rm -f "$tar"
 	podman save --format docker-archive -o "$tar" "$img" >/dev/null 2>&1
@@ -337,15 +383,9 @@ done
 grep -qx "$RECEIVER_IMAGE" <<<"$(ctr --address "$CTR_SOCK" -n k8s.io images ls -q)" || die "$RECEIVER_IMAGE not in containerd after image.sh"
 say "images imported into containerd (podman save | ctr -n k8s.io images import; the receiver by image.sh): $(ctr --address "$CTR_SOCK" -n k8s.io images ls -q | grep -E 'spool' | tr '\n' ' ')"
 
-psql_admin -c "CREATE DATABASE $DB"
-DB_CREATED=1
-DB_URL_POD="postgres://postgres@$NODE_IP:5432/$DB?sslmode=disable"
 cat >"$ART/run-values.yaml" <<EOF
 # generated by scripts/k8s/e2e.sh for run $RUN_ID
-database:
-  url: "$DB_URL_POD"
 EOF
-say "fresh database $DB on the host's PostgreSQL; pods use $DB_URL_POD"
 
 # ---------- collectors: pod watch, logs, containerd exits, Prometheus targets ----------
 k create namespace "$NS" >/dev/null
@@ -483,28 +523,80 @@ kinds:
     allowedHosts: ["$RECV_CIP/32"]
 EOF
 say "webhook receiver: Deployment + Service spool-e2e-receiver ($RECEIVER), Secret $WEBHOOK_SECRET_NAME; kinds.http.allowedHosts [$RECV_CIP/32]"
+# The bundled PostgreSQL's claim (data-<release>-postgresql-0, the chart's
+# default size, no storage class: the cluster has none) binds to a hostPath
+# PersistentVolume on the node, made here in place of a provisioner. The
+# directory belongs to uid/gid 70, the image's postgres (fsGroup does not
+# apply to hostPath volumes).
+PG_STS=$RELEASE-postgresql
+PG_POD=$PG_STS-0
+PVC=data-$PG_POD
+PV_NAME=spool-e2e-postgresql
+mkdir -p "$PV_DIR"
+chown 70:70 "$PV_DIR"
+chmod 700 "$PV_DIR"
+PV_CREATED=1
+k apply -f - >"$ART/pv-apply.log" 2>&1 <<EOT || {
+apiVersion: v1
+kind: PersistentVolume
+metadata:
+  name: $PV_NAME
+  labels: {app.kubernetes.io/name: spool-e2e-postgresql}
+spec:
+  capacity: {storage: 8Gi}
+  accessModes: [ReadWriteOnce]
+  persistentVolumeReclaimPolicy: Retain
+  storageClassName: ""
+  claimRef: {namespace: $NS, name: $PVC}
+  hostPath: {path: "$PV_DIR", type: Directory}
+EOT
+	cat "$ART/pv-apply.log"
+	die "creating the PersistentVolume failed"
+}
+say "PersistentVolume $PV_NAME: hostPath $PV_DIR (uid 70, 0700), 8Gi, reserved for claim $NS/$PVC"
+
+# The README's install: default values (bundled PostgreSQL, persistence on)
+# plus only the local cluster's images and pull policy.
 t=$(now)
-helm install "$RELEASE" ./helm/spool -n "$NS" -f scripts/k8s/e2e-values.yaml -f "$ART/run-values.yaml" \
+helm install "$RELEASE" ./helm/spool -n "$NS" "${LOCAL_VALUES[@]}" \
 	--wait --timeout 5m >"$ART/helm-install.log" 2>&1 || {
 	cat "$ART/helm-install.log"
 	die "helm install failed"
 }
 INSTALL_S=$(elapsed "$t")
-say "helm install --wait: deployed in ${INSTALL_S}s (helm $("$HELM" version --short 2>/dev/null || "$HELM" version))"
-kn get deploy,svc,pods -o wide | sed 's/^/    /'
+say "helm install --wait (default values + scripts/k8s/local-values.yaml): deployed in ${INSTALL_S}s (helm $("$HELM" version --short 2>/dev/null || "$HELM" version))"
+kn get sts,deploy,svc,pvc,pods -o wide | sed 's/^/    /'
+pg_cip=$(kn get svc "$PG_STS" -o jsonpath='{.spec.clusterIP}')
+db_url_pod=$(kn get secret "$RELEASE-database" -o jsonpath='{.data.DATABASE_URL}' | base64 -d)
+[[ -n $pg_cip && $db_url_pod == postgres://* ]] || die "no ClusterIP for $PG_STS or no DATABASE_URL in Secret $RELEASE-database"
+db_url_host=$(sed -E "s#@[^@/:]+:5432/#@$pg_cip:5432/#" <<<"$db_url_pod")
+pod_db_host=$(sed -E 's#^.*@([^@/:]+):5432/.*$#\1#' <<<"$db_url_pod")
+wait_until 60 "the bundled PostgreSQL through its ClusterIP $pg_cip" psql_db -c 'select 1'
 migrated=$(psql_db -c 'select max(version) from spool_schema_migrations')
-[[ -n $migrated ]] || die "no migrations applied in $DB"
-migrate_pods() { { jq -r 'select(.object.metadata.labels["app.kubernetes.io/component"] == "migrate") | .object.metadata.uid' "$ART/pods-watch.json" 2>/dev/null || true; } | sort -u | wc -l; }
-has_migrate_pod() { (($(migrate_pods) > 0)); }
-wait_until 30 "the migrate hook pod in the watch stream" has_migrate_pod
-note "install: helm install --wait ${INSTALL_S}s; pre-install hook Job spool-migrate ran (schema version $migrated in $DB; the Job is deleted on success)"
+[[ -n $migrated ]] || die "no migrations applied in the bundled PostgreSQL"
+pvc_state=$(kn get pvc "$PVC" -o jsonpath='{.status.phase} {.spec.volumeName}')
+[[ $pvc_state == "Bound $PV_NAME" ]] || fail_check "claim $PVC: '$pvc_state', want Bound to $PV_NAME"
+[[ -s $PV_DIR/pgdata/PG_VERSION ]] || fail_check "no database in the PersistentVolume's directory ($PV_DIR/pgdata/PG_VERSION)"
+role=$(psql_db -c "select rolname || ' superuser=' || rolsuper || ' createdb=' || rolcreatedb || ' createrole=' || rolcreaterole from pg_roles where rolname = current_user")
+[[ $role == *"superuser=false createdb=false createrole=false" ]] || fail_check "Spool's role is not the init script's unprivileged role: $role"
+pg_version=$(psql_db -c 'show server_version')
+# Migrations run as the `migrate` initContainer of the API and worker pods
+# with the bundled database (migrations.mode auto; a pre-install hook would
+# run before the database exists).
+migrate_inits() { { jq -r 'select(any(.object.status.initContainerStatuses[]?; .name == "migrate" and .state.terminated.exitCode == 0)) | .object.metadata.uid' "$ART/pods-watch.json" 2>/dev/null || true; } | sort -u | wc -l; }
+has_migrate_init() { (($(migrate_inits) > 0)); }
+wait_until 30 "a migrate initContainer that exited 0 in the watch stream" has_migrate_init
+# The default install's workers run no kind (diagnosticJobs off, no pools):
+# they rescue, prune and schedule, but never poll for jobs (metrics checks).
+DEFAULT_WORKERS=$(kn get pods -l app.kubernetes.io/component=worker -o jsonpath='{range .items[*]}{.metadata.name}{","}{end}')
+note "default install: helm install -f scripts/k8s/local-values.yaml --wait ${INSTALL_S}s; bundled PostgreSQL $pg_version ($POSTGRES_IMAGE) on claim $PVC $pvc_state (hostPath); pods reach it as $pod_db_host (Service-name DNS); the init script's role: $role; migrations ran as the migrate initContainer of $(migrate_inits) pod(s), schema version $migrated"
 t=$(now)
-helm test "$RELEASE" -n "$NS" --timeout 5m --logs >"$ART/helm-test.log" 2>&1 || {
-	cat "$ART/helm-test.log"
-	die "helm test failed"
+helm test "$RELEASE" -n "$NS" --timeout 5m --logs >"$ART/helm-test-default.log" 2>&1 || {
+	cat "$ART/helm-test-default.log"
+	die "helm test (default values) failed"
 }
-grep -E 'Phase:|job [0-9]+: completed' "$ART/helm-test.log" | sed 's/^/    /'
-note "helm test: passed in $(elapsed "$t")s (its pod enqueued a noop job through the Service and saw it completed)"
+grep -E 'Phase:|live|noop' "$ART/helm-test-default.log" | sed 's/^/    /'
+note "helm test (default values): passed in $(elapsed "$t")s (a live worker through the API Service; the diagnostic kinds are off by default, so no job)"
 
 TOKEN=$(kn get secret spool-api-tokens -o jsonpath='{.data.SPOOL_API_TOKENS}' | base64 -d | cut -d, -f1 | cut -d: -f1)
 [[ -n $TOKEN ]] || die "no token in Secret spool-api-tokens"
@@ -515,6 +607,65 @@ wait_until 30 "the API through its ClusterIP $API" curl -sf -H "Authorization: B
 code=$(curl -s -o /dev/null -w '%{http_code}' "$API/v1/stats")
 [[ $code == 401 ]] || fail_check "GET /v1/stats without a token answered $code, want 401"
 say "API Service ClusterIP $API (kube-proxy); token from Secret spool-api-tokens (chart-generated); no token -> $code"
+
+# From here on the test's own settings (diagnostic kinds, 2+2 pods, short
+# leases, the http kind's allow list), on the same release and database.
+phase e2e-values helm upgrade "$RELEASE" ./helm/spool -n "$NS" "${E2E_VALUES[@]}" \
+	--wait --timeout 5m >"$ART/helm-upgrade-e2e-values.log" 2>&1 || {
+	cat "$ART/helm-upgrade-e2e-values.log"
+	die "helm upgrade to scripts/k8s/e2e-values.yaml failed"
+}
+# The new workers publish the diagnostic kinds once they run; the test pod
+# looks once, so wait for them first.
+noop_published() { curl -sf -H "Authorization: Bearer $TOKEN" "$API/v1/kinds" | jq -e '[.kinds[] | select(.name == "noop" and ((.workers // []) | length) > 0)] | length > 0' >/dev/null; }
+wait_until 60 "the noop kind published by a live worker (GET /v1/kinds)" noop_published
+t=$(now)
+helm test "$RELEASE" -n "$NS" --timeout 5m --logs >"$ART/helm-test.log" 2>&1 || {
+	cat "$ART/helm-test.log"
+	die "helm test failed"
+}
+grep -E 'Phase:|job [0-9]+: completed' "$ART/helm-test.log" | sed 's/^/    /'
+grep -qE 'job [0-9]+: completed' "$ART/helm-test.log" || fail_check "helm test (e2e values) passed without running its noop job (log $ART/helm-test.log)"
+note "helm test (e2e values): passed in $(elapsed "$t")s (its pod enqueued a noop job through the Service and saw it completed)"
+
+# The data survives the database pod's delete: same schema, same jobs
+# (count, digest of id:status:attempts) after the StatefulSet's new pod
+# starts on the same claim; API and worker pods ride it out (no restart)
+# and run a job again.
+db_snapshot() { psql_db -c "select (select max(version) from spool_schema_migrations) || ' ' || count(*) || ' ' || coalesce(md5(string_agg(id || ':' || status || ':' || attempts, ',' order by id)), '-') from spool_jobs"; }
+app_restarts() { # NAME=RESTARTS of every API/worker pod not being deleted
+	kn get pods -l 'app.kubernetes.io/component in (api,worker)' -o json |
+		jq -r '[.items[] | select(.metadata.deletionTimestamp == null) | "\(.metadata.name)=\(.status.containerStatuses[0].restartCount // 0)"] | join(" ")'
+}
+restarts_grew() { # BEFORE AFTER: the pods (in both) whose container restarted in between
+	awk -v b="$1" -v a="$2" 'BEGIN { n = split(b, x, " "); for (i = 1; i <= n; i++) { split(x[i], kv, "="); r[kv[1]] = kv[2] }
+		n = split(a, y, " "); for (i = 1; i <= n; i++) { split(y[i], kv, "="); if ((kv[1] in r) && kv[2] > r[kv[1]]) printf "%s: %s -> %s; ", kv[1], r[kv[1]], kv[2] } }'
+}
+pg_uid() { kn get pod "$PG_POD" -o jsonpath='{.metadata.uid}' 2>/dev/null; }
+pg_ready() { [[ $(kn get pod "$PG_POD" -o jsonpath='{.metadata.uid} {.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null) == "$1 True" ]]; }
+pg_new_ready() { local u; u=$(pg_uid) && [[ -n $u && $u != "$1" ]] && pg_ready "$u"; }
+snap_before=$(db_snapshot)
+restarts_before=$(app_restarts)
+uid0=$(pg_uid)
+t=$(now)
+phase db-pod-delete bash -c "'$KUBECTL' -n '$NS' delete pod '$PG_POD' --wait=true --timeout=120s >'$ART/db-pod-delete.log' 2>&1"
+wait_until 180 "a new $PG_POD Ready" pg_new_ready "$uid0"
+DB_BACK_S=$(elapsed "$t")
+wait_until 60 "the database through its ClusterIP after the pod's delete" psql_db -c 'select 1'
+snap_after=$(db_snapshot)
+[[ $snap_after == "$snap_before" ]] || fail_check "data changed across the database pod's delete: before '$snap_before', after '$snap_after'"
+t=$(now)
+helm test "$RELEASE" -n "$NS" --timeout 5m --logs >"$ART/helm-test-after-db-delete.log" 2>&1 || {
+	cat "$ART/helm-test-after-db-delete.log"
+	fail_check "helm test failed after the database pod's delete (log $ART/helm-test-after-db-delete.log)"
+}
+grep -qE 'job [0-9]+: completed' "$ART/helm-test-after-db-delete.log" || fail_check "helm test after the database pod's delete ran no noop job (log $ART/helm-test-after-db-delete.log)"
+JOB_AFTER_S=$(elapsed "$t")
+restarts_after=$(app_restarts)
+grew=$(restarts_grew "$restarts_before" "$restarts_after")
+[[ -z $grew ]] || fail_check "API/worker containers restarted across the database pod's delete: $grew"
+note "database pod delete: $PG_POD deleted (SIGINT: fast shutdown) and back Ready on the same claim in ${DB_BACK_S}s; data kept (schema version, jobs count, digest: $snap_after); API/worker pods not restarted ($restarts_after); helm test (a noop job end to end) passed ${JOB_AFTER_S}s later"
+
 
 # Prometheus discovers a new target up to ~5 s after the file changes (its
 # discovery manager batches updates), so each state is held until every
@@ -559,7 +710,7 @@ spec:
       image: $SHOP_IMAGE
       imagePullPolicy: Never
       args: [migrate]
-      env: [{name: DATABASE_URL, value: "$DB_URL_POD"}]
+      env: [{name: DATABASE_URL, valueFrom: {secretKeyRef: {name: $RELEASE-database, key: DATABASE_URL}}}]
       securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: [ALL]}}
 EOF
 	cat "$ART/shop-migrate-apply.log"
@@ -587,7 +738,7 @@ worker:
       dbMaxConns: 4
 EOF
 shop_pods() { kn get pods -l spoolq.github.io/pool=shop -o jsonpath='{range .items[*]}{.metadata.name}{","}{end}'; }
-phase shop-pool-up helm upgrade "$RELEASE" ./helm/spool -n "$NS" -f scripts/k8s/e2e-values.yaml -f "$ART/run-values.yaml" -f "$ART/shop-values.yaml" \
+phase shop-pool-up helm upgrade "$RELEASE" ./helm/spool -n "$NS" "${E2E_VALUES[@]}" -f "$ART/shop-values.yaml" \
 	--wait --timeout 5m >"$ART/helm-upgrade-shop.log" 2>&1 || {
 	cat "$ART/helm-upgrade-shop.log"
 	die "helm upgrade adding the shop pool failed"
@@ -612,7 +763,7 @@ note "http: $(jq -r '"\(.http_jobs | length) http jobs in \(.elapsed_seconds*10|
 # Back to the stock pool only (its pod gets SIGTERM; the pod checks hold it
 # to a clean shutdown like every worker), and the receiver goes.
 sleep 2 # a last scrape of the shop pod
-phase shop-pool-down helm upgrade "$RELEASE" ./helm/spool -n "$NS" -f scripts/k8s/e2e-values.yaml -f "$ART/run-values.yaml" \
+phase shop-pool-down helm upgrade "$RELEASE" ./helm/spool -n "$NS" "${E2E_VALUES[@]}" \
 	--wait --timeout 5m >"$ART/helm-upgrade-noshop.log" 2>&1 || {
 	cat "$ART/helm-upgrade-noshop.log"
 	die "helm upgrade removing the shop pool failed"
@@ -629,8 +780,13 @@ step "3-load-and-disruptions"
 note "wave 1: $(jq -r '"\(.accepted) jobs (\(.noop) noop, \(.sleep) sleep 50-500 ms) in \(.requests) POST /v1/jobs/batch requests, \(.failed_tries) retried, \(.elapsed_seconds*10|round/10)s"' "$ART/enqueue-wave1.json")"
 
 busy() { # the queue must still be running when a disruption starts
-	local line
-	line=$("$E2EC" stats -api "$API" -require-unfinished) || die "the queue is already drained before '$1' ($line): the disruptions would not hit running work; lower worker.concurrency in scripts/k8s/e2e-values.yaml"
+	# /v1/stats may be up to SPOOL_STATS_MAX_AGE (default 2 s) old:
+	# a wave just enqueued shows within that, so look for up to 5 s.
+	local line end=$((SECONDS + 5))
+	until line=$("$E2EC" stats -api "$API" -require-unfinished); do
+		((SECONDS < end)) || die "the queue is already drained before '$1' ($line): the disruptions would not hit running work; lower worker.concurrency in scripts/k8s/e2e-values.yaml"
+		sleep 0.5
+	done
 	say "queue before $1: $line"
 }
 worker_pods() { kn get pods -l app.kubernetes.io/component=worker -o jsonpath='{range .items[*]}{.metadata.name}{" "}{end}'; }
@@ -685,16 +841,154 @@ run_check pods-wave1 "$E2EC" pods -watch "$ART/pods-watch.json" -exits "$ART/con
 # =====================================================================
 step "5-prometheus"
 sleep 3 # two more scrapes of the running pods after the last job
-run_check metrics-wave1 "$E2EC" metrics -prom "$PROM" -jobs "$ART/jobs-wave1.json" -watch "$ART/pods-watch.json" -since "$PROM_T0"
+run_check metrics-wave1 "$E2EC" metrics -prom "$PROM" -jobs "$ART/jobs-wave1.json" -watch "$ART/pods-watch.json" -since "$PROM_T0" -no-kinds "$DEFAULT_WORKERS"
+
+# =====================================================================
+step "5b-crashes"
+# Real crashes while jobs run, by the container runtime, not the API server:
+# the PID of a container's main process from containerd (`ctr tasks ls`),
+# killed with SIGKILL on the host. No SIGTERM, no shutdown code runs.
+#   a) a worker: the jobs it held come back after their lease (worker.
+#      leaseDuration/rescueInterval are 10s/5s in e2e-values.yaml) and run
+#      again, on another pod or on the restarted container; never two
+#      attempts at once (checked from the error histories and start times)
+#   b) the database (the postmaster, the container's main process: the
+#      kernel ends every backend with it; the kubelet restarts the container
+#      and PostgreSQL recovers from its WAL): every job the API acknowledged
+#      (synchronous_commit on, the default) is there afterwards, and the API
+#      and worker pods recover without a restart
+# The wave is enqueued across both (20 jobs a second, retried with the same
+# idempotency keys while the database is down).
+task_pid() { # POD: host PID of the pod's first container's main process
+	local cid
+	cid=$(kn get pod "$1" -o jsonpath='{.status.containerStatuses[0].containerID}')
+	cid=${cid#containerd://}
+	[[ -n $cid ]] || return 1
+	ctr --address "$CTR_SOCK" -n k8s.io tasks ls | awk -v id="$cid" '$1 == id && $3 == "RUNNING" { print $2 }'
+}
+cmdline() { tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null; }
+dur_s() { # Go duration in seconds (as the chart renders it: 10s, 1m30s)
+	awk -v d="$1" 'BEGIN { t = 0; while (match(d, /^[0-9.]+(ms|s|m|h)/)) { u = substr(d, RSTART, RLENGTH); n = u + 0; sub(/^[0-9.]+/, "", u);
+		t += (u == "ms" ? n / 1000 : u == "s" ? n : u == "m" ? n * 60 : n * 3600); d = substr(d, RLENGTH + 1) } print t }'
+}
+LEASE=$(kn get cm spool-worker -o jsonpath='{.data.SPOOL_LEASE_DURATION}')
+RESCUE=$(kn get cm spool-worker -o jsonpath='{.data.SPOOL_RESCUE_INTERVAL}')
+lease_s=$(dur_s "$LEASE")
+rescue_s=$(dur_s "$RESCUE")
+# Rescued at most lease + grace (lease/10 + 0.5 s abandon grace) + one rescue
+# interval after the kill; 3 s more for the claim and a loaded node.
+RESCUE_BOUND=$(awk -v l="$lease_s" -v r="$rescue_s" 'BEGIN { printf "%.1f", l + l / 10 + 0.5 + r + 3 }')
+phase crash-scale-to-3 bash -c "'$KUBECTL' -n '$NS' scale deployment/spool-worker --replicas=3 >/dev/null"
+rollout 180s
+wait_scraped
+say "workers: $(worker_pods); lease $LEASE, rescue interval $RESCUE: a killed worker's jobs must be rescued within ${RESCUE_BOUND}s"
+CRASH_JOBS=${E2E_CRASH_JOBS:-1200}
+# Longer jobs than the other waves (half sleep 200-2000 ms), so the kills hit jobs mid-run.
+"$E2EC" enqueue -api "$API" -n "$CRASH_JOBS" -batch 20 -interval 1s -retries 20 -sleep-share 0.5 -min-ms 200 -max-ms 2000 -seed 3 \
+	-key-prefix "e2e-$RUN_ID-w3" -wave crashes -ids-out "$ART/ids-crashes.txt" -summary-out "$ART/enqueue-crashes.json" >"$ART/enqueue-crashes.log" 2>&1 &
+ENQ3=$!
+BG_PIDS+=("$ENQ3")
+sleep 5
+
+# --- a) SIGKILL of a worker
+VICTIM=$(worker_pods | awk '{ print $1 }')
+vpid=$(task_pid "$VICTIM") || die "no containerd task for $VICTIM"
+[[ $(cmdline "$vpid") == */spool-worker* ]] || die "PID $vpid of $VICTIM is not spool-worker: $(cmdline "$vpid")"
+# Kill the moment the database shows it running a job (up to 30 s). What
+# it lost is what stays `running` on it after the kill: its process is gone,
+# so nothing of it finishes any more.
+KILL_T=""
+for ((i = 0; i < 300; i++)); do
+	held=$(psql_db -c "select count(*) from spool_jobs where status = 'running' and worker_id = '$VICTIM'")
+	if ((held > 0)); then
+		KILL_T=$(now)
+		kill -KILL "$vpid"
+		printf 'kill-worker %s %s\n' "$KILL_T" "$(now)" >>"$PHASES"
+		break
+	fi
+	sleep 0.1
+done
+[[ -n $KILL_T ]] || die "worker $VICTIM had no running job for 30s: the kill would not hit running work"
+victim_jobs=$(psql_db -c "select string_agg(id::text, ',' order by id) from spool_jobs where status = 'running' and worker_id = '$VICTIM'")
+[[ -n $victim_jobs ]] || die "worker $VICTIM's $held job(s) finished between the look and the kill (a few ms): nothing to rescue; rerun"
+victim_n=$(tr ',' '\n' <<<"$victim_jobs" | wc -l)
+say "SIGKILL to $VICTIM's spool-worker (host PID $vpid, from ctr tasks ls) while it ran $victim_n job(s): $victim_jobs"
+back() { [[ $(psql_db -c "select count(*) from spool_jobs where id in ($victim_jobs) and status = 'completed'") == "$victim_n" ]]; }
+wait_until 120 "$VICTIM's jobs completed again" back
+# Per job: when the rescuer took it (its error entry), when the next attempt
+# started and ended, where it ran.
+psql_db -F ' ' -c "select j.id, j.worker_id, j.attempts,
+		extract(epoch from (select (e->>'at')::timestamptz from jsonb_array_elements(j.errors) e
+			where e->>'worker_id' = '$VICTIM' and e->>'error' = 'worker lost: lease expired' order by e->>'at' desc limit 1)) - $KILL_T,
+		extract(epoch from j.started_at) - $KILL_T, extract(epoch from j.finished_at) - $KILL_T
+	from spool_jobs j where j.id in ($victim_jobs) order by j.id" >"$ART/crash-worker-jobs.txt"
+sed 's/^/    job /' "$ART/crash-worker-jobs.txt"
+read -r rescued max_rescue min_start max_done on_other <<<"$(awk -v v="$VICTIM" '
+	$4 != "" { n++; if ($4 > mr) mr = $4 }
+	{ if (ms == "" || $5 < ms) ms = $5; if ($6 > md) md = $6; if ($2 != v) o++ }
+	END { printf "%d %.1f %.1f %.1f %d\n", n, mr, ms, md, o }' "$ART/crash-worker-jobs.txt")"
+((rescued == victim_n)) || fail_check "worker kill: $rescued of $victim_n jobs of $VICTIM have its lost-lease entry (rescued)"
+awk -v m="$max_rescue" -v b="$RESCUE_BOUND" 'BEGIN { exit !(m <= b) }' || fail_check "worker kill: rescued up to ${max_rescue}s after the kill, over the bound ${RESCUE_BOUND}s"
+awk -v m="$min_start" 'BEGIN { exit !(m > 0) }' || fail_check "worker kill: a re-run started ${min_start}s after the kill, i.e. before it (two at once)"
+vrestarts=$(kn get pod "$VICTIM" -o jsonpath='{.status.containerStatuses[0].restartCount}')
+[[ $vrestarts == 1 ]] || fail_check "worker kill: $VICTIM's container restarted $vrestarts time(s), want 1"
+note "worker SIGKILL: $VICTIM (PID $vpid) held $victim_n running job(s); all $rescued rescued (lost-lease entry) at most ${max_rescue}s after the kill (bound ${RESCUE_BOUND}s = lease $LEASE + grace + rescue interval $RESCUE + 3s), re-run from +${min_start}s, all completed by +${max_done}s; $on_other on another pod, $((victim_n - on_other)) on $VICTIM's restarted container (restarts: $vrestarts)"
+WORKER_KILLS="$VICTIM=$KILL_T"
+
+# --- b) SIGKILL of the database
+sleep 3
+restarts_before=$(app_restarts)
+pg_restarts0=$(kn get pod "$PG_POD" -o jsonpath='{.status.containerStatuses[0].restartCount}')
+pgpid=$(task_pid "$PG_POD") || die "no containerd task for $PG_POD"
+[[ $(cmdline "$pgpid") == postgres* ]] || die "PID $pgpid of $PG_POD is not the postmaster: $(cmdline "$pgpid")"
+acked_before=$(wc -l <"$ART/ids-crashes.txt")
+kill -0 "$ENQ3" 2>/dev/null || die "the crash wave's enqueue ended before the database kill: no acknowledged writes would be in flight"
+DBKILL_T=$(now)
+kill -KILL "$pgpid"
+printf 'kill-database %s %s\n' "$DBKILL_T" "$(now)" >>"$PHASES"
+say "SIGKILL to $PG_POD's postmaster (host PID $pgpid) with $acked_before crash-wave jobs acknowledged so far"
+pg_restarted() { [[ $(kn get pod "$PG_POD" -o jsonpath='{.status.containerStatuses[0].restartCount} {.status.conditions[?(@.type=="Ready")].status}') == "$((pg_restarts0 + 1)) True" ]]; }
+wait_until 180 "$PG_POD restarted and Ready" pg_restarted
+DB_READY_S=$(elapsed "$DBKILL_T")
+api_ok() { "$E2EC" stats -api "$API" >/dev/null; }
+wait_until 120 "the API answering after the database's restart" api_ok
+API_OK_S=$(elapsed "$DBKILL_T")
+wait_until 60 "psql through the ClusterIP after the database's restart" psql_db -c 'select 1'
+recovery=$(kn logs "$PG_POD" 2>/dev/null | grep -E 'database system was interrupted|redo (starts|done)|ready to accept' | tail -n 3 | sed -E 's/^[0-9-]+ [0-9:.]+ [A-Z]+ \[[0-9]+\] //' | tr '\n' ';')
+wait "$ENQ3" || {
+	cat "$ART/enqueue-crashes.log"
+	die "the crash wave's enqueue failed"
+}
+keep=()
+for p in "${BG_PIDS[@]}"; do [[ $p == "$ENQ3" ]] || keep+=("$p"); done
+BG_PIDS=("${keep[@]}")
+cat "$ART/enqueue-crashes.log"
+DB_WINDOW_END=$(awk -v t="$DBKILL_T" -v a="$API_OK_S" -v b="$RESCUE_BOUND" 'BEGIN { printf "%.3f", t + a + b }')
+DB_CRASH="$DBKILL_T,$DB_WINDOW_END"
+restarts_after=$(app_restarts)
+grew=$(restarts_grew "$restarts_before" "$restarts_after")
+[[ -z $grew ]] || fail_check "database kill: API/worker containers restarted: $grew"
+phase drain-crashes "$E2EC" wait -api "$API" -total $((JOBS + CRASH_JOBS + 1)) -timeout 10m
+note "database SIGKILL: postmaster PID $pgpid of $PG_POD killed with $acked_before jobs of the wave acknowledged; container restarted by the kubelet, Ready again after ${DB_READY_S}s, the API answering after ${API_OK_S}s; PostgreSQL: $recovery API/worker pods not restarted ($restarts_after)"
+note "crash wave: $(jq -r '"\(.accepted) jobs acknowledged \(.first_at[11:19])-\(.last_at[11:19]), \(.requests) requests, \(.failed_tries) retried while the database was down, \(.duplicates) answered duplicate"' "$ART/enqueue-crashes.json")"
+run_check jobs-crashes "$E2EC" jobs -api "$API" -ids "$ART/ids-wave1.txt,$ART/ids-crashes.txt" -forced "$FORCED" -killed "$WORKER_KILLS" -db-crash "$DB_CRASH" \
+	-watch "$ART/pods-watch.json" -out "$ART/jobs-crashes.json"
+note "jobs after the crashes: $(jq -r '"\(.by_status.completed) of \(.total) completed, \(.attempts) attempts; \(.rerun_ids | length) ran more than once: \(.rerun_by_forced_delete) after the forced delete, \(.rerun_by_kill) after the worker SIGKILL, \(.rerun_by_db_crash) after the database SIGKILL; overlaps (two attempts at once): \(.overlaps | length)"' "$ART/jobs-crashes.json")"
+PG_KILLED_UID=$(kn get pod "$PG_POD" -o jsonpath='{.metadata.uid}')
+KILLED_PODS="$VICTIM,$PG_KILLED_UID"
+sleep 3
+run_check metrics-crashes "$E2EC" metrics -prom "$PROM" -jobs "$ART/jobs-crashes.json" -watch "$ART/pods-watch.json" -since "$PROM_T0" -killed "$WORKER_KILLS" -no-kinds "$DEFAULT_WORKERS"
 
 # =====================================================================
 step "6-upgrade-uninstall"
 cfg_before=$(kn get deploy spool-api spool-worker -o jsonpath='{range .items[*]}{.spec.template.metadata.annotations.checksum/config}{" "}{end}')
 pods_before=$(kn get pods -l 'app.kubernetes.io/component in (api,worker)' -o name | sort)
 token_secret_before=$(kn get secret spool-api-tokens -o jsonpath='{.data.SPOOL_API_TOKENS}')
-migrate_before=$(migrate_pods)
-# Wave 2 through the upgrade: 25 jobs a second (retried with idempotency keys if an API pod drains mid-request).
-"$E2EC" enqueue -api "$API" -n "$WAVE2" -batch 25 -interval 1s -sleep-share 0.5 -min-ms 50 -max-ms 500 -seed 2 \
+migrate_before=$(migrate_inits)
+# Wave 2 through the upgrade: 250 jobs a second for 20 s, i.e. a queue about
+# 100 s deep for two workers (retried with idempotency keys if an API pod
+# drains mid-request).
+"$E2EC" enqueue -api "$API" -n "$WAVE2" -batch 250 -interval 1s -sleep-share 0.5 -min-ms 50 -max-ms 500 -seed 2 \
 	-key-prefix "e2e-$RUN_ID-w2" -wave wave2 -ids-out "$ART/ids-wave2.txt" -summary-out "$ART/enqueue-wave2.json" >"$ART/enqueue-wave2.log" 2>&1 &
 ENQ2=$!
 BG_PIDS+=("$ENQ2")
@@ -723,8 +1017,8 @@ busy_within() { # SECONDS NAME: the queue has unfinished jobs at some moment wit
 }
 busy_within 5 "helm-upgrade"
 up_t0=$(now)
-phase helm-upgrade helm upgrade "$RELEASE" ./helm/spool -n "$NS" -f scripts/k8s/e2e-values.yaml -f "$ART/run-values.yaml" \
-	--set logging.level=debug "${force[@]}" --wait --timeout 5m >"$ART/helm-upgrade.log" 2>&1 || {
+phase helm-upgrade helm upgrade "$RELEASE" ./helm/spool -n "$NS" "${E2E_VALUES[@]}" \
+	--set image.tag="$V2_TAG" --set logging.level=debug "${force[@]}" --wait --timeout 5m >"$ART/helm-upgrade.log" 2>&1 || {
 	cat "$ART/helm-upgrade.log"
 	die "helm upgrade failed"
 }
@@ -750,17 +1044,40 @@ for p in $(kn get pods -l 'app.kubernetes.io/component in (api,worker)' -o jsonp
 	[[ ${p#*=} == "$api_a" || ${p#*=} == "$wrk_a" ]] || fail_check "pod ${p%%=*} runs an old checksum/config"
 done
 [[ $(kn get secret spool-api-tokens -o jsonpath='{.data.SPOOL_API_TOKENS}') == "$token_secret_before" ]] || fail_check "the generated API token changed on upgrade"
-migrate_after=$(migrate_pods)
-((migrate_after > migrate_before)) || fail_check "no pre-upgrade migrate hook pod seen"
+migrate_after=$(migrate_inits)
+((migrate_after > migrate_before)) || fail_check "no new pod ran its migrate initContainer during the upgrade"
 up_s=$(awk -v a="$up_t0" -v b="$up_t1" 'BEGIN { printf "%.1f", b - a }')
-note "helm upgrade --set logging.level=debug ${force[*]} --wait: ${up_s}s; worker replicas back to $(kn get deploy spool-worker -o jsonpath='{.spec.replicas}') (worker.replicaCount); checksum/config changed on spool-api (${api_b:0:12} -> ${api_a:0:12}) and spool-worker (${wrk_b:0:12} -> ${wrk_a:0:12}); every api/worker pod replaced ($(echo "$pods_before" | wc -l) old, $(echo "$pods_after" | wc -l) new); pre-upgrade migrate hook ran again ($migrate_before -> $migrate_after migrate pods); generated token kept"
+note "helm upgrade --set image.tag=$V2_TAG --set logging.level=debug ${force[*]} --wait: ${up_s}s; worker replicas back to $(kn get deploy spool-worker -o jsonpath='{.spec.replicas}') (worker.replicaCount); checksum/config changed on spool-api (${api_b:0:12} -> ${api_a:0:12}) and spool-worker (${wrk_b:0:12} -> ${wrk_a:0:12}); every api/worker pod replaced ($(echo "$pods_before" | wc -l) old, $(echo "$pods_after" | wc -l) new); migrations ran again in the new pods' migrate initContainers ($migrate_before -> $migrate_after pods); generated token kept"
+# The test migration ran (new pods' initContainers) and the column is there.
+v2_version=$(psql_db -c 'select max(version) from spool_schema_migrations')
+v2_col=$(psql_db -c "select count(*) from information_schema.columns where table_schema = '$DB_SCHEMA' and table_name = 'spool_jobs' and column_name = 'e2e_upgrade_note'")
+[[ $v2_version == "${V2_MIGRATION%%_*}" && $v2_col == 1 ]] || fail_check "upgrade: schema version $v2_version (want ${V2_MIGRATION%%_*}), column spool_jobs.e2e_upgrade_note present: $v2_col"
+for p in $(kn get pods -l 'app.kubernetes.io/component in (api,worker)' -o jsonpath='{range .items[*]}{.metadata.name}{"="}{.spec.containers[0].image}{" "}{end}'); do
+	[[ ${p#*=} == *":$V2_TAG" ]] || fail_check "upgrade: pod ${p%%=*} runs ${p#*=}, not tag $V2_TAG"
+done
+# Old and new workers side by side: the watch gives each worker pod's image;
+# the database, which pod completed what and when during the rollout.
+jq -r 'select(.object.metadata.labels["app.kubernetes.io/component"] == "worker") | "\(.object.metadata.name) \(.object.spec.containers[0].image)"' "$ART/pods-watch.json" | sort -u >"$ART/worker-images.txt"
+psql_db -F ' ' -c "select worker_id, count(*), extract(epoch from min(finished_at)), extract(epoch from max(finished_at)) from spool_jobs
+	where status = 'completed' and finished_at between to_timestamp($up_t0) and to_timestamp($up_t1) group by worker_id order by 3" >"$ART/upgrade-workers.txt"
+read -r old_jobs new_jobs old_last new_first <<<"$(awk -v tag=":$V2_TAG" 'NR == FNR { img[$1] = $2; next }
+	{ if (index(img[$1], tag)) { nj += $2; if (nf == "" || $3 < nf) nf = $3 } else { oj += $2; if ($4 > ol) ol = $4 } }
+	END { printf "%d %d %s %s\n", oj, nj, ol == "" ? 0 : ol, nf == "" ? 0 : nf }' "$ART/worker-images.txt" "$ART/upgrade-workers.txt")"
+overlap_s=$(awk -v a="$old_last" -v b="$new_first" 'BEGIN { printf "%.1f", a - b }')
+if ((old_jobs > 0 && new_jobs > 0)) && awk -v o="$overlap_s" 'BEGIN { exit !(o > 0) }'; then
+	note "old and new workers side by side during the rollout: $old_jobs jobs completed by $IMAGE_TAG workers and $new_jobs by $V2_TAG workers while helm upgrade ran; the last old-worker completion came ${overlap_s}s after the first new-worker one"
+else
+	fail_check "upgrade: no moment with old and new workers both completing jobs ($old_jobs old, $new_jobs new, overlap ${overlap_s}s; $ART/upgrade-workers.txt)"
+fi
+note "test migration $V2_MIGRATION: applied by the new pods' migrate initContainers while the old pods ran (schema version $v2_version, column spool_jobs.e2e_upgrade_note present)"
 note "wave 2 during the upgrade: $(jq -r '"\(.accepted) jobs enqueued \(.first_at[11:19])-\(.last_at[11:19])"' "$ART/enqueue-wave2.json") (upgrade ran $(date -d "@${up_t0%.*}" +%H:%M:%S)-$(date -d "@${up_t1%.*}" +%H:%M:%S)), $(jq -r '"\(.requests) requests, \(.failed_tries) retried, \(.duplicates) answered duplicate"' "$ART/enqueue-wave2.json")"
-phase drain-wave2 "$E2EC" wait -api "$API" -total $((JOBS + WAVE2 + 1)) -timeout 10m
-run_check jobs-final "$E2EC" jobs -api "$API" -ids "$ART/ids-wave1.txt,$ART/ids-wave2.txt" -forced "$FORCED" -watch "$ART/pods-watch.json" -out "$ART/jobs-final.json"
-note "all jobs: $(jq -r '"\(.by_status.completed) of \(.total) completed, \(.attempts) attempts, \(.rerun_ids | length) ran more than once (\(.rerun_by_forced_delete) after the forced delete)"' "$ART/jobs-final.json")"
+phase drain-wave2 "$E2EC" wait -api "$API" -total $((JOBS + CRASH_JOBS + WAVE2 + 1)) -timeout 10m
+run_check jobs-final "$E2EC" jobs -api "$API" -ids "$ART/ids-wave1.txt,$ART/ids-crashes.txt,$ART/ids-wave2.txt" -forced "$FORCED" -killed "$WORKER_KILLS" -db-crash "$DB_CRASH" \
+	-watch "$ART/pods-watch.json" -out "$ART/jobs-final.json"
+note "all jobs: $(jq -r '"\(.by_status.completed) of \(.total) completed, \(.attempts) attempts, \(.rerun_ids | length) ran more than once (\(.rerun_by_forced_delete) after the forced delete, \(.rerun_by_kill) after the worker SIGKILL, \(.rerun_by_db_crash) after the database SIGKILL), \(.overlaps | length) overlaps"' "$ART/jobs-final.json")"
 note "database cross-check (psql): $(psql_db -F ' ' -c "select status, count(*), sum(attempts), count(*) filter (where jsonb_array_length(errors) > 0) from spool_jobs group by status" | awk '{ printf "%s: %s jobs, %s attempts, %s with an error history; ", $1, $2, $3, $4 }')"
 sleep 3
-run_check metrics-final "$E2EC" metrics -prom "$PROM" -jobs "$ART/jobs-final.json" -watch "$ART/pods-watch.json" -since "$PROM_T0"
+run_check metrics-final "$E2EC" metrics -prom "$PROM" -jobs "$ART/jobs-final.json" -watch "$ART/pods-watch.json" -since "$PROM_T0" -killed "$WORKER_KILLS" -no-kinds "$DEFAULT_WORKERS"
 
 phase helm-uninstall helm uninstall "$RELEASE" -n "$NS" --wait --timeout 3m >"$ART/helm-uninstall.log" 2>&1 || {
 	cat "$ART/helm-uninstall.log"
@@ -786,12 +1103,13 @@ leftovers() { # every namespaced kind but events, less what every namespace has
 	local ks objs
 	ks=$(kinds --namespaced) || return 1
 	objs=$(kn get "$ks" -o name) || return 1
-	drop_lines '^(serviceaccount/default|configmap/kube-root-ca.crt)$' <<<"$objs"
+	drop_lines "^(serviceaccount/default|configmap/kube-root-ca.crt|persistentvolumeclaim/$PVC)\$" <<<"$objs"
 }
 labelled_objects() { # anything labelled with the release, in any namespace or cluster-wide
-	local ks
+	local ks objs
 	ks=$(kinds) || return 1
-	k get "$ks" -A -l "app.kubernetes.io/instance=$RELEASE" -o name
+	objs=$(k get "$ks" -A -l "app.kubernetes.io/instance=$RELEASE" -o name) || return 1
+	drop_lines "^persistentvolumeclaim/$PVC\$" <<<"$objs"
 }
 uninstall_listed=1
 left=$(leftovers) || { uninstall_listed=0; fail_check "after helm uninstall: kubectl failed to list the objects in namespace $NS"; }
@@ -801,6 +1119,13 @@ labelled=$(labelled_objects) || { uninstall_listed=0; fail_check "after helm uni
 releases=$(helm list -n "$NS" -q) || { uninstall_listed=0; fail_check "after helm uninstall: helm list failed"; }
 [[ -z $releases ]] || fail_check "helm still lists a release: $releases"
 [[ $uninstall_listed == 0 || -n $left || -n $labelled || -n $releases ]] || note "helm uninstall: nothing left: in namespace $NS only the default ServiceAccount and kube-root-ca.crt ConfigMap that every namespace has (all namespaced kinds listed), no object labelled app.kubernetes.io/instance=$RELEASE in any namespace or cluster-wide, no release"
+# A StatefulSet's claims outlive it (helm uninstall leaves them, by design,
+# so the data is not lost by accident): the database's claim is still there,
+# Bound; the script deletes it and its PersistentVolume.
+pvc_left=$(kn get pvc "$PVC" -o jsonpath='{.status.phase}' 2>/dev/null) || pvc_left="gone"
+kn delete pvc "$PVC" --wait=true --timeout=60s >/dev/null 2>&1
+k delete pv "$PV_NAME" --wait=true --timeout=60s >/dev/null 2>&1
+note "after helm uninstall: the database's claim $PVC was kept ($pvc_left), as Kubernetes keeps a StatefulSet's claims; deleted by the script with its PersistentVolume"
 kn get events -o json >"$ART/events.json"
 warn=$(jq -r '[.items[] | select(.type == "Warning") | .reason] | group_by(.) | map("\(.[0])=\(length)") | join(" ")' "$ART/events.json")
 note "warning events in $NS during the run: ${warn:-none}"
@@ -817,7 +1142,7 @@ bad=$(jq -r '[.items[] | select(.reason | test("^(FailedKillPod|OOMKilling|BackO
 touch "$ART/stop-collector"
 sleep 2
 run_check pods-final "$E2EC" pods -watch "$ART/pods-watch.json" -exits "$ART/containerd-events.txt" -logs "$ART/logs" \
-	-phases "$PHASES" -forced "$FORCED" -all-deleted=true
+	-phases "$PHASES" -forced "$FORCED" -killed "$KILLED_PODS" -all-deleted=true
 grep -E 'force-deleted|pods seen' "$ART/check-pods-final.txt" | sed 's/^ */pods-final: /' >>"$SUMMARY" || true
 k delete namespace "$NS" --wait=true --timeout=120s >/dev/null
 

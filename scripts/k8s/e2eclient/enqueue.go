@@ -53,7 +53,7 @@ func cmdEnqueue(args []string) error {
 	wave := fs.String("wave", "load", "name of this wave in the summary")
 	interval := fs.Duration("interval", 0, "pause between batches (spreads the wave over time)")
 	retries := fs.Int("retries", 8, "attempts per batch request")
-	idsOut := fs.String("ids-out", "", "append the job ids here, one per line")
+	idsOut := fs.String("ids-out", "", "append the job ids here, one per line, after each acknowledged batch (so the file holds what the API acknowledged so far)")
 	summaryOut := fs.String("summary-out", "", "write the summary as JSON here")
 	fs.Parse(args)
 	c, err := a.client()
@@ -82,6 +82,15 @@ func cmdEnqueue(args []string) error {
 		}
 	}
 	var ids []int64
+	var idsFile *os.File
+	if *idsOut != "" {
+		f, err := os.OpenFile(*idsOut, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		idsFile = f
+	}
 	start := time.Now()
 	for off := 0; off < len(specs); off += *batch {
 		if off > 0 && *interval > 0 {
@@ -120,10 +129,17 @@ func cmdEnqueue(args []string) error {
 			sum.FirstAt = now
 		}
 		sum.LastAt = now
+		var sb strings.Builder
 		for _, j := range resp.Jobs {
 			ids = append(ids, j.ID)
+			fmt.Fprintf(&sb, "%d\n", j.ID)
 			if j.Duplicate {
 				sum.Duplicates++
+			}
+		}
+		if idsFile != nil {
+			if _, err := idsFile.WriteString(sb.String()); err != nil {
+				return err
 			}
 		}
 	}
@@ -142,20 +158,8 @@ func cmdEnqueue(args []string) error {
 	}
 	fmt.Printf("  enqueued %d jobs (%d noop, %d sleep totalling %.0fs of sleep) in %d requests (%d retried) in %.1fs; ids %d..%d\n",
 		sum.Accepted, sum.Noop, sum.Sleep, float64(sum.SleepMillis)/1000, sum.Requests, sum.FailedTries, sum.ElapsedSecond, sum.MinID, sum.MaxID)
-	if *idsOut != "" {
-		var sb strings.Builder
-		for _, id := range ids {
-			fmt.Fprintf(&sb, "%d\n", id)
-		}
-		f, err := os.OpenFile(*idsOut, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-		if err != nil {
-			return err
-		}
-		if _, err := f.WriteString(sb.String()); err != nil {
-			f.Close()
-			return err
-		}
-		if err := f.Close(); err != nil {
+	if idsFile != nil {
+		if err := idsFile.Close(); err != nil {
 			return err
 		}
 	}

@@ -10,6 +10,7 @@
 //	e2eclient pods    -watch FILE -logs DIR ...       exit codes, grace periods, clean-shutdown logs
 //	e2eclient metrics -prom URL -jobs FILE ...        Prometheus series per pod against the database
 //	e2eclient http    -api URL -receiver URL ...      http jobs to the webhook receiver, signatures, 422s, a custom kind
+//	e2eclient dns     -listen ADDR -kubectl PATH      Service names for pods (the local cluster has no cluster DNS)
 //
 // Every check prints "ok: ..." or "FAIL: ..."; the exit status is 1 when any
 // check failed, 2 on a usage or I/O error.
@@ -40,6 +41,7 @@ func main() {
 		"pods":    cmdPods,
 		"metrics": cmdMetrics,
 		"http":    cmdHTTP,
+		"dns":     cmdDNS,
 	}
 	run, ok := cmds[os.Args[1]]
 	if !ok {
@@ -56,7 +58,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: e2eclient enqueue|stats|wait|jobs|pods|metrics|http [flags] (-h for flags)")
+	fmt.Fprintln(os.Stderr, "usage: e2eclient enqueue|stats|wait|jobs|pods|metrics|http|dns [flags] (-h for flags)")
 	os.Exit(2)
 }
 

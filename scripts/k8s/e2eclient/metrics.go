@@ -84,6 +84,39 @@ func byPod(ss []series, keep func(map[string]string) bool) map[string]float64 {
 	return out
 }
 
+// byPodResets is byPod for counters that may restart from 0 (a container
+// restarted in the same pod): each series' increase over the window, counted
+// across resets, plus its first sample.
+func byPodResets(ss []series, keep func(map[string]string) bool) map[string]float64 {
+	out := map[string]float64{}
+	for _, s := range ss {
+		if keep != nil && !keep(s.labels) {
+			continue
+		}
+		total := s.samples[0].v
+		for i := 1; i < len(s.samples); i++ {
+			if d := s.samples[i].v - s.samples[i-1].v; d >= 0 {
+				total += d
+			} else {
+				total += s.samples[i].v
+			}
+		}
+		out[s.labels["pod"]] += total
+	}
+	return out
+}
+
+// upOf returns the `up` samples of one pod.
+func upOf(up []series, pod string) []sample {
+	var out []sample
+	for _, s := range up {
+		if s.labels["pod"] == pod {
+			out = append(out, s.samples...)
+		}
+	}
+	return out
+}
+
 func countAfter(sorted []float64, t float64) int {
 	i := sort.SearchFloat64s(sorted, t)
 	for i < len(sorted) && sorted[i] <= t {
@@ -108,7 +141,22 @@ func cmdMetrics(args []string) error {
 	lagBefore := fs.Duration("tail-slack", 2*time.Second, "a job finished this long before a pod's last scrape may still be missing from it (completion batches are counted once written)")
 	lagAfter := fs.Duration("tail-read", time.Second, "a job finished this long after a pod's last scrape cannot be in it")
 	shortLived := fs.Duration("short-lived", 10*time.Second, "a pod that ran less than this may never be scraped (Prometheus applies discovered targets every 5 s)")
+	killed := fs.String("killed", "", "comma-separated POD=UNIXSECONDS: worker pods whose process was SIGKILLed then (its counters restart from 0; what it finished after its last scrape before the kill is never seen)")
+	idle := fs.String("no-kinds", "", "comma-separated worker pods that ran no kind (the default install's: the diagnostic kinds are off by default), so never poll")
 	fs.Parse(args)
+	noKinds := map[string]bool{}
+	for _, p := range splitList(*idle) {
+		noKinds[p] = true
+	}
+	killedAt := map[string]float64{}
+	for _, kv := range splitList(*killed) {
+		name, at, ok := strings.Cut(kv, "=")
+		secs, err := strconv.ParseFloat(at, 64)
+		if !ok || err != nil {
+			return fmt.Errorf("-killed: want POD=UNIXSECONDS, got %q", kv)
+		}
+		killedAt[name] = secs
+	}
 	var rep jobsReport
 	if err := readJSON(*jobsFile, &rep); err != nil {
 		return err
@@ -156,7 +204,8 @@ func cmdMetrics(args []string) error {
 	}
 	pollsBy := byPod(polls, nil)
 	pollsJobs := byPod(polls, func(l map[string]string) bool { return l["result"] == "jobs" })
-	completedBy := byPod(processed, func(l map[string]string) bool { return l["outcome"] == "completed" })
+	// Counters restart from 0 with a killed worker's container: add them up across resets.
+	completedBy := byPodResets(processed, func(l map[string]string) bool { return l["outcome"] == "completed" })
 	otherOutcomes := map[string]float64{}
 	for _, s := range processed {
 		if o := s.labels["outcome"]; o != "completed" {
@@ -221,6 +270,20 @@ func cmdMetrics(args []string) error {
 		d := float64(w.Completed)
 		alive := lastUp[name] > now-5
 		tail := d - p
+		// A SIGKILLed worker's jobs finished between its last scrape before
+		// the kill and the kill are in the database but were never scraped.
+		killGap := 0
+		if kt, ok := killedAt[name]; ok {
+			before := 0.0
+			for _, smp := range upOf(up, name) {
+				if smp.v == 1 && smp.t < kt {
+					before = max(before, smp.t)
+				}
+			}
+			killGap = countAfter(w.Finished, before-lagBefore.Seconds()) - countAfter(w.Finished, kt+lagAfter.Seconds())
+			tailHi += float64(killGap)
+			info("%s was SIGKILLed at %s: %d job(s) finished between its last scrape before the kill and the kill may be unseen", name, time.Unix(int64(kt), 0).Format("15:04:05"), killGap)
+		}
 		sumDB += d
 		lostAttempts += float64(w.Lost)
 		expl := "-"
@@ -239,20 +302,23 @@ func cmdMetrics(args []string) error {
 			}
 			expl = fmt.Sprintf("never scraped: ran %.0fs, all %d of its jobs unseen", lived, w.Completed)
 		case alive:
-			if tail != 0 {
-				fail("%s (running): Prometheus says %.0f jobs completed, the database %.0f", name, p, d)
+			if tail < 0 || tail > float64(killGap) {
+				fail("%s (running): Prometheus says %.0f jobs completed, the database %.0f (unseen at a kill: at most %d)", name, p, d, killGap)
 			}
 		default:
 			lo := countAfter(w.Finished, lastUp[name]+lagAfter.Seconds())
 			hi := countAfter(w.Finished, lastUp[name]-lagBefore.Seconds())
 			tailHi += float64(hi)
 			expl = fmt.Sprintf("%d..%d finished after the last scrape", lo, hi)
-			if tail < float64(lo) || tail > float64(hi) {
+			if tail < float64(lo) || tail > float64(hi+killGap) {
 				fail("%s (deleted): %.0f jobs missing from its last scrape, but %d..%d finished after it", name, tail, lo, hi)
 			}
 		}
-		if scraped && pollsBy[name] <= 0 {
+		if scraped && pollsBy[name] <= 0 && !noKinds[name] {
 			noPolls = append(noPolls, name)
+		}
+		if noKinds[name] && w.Completed > 0 {
+			fail("%s ran no kind but completed %d jobs", name, w.Completed)
 		}
 		if scraped && w.Completed > 0 && !processedPresent[name] {
 			missingProcessed = append(missingProcessed, name)
