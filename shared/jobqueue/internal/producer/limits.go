@@ -39,9 +39,6 @@ func NewLimitSet(ls []spooltype.Limit) *LimitSet {
 func (p *Producer) claimLimited(ctx context.Context, cp store.ClaimParams, limits []*spooltype.Limit) (
 	jobs []*store.Job, nextToken time.Time, throttled bool, err error) {
 	err = pgx.BeginFunc(ctx, p.DB, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, store.AsyncCommit); err != nil {
-			return err
-		}
 		allowed, refills, err := p.allowance(ctx, tx, cp.Limit, limits)
 		if err != nil {
 			return err

@@ -66,10 +66,11 @@ var (
 )
 
 // AsyncCommit makes the current transaction's commit not wait for its WAL
-// flush. Claims use it: a claim lost in a database crash only means its job
-// runs again, which at-least-once allows; waiting for a flush per claim
-// would bound a worker by disk latency. Enqueues and completions stay
-// durable.
+// flush. Claims no longer use it: a claim lost in a database crash (or a
+// failover) put its job back to pending while the claiming worker still
+// ran it, and another worker took it at once, so two attempts overlapped
+// (the e2e's postmaster SIGKILL showed it). A durable claim keeps the lease
+// in the database, and the rescuer waits for it to run out.
 const AsyncCommit = `SELECT set_config('synchronous_commit', 'off', true)`
 
 // ClaimParams says what one claim takes.
@@ -82,18 +83,13 @@ type ClaimParams struct {
 	Token    int64 // the lease token of every job of this claim
 }
 
-// Claim takes up to p.Limit due jobs in one round trip: the statements of a
-// batch share one implicit transaction, so the async commit applies to the
-// claim alone.
+// Claim takes up to p.Limit due jobs in one round trip, committed
+// durably (see AsyncCommit).
 func (s *Store) Claim(ctx context.Context, db Sender, p ClaimParams) ([]*Job, error) {
 	b := &pgx.Batch{}
-	b.Queue(AsyncCommit)
 	b.Queue(s.sql(fmt.Sprintf(claimSQL, p.Limit)), p.Queue, p.Kinds, p.WorkerID, p.Lease.Milliseconds(), p.Token)
 	br := db.SendBatch(ctx, b)
 	defer br.Close()
-	if _, err := br.Exec(); err != nil {
-		return nil, Interpret(err)
-	}
 	rows, err := br.Query()
 	if err != nil {
 		return nil, Interpret(err)
