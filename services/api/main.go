@@ -131,12 +131,12 @@ func serve(ctx context.Context, stopSignals func(), cfg settings.Config, log *sl
 	}
 	log.Info("spool-api starting", "version", telemetry.Version, "http_addr", cfg.HTTPAddr, "admin_addr", cfg.AdminAddr,
 		"auth", authMode(cfg), "schema", cfg.DBSchema, "demo", cfg.Demo, "open_kinds", cfg.Open, "tracing", telemetry.TracingEnabled())
-	stopTracing, err := telemetry.SetupTracing(ctx, "spool-api")
+	stopTracing, err := telemetry.SetupTracing(ctx, "spool-api", log)
 	if err != nil {
 		log.Error("refusing to start", "error", err)
 		return exitUsage
 	}
-	defer flushTraces(stopTracing, log)
+	defer stopTracing()
 	pool, err := postgres.Connect(ctx, cfg.DatabaseURL, &postgres.PoolOpts{MaxConns: cfg.DBMaxConns, AppName: "spool-api"})
 	if err != nil {
 		log.Error("cannot open database pool", "error", err)
@@ -241,15 +241,6 @@ func startAdmin(addr string, h http.Handler, log *slog.Logger) (stop func(), err
 		_ = srv.Shutdown(ctx)
 		<-done
 	}, nil
-}
-
-// flushTraces sends the spans still buffered, within a few seconds.
-func flushTraces(stop func(context.Context) error, log *slog.Logger) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := stop(ctx); err != nil {
-		log.Warn("flushing traces", "error", err)
-	}
 }
 
 // orNone maps a configured zero duration (none) to the API's negative.

@@ -159,25 +159,13 @@ func readStatus(ctx context.Context, pool *pgxpool.Pool, m *postgres.Migrations)
 	if st.Current, err = m.Version(ctx, pool); err != nil {
 		return st, err
 	}
+	rows, err := m.Applied(ctx, pool)
+	if err != nil {
+		return st, err
+	}
 	applied := map[int]migrationRecord{}
-	if st.Current > 0 {
-		rows, err := pool.Query(ctx, `SELECT version, name, applied_at FROM `+m.Schema+`.`+m.Table+` ORDER BY version`)
-		if err != nil {
-			return st, fmt.Errorf("read applied migrations: %w", err)
-		}
-		for rows.Next() {
-			var r migrationRecord
-			var at time.Time
-			if err := rows.Scan(&r.Version, &r.Name, &at); err != nil {
-				rows.Close()
-				return st, fmt.Errorf("read applied migrations: %w", err)
-			}
-			r.AppliedAt = &at
-			applied[r.Version] = r
-		}
-		if err := rows.Err(); err != nil {
-			return st, fmt.Errorf("read applied migrations: %w", err)
-		}
+	for _, r := range rows {
+		applied[r.Version] = migrationRecord{Version: r.Version, Name: r.Name, AppliedAt: &r.AppliedAt}
 	}
 	for _, mg := range m.List() {
 		r, ok := applied[mg.Version]

@@ -89,8 +89,8 @@ func (c *Catalog) Validate(ctx context.Context, kind string, payload []byte) err
 }
 
 // Prepare validates payload as Validate does and returns the payload to
-// write: the kind's check may rewrite it (the http kind seals secret
-// header values).
+// write instead when the kind's check rewrote it (the http kind seals
+// secret header values), nil to write payload as it is.
 func (c *Catalog) Prepare(ctx context.Context, kind string, payload []byte) ([]byte, error) {
 	if err := jobqueue.CheckKindName(kind); err != nil {
 		return nil, err
@@ -100,7 +100,7 @@ func (c *Catalog) Prepare(ctx context.Context, kind string, payload []byte) ([]b
 		return nil, err
 	}
 	if e == nil {
-		return payload, c.openOrUnknown(ctx, kind, payload)
+		return nil, c.openOrUnknown(ctx, kind, payload)
 	}
 	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(payload))
 	if err != nil {
@@ -112,15 +112,10 @@ func (c *Catalog) Prepare(ctx context.Context, kind string, payload []byte) ([]b
 	} else if err != nil {
 		return nil, &jobqueue.InvalidError{Field: "payload", Reason: err.Error()}
 	}
-	check := c.checks[kind]
-	if check == nil {
-		return payload, nil
+	if check := c.checks[kind]; check != nil {
+		return check(ctx, payload)
 	}
-	out, err := check(ctx, payload)
-	if err != nil || out == nil {
-		return payload, err
-	}
-	return out, nil
+	return nil, nil
 }
 
 // CheckFunc checks a kind's payload beyond its schema; it returns the

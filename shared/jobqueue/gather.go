@@ -3,7 +3,6 @@ package jobqueue
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"time"
 
@@ -81,9 +80,8 @@ func (g *Gatherer) Enqueue(ctx context.Context, p EnqueueParams) (EnqueueResult,
 	if err != nil {
 		return EnqueueResult{}, err
 	}
-	rows := []store.InsertRow{r}
-	enqueue.Trace(ctx, rows)
-	item := &gathered{row: rows[0], done: make(chan gatherResult, 1)}
+	enqueue.TraceRow(ctx, &r)
+	item := &gathered{row: r, done: make(chan gatherResult, 1)}
 	g.mu.Lock()
 	g.waiting = append(g.waiting, item)
 	var batch []*gathered
@@ -172,9 +170,4 @@ func (g *Gatherer) one(ctx context.Context, it *gathered) {
 func dataError(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && (pgErr.Code[:2] == "22" || pgErr.Code[:2] == "23")
-}
-
-// String describes the gatherer's settings, for logs.
-func (g *Gatherer) String() string {
-	return fmt.Sprintf("gather: %d jobs per statement, %d statements at once", g.opts.MaxBatch, g.opts.MaxFlushes)
 }

@@ -566,42 +566,6 @@ func TestEnqueueManyFastCopiesAndWakesWorkers(t *testing.T) {
 	}
 }
 
-func TestClaimCommitIsAsyncAndDoesNotLeak(t *testing.T) {
-	b := setup(t)
-	ctx := context.Background()
-	conn, err := b.db.Pool.Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Release()
-	// The session's own setting, whatever the server's default: the claim
-	// must turn it off for itself and leave it as it found it.
-	if _, err := conn.Exec(ctx, `SET synchronous_commit = on`); err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Exec(ctx, `RESET synchronous_commit`) //nolint:errcheck
-	batch := &pgx.Batch{}
-	batch.Queue(store.AsyncCommit)
-	batch.Queue(`SELECT current_setting('synchronous_commit')`)
-	br := conn.SendBatch(ctx, batch)
-	if _, err := br.Exec(); err != nil {
-		t.Fatal(err)
-	}
-	var inside, after string
-	if err := br.QueryRow().Scan(&inside); err != nil {
-		t.Fatal(err)
-	}
-	if err := br.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := conn.QueryRow(ctx, `SELECT current_setting('synchronous_commit')`).Scan(&after); err != nil {
-		t.Fatal(err)
-	}
-	if inside != "off" || after != "on" {
-		t.Fatalf("synchronous_commit inside the claim batch = %q, after it = %q; want off, then on again", inside, after)
-	}
-}
-
 // A worker whose slots are all busy, with more jobs waiting, must sleep until
 // a slot frees up: it once woke every 100 µs, burning a few percent of a core.
 func TestBusyWorkerDoesNotSpin(t *testing.T) {

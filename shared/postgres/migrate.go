@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -235,6 +236,30 @@ func (m *Migrations) Version(ctx context.Context, q interface {
 		return 0, fmt.Errorf("read schema version: %w", err)
 	}
 	return v, nil
+}
+
+// AppliedMigration is a row of the migrations table.
+type AppliedMigration struct {
+	Version   int
+	Name      string
+	AppliedAt time.Time
+}
+
+// Applied lists the applied migrations, oldest first (none when the table
+// does not exist yet).
+func (m *Migrations) Applied(ctx context.Context, pool *pgxpool.Pool) ([]AppliedMigration, error) {
+	if v, err := m.Version(ctx, pool); err != nil || v == 0 {
+		return nil, err
+	}
+	rows, err := pool.Query(ctx, `SELECT version, name, applied_at FROM `+m.table()+` ORDER BY version`)
+	if err != nil {
+		return nil, fmt.Errorf("read applied migrations: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[AppliedMigration])
+	if err != nil {
+		return nil, fmt.Errorf("read applied migrations: %w", err)
+	}
+	return out, nil
 }
 
 // Check reports whether the database holds exactly the schema this binary

@@ -77,7 +77,8 @@ type PayloadValidator interface {
 }
 
 // payloadPreparer is a validator that may also rewrite the payload to
-// store (the catalog: the http kind seals secret header values).
+// store (the catalog: the http kind seals secret header values); it
+// returns nil to keep it.
 type payloadPreparer interface {
 	Prepare(ctx context.Context, kind string, payload []byte) ([]byte, error)
 }
@@ -158,7 +159,9 @@ func (s *Schedule) Validate(ctx context.Context, v PayloadValidator) error {
 		if err != nil {
 			return fmt.Errorf("%w: %w", ErrInvalid, err)
 		}
-		s.Payload = out
+		if out != nil {
+			s.Payload = out
+		}
 		return nil
 	}
 	if err := v.Validate(ctx, s.Type, s.Payload); err != nil {

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
@@ -32,10 +34,11 @@ func TracingEnabled() bool {
 // http/protobuf, the default; headers, timeout, OTEL_SERVICE_NAME and
 // OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER), and propagates W3C
 // Trace Context. Otherwise it sets nothing: the global tracer stays a
-// no-op. The returned function flushes and stops the exporter.
-func SetupTracing(ctx context.Context, service string) (shutdown func(context.Context) error, err error) {
+// no-op. The returned function sends the spans still buffered, within a
+// few seconds, and stops the exporter; a failure is logged to log.
+func SetupTracing(ctx context.Context, service string, log *slog.Logger) (stop func(), err error) {
 	if !TracingEnabled() {
-		return func(context.Context) error { return nil }, nil
+		return func() {}, nil
 	}
 	exp, err := exporter(ctx)
 	if err != nil {
@@ -53,7 +56,13 @@ func SetupTracing(ctx context.Context, service string) (shutdown func(context.Co
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
 	otel.SetTracerProvider(tp)
 	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
-	return tp.Shutdown, nil
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tp.Shutdown(ctx); err != nil {
+			log.Warn("flushing traces", "error", err)
+		}
+	}, nil
 }
 
 func exporter(ctx context.Context) (sdktrace.SpanExporter, error) {

@@ -125,17 +125,11 @@ func (a App) run(ctx context.Context, cfg *Config, queues []jobqueue.QueueConfig
 		return err
 	}
 
-	stopTracing, err := telemetry.SetupTracing(ctx, a.Name)
+	stopTracing, err := telemetry.SetupTracing(ctx, a.Name, log)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if err := stopTracing(fctx); err != nil {
-			log.Warn("flushing traces", "error", err)
-		}
-	}()
+	defer stopTracing()
 	reg := telemetry.NewRegistry("worker")
 	reg.MustRegister(telemetry.NewPoolCollector(pool))
 	metrics := jobqueue.NewMetrics(reg)

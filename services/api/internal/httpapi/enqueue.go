@@ -145,11 +145,7 @@ func (a *api) checkPayload(ctx context.Context, kind string, payload json.RawMes
 	if len(payload) == 0 || string(payload) == "null" {
 		payload = json.RawMessage(`{}`)
 	}
-	out, err := a.catalog.Prepare(ctx, kind, payload)
-	if err != nil || string(out) == string(payload) {
-		return nil, err
-	}
-	return out, nil
+	return a.catalog.Prepare(ctx, kind, payload)
 }
 
 // params parses and checks one enqueue request.

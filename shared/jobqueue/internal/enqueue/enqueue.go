@@ -227,9 +227,8 @@ func (e *Enqueuer) One(ctx context.Context, db store.DBTX, p spooltype.EnqueuePa
 	if err != nil {
 		return nil, false, err
 	}
-	rows := []store.InsertRow{r}
-	Trace(ctx, rows)
-	return e.Insert(ctx, db, rows[0])
+	TraceRow(ctx, &r)
+	return e.Insert(ctx, db, r)
 }
 
 // Trace gives the rows that carry no traceparent of their own that of
@@ -243,6 +242,13 @@ func Trace(ctx context.Context, rows []store.InsertRow) {
 		if rows[i].TraceParent == "" {
 			rows[i].TraceParent = parent
 		}
+	}
+}
+
+// TraceRow is Trace for one row.
+func TraceRow(ctx context.Context, r *store.InsertRow) {
+	if r.TraceParent == "" {
+		r.TraceParent = tracing.Parent(ctx)
 	}
 }
 

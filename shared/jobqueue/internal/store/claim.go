@@ -65,14 +65,6 @@ var (
 	claimPreciseSQL = claimSQLFor("clock_timestamp()")
 )
 
-// AsyncCommit makes the current transaction's commit not wait for its WAL
-// flush. Claims no longer use it: a claim lost in a database crash (or a
-// failover) put its job back to pending while the claiming worker still
-// ran it, and another worker took it at once, so two attempts overlapped
-// (the e2e's postmaster SIGKILL showed it). A durable claim keeps the lease
-// in the database, and the rescuer waits for it to run out.
-const AsyncCommit = `SELECT set_config('synchronous_commit', 'off', true)`
-
 // ClaimParams says what one claim takes.
 type ClaimParams struct {
 	Queue    string
@@ -83,35 +75,33 @@ type ClaimParams struct {
 	Token    int64 // the lease token of every job of this claim
 }
 
-// Claim takes up to p.Limit due jobs in one round trip, committed
-// durably (see AsyncCommit).
-func (s *Store) Claim(ctx context.Context, db Sender, p ClaimParams) ([]*Job, error) {
-	b := &pgx.Batch{}
-	b.Queue(s.sql(fmt.Sprintf(claimSQL, p.Limit)), p.Queue, p.Kinds, p.WorkerID, p.Lease.Milliseconds(), p.Token)
-	br := db.SendBatch(ctx, b)
-	defer br.Close()
-	rows, err := br.Query()
-	if err != nil {
-		return nil, Interpret(err)
-	}
-	jobs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Job, error) { return scanClaimed(r) })
-	if err != nil {
-		return nil, Interpret(err)
-	}
-	SortClaimed(jobs)
-	return jobs, Interpret(br.Close())
+// Claim takes up to p.Limit due jobs in one statement. It commits
+// durably: a claim lost in a database crash (or a failover) would put its
+// job back to pending while its worker still ran it, and another worker
+// would take it at once (the e2e's postmaster SIGKILL showed two attempts
+// overlapping); a durable claim keeps the lease, which the rescuer waits
+// out. A drain of 30k jobs showed no cost against an asynchronous commit.
+func (s *Store) Claim(ctx context.Context, db DBTX, p ClaimParams) ([]*Job, error) {
+	return s.claim(ctx, db, claimSQL, p)
 }
 
 // ClaimTx is Claim inside a transaction that holds a limit's lock, with
 // start and lease stamped by the clock at the claim itself.
 func (s *Store) ClaimTx(ctx context.Context, tx DBTX, p ClaimParams) ([]*Job, error) {
-	rows, err := tx.Query(ctx, s.sql(fmt.Sprintf(claimPreciseSQL, p.Limit)), p.Queue, p.Kinds, p.WorkerID, p.Lease.Milliseconds(), p.Token)
+	return s.claim(ctx, tx, claimPreciseSQL, p)
+}
+
+func (s *Store) claim(ctx context.Context, db DBTX, sql string, p ClaimParams) ([]*Job, error) {
+	rows, err := db.Query(ctx, s.sql(fmt.Sprintf(sql, p.Limit)), p.Queue, p.Kinds, p.WorkerID, p.Lease.Milliseconds(), p.Token)
 	if err != nil {
 		return nil, Interpret(err)
 	}
 	jobs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Job, error) { return scanClaimed(r) })
+	if err != nil {
+		return nil, Interpret(err)
+	}
 	SortClaimed(jobs)
-	return jobs, Interpret(err)
+	return jobs, nil
 }
 
 // SortClaimed puts a claimed batch back in claim order (an UPDATE returns

@@ -159,7 +159,7 @@ func (s *Store) Insert(ctx context.Context, db DBTX, r InsertRow) (job *Job, dup
 	return nil, false, fmt.Errorf("enqueue: idempotency key %q kept changing hands", r.Key)
 }
 
-const insertManySQL = `INSERT INTO spool.spool_jobs
+const insertManyBase = `INSERT INTO spool.spool_jobs
 	(type, queue, priority, run_at, max_attempts, timeout_ms, backoff_base_ms, backoff_max_ms, idempotency_key, payload, request_id, trace_parent)
 	SELECT t.type, t.queue, t.priority, CASE WHEN t.has_run_at THEN t.run_at ELSE now() END, t.max_attempts,
 		NULLIF(t.timeout_ms, 0), NULLIF(t.backoff_base_ms, 0), NULLIF(t.backoff_max_ms, 0), NULLIF(t.key, ''), t.payload::jsonb,
@@ -168,7 +168,12 @@ const insertManySQL = `INSERT INTO spool.spool_jobs
 		WITH ORDINALITY AS t(type, queue, priority, run_at, has_run_at, max_attempts, timeout_ms, backoff_base_ms, backoff_max_ms, key, payload, request_id, trace_parent, ord)
 	ORDER BY t.ord
 	ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-	RETURNING id, idempotency_key`
+`
+
+const insertManySQL = insertManyBase + `	RETURNING id, idempotency_key`
+
+// insertManyJobsSQL returns whole jobs, for InsertManyJobs.
+const insertManyJobsSQL = insertManyBase + `	RETURNING ` + jobColumns
 
 // Inserted is one job of a batch: its id, and whether it already existed
 // (its idempotency key was taken, or given twice in the batch).
@@ -523,8 +528,7 @@ func (s *Store) GetMany(ctx context.Context, db DBTX, ids []int64) (map[int64]*J
 // ones: what a gathered group of single enqueues answers with.
 func (s *Store) InsertManyJobs(ctx context.Context, tx DBTX, rows []InsertRow) ([]*Job, []Inserted, error) {
 	c := columnsOf(rows)
-	sql := strings.Replace(insertManySQL, "RETURNING id, idempotency_key", "RETURNING "+jobColumns, 1)
-	res, err := tx.Query(ctx, s.sql(sql), c.kinds, c.queues, c.priorities, c.runAts, c.hasRunAt,
+	res, err := tx.Query(ctx, s.sql(insertManyJobsSQL), c.kinds, c.queues, c.priorities, c.runAts, c.hasRunAt,
 		c.maxAttempts, c.timeouts, c.backoffBases, c.backoffMaxes, c.keys, c.payloads, c.requestIDs, c.traceParents)
 	if err != nil {
 		return nil, nil, Interpret(fmt.Errorf("enqueue batch: %w", err))

@@ -36,11 +36,6 @@ type Beginner interface {
 	Begin(ctx context.Context) (pgx.Tx, error)
 }
 
-// Sender runs a batch of statements in one round trip; a pool is one.
-type Sender interface {
-	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
-}
-
 // Store runs Spool's statements in one schema.
 type Store struct {
 	schema   string
@@ -89,6 +84,5 @@ func (s *Store) Table(name string) pgx.Identifier { return pgx.Identifier{s.sche
 // Pool is what the worker runtime needs of its connection pool.
 type Pool interface {
 	DBTX
-	Sender
 	Beginner
 }
